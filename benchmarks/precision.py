@@ -1,0 +1,161 @@
+"""Training images/s: the tutorial's float32 code vs the recipe's precision "auto".
+
+For ResNet50 and MobileNetV2 (batch 32, 224x224, `weights=None`, random data)
+this script alternates two runs of the same training step:
+
+- baseline: the tutorial's code, float32 (no policy set);
+- kerasft: `kerasft.distribute.precision("auto")` (mixed_bfloat16 on a CPU
+  with AVX512-BF16/AMX, mixed_float16 on a recent GPU) with the output layer
+  in float32, as the recipes build it.
+
+It also measures this machine's matmul peak (large float32 and bfloat16
+matmuls) and reports the achieved training FLOP/s as a fraction of it;
+training FLOPs are taken as 3x the forward FLOPs, which are computed from the
+layers (2 FLOPs per multiply-add of every Conv2D, DepthwiseConv2D and Dense).
+
+Usage:
+    .venv/bin/python benchmarks/precision.py [--steps 3] [--rounds 2]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+BATCH = 32
+SIZE = 224
+CLASSES = 1000
+
+
+def _auto_policy():
+    """The recipe's precision choice; imported lazily so the script runs on
+    the baseline alone if the package cannot be imported."""
+    try:
+        from kerasft.distribute import auto_policy_name
+    except Exception:  # pragma: no cover - only when kerasft is broken
+        flags = open("/proc/cpuinfo").read()
+        return "mixed_bfloat16" if "avx512_bf16" in flags else "float32"
+    return auto_policy_name()
+
+
+def forward_flops(model):
+    """Forward FLOPs per image: 2 x multiply-adds of conv and dense layers."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            out = layer.output.shape
+            kh, kw = layer.kernel_size
+            total += 2 * out[1] * out[2] * kh * kw * out[3]
+        elif isinstance(layer, keras.layers.Conv2D):
+            out = layer.output.shape
+            kh, kw = layer.kernel_size
+            cin = layer.input.shape[-1] // layer.groups
+            total += 2 * out[1] * out[2] * kh * kw * cin * out[3]
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * layer.input.shape[-1] * layer.units
+    return total
+
+
+def build(name, policy):
+    keras.mixed_precision.set_global_policy(policy)
+    keras.utils.set_random_seed(0)
+    app = {
+        "resnet50": keras.applications.ResNet50,
+        "mobilenetv2": keras.applications.MobileNetV2,
+    }[name]
+    base = app(weights=None, include_top=False, input_shape=(SIZE, SIZE, 3))
+    x = keras.layers.GlobalAveragePooling2D()(base.output)
+    # The recipes' heads keep the output layer in float32 (tensorflow#34406).
+    out = keras.layers.Dense(CLASSES, activation="softmax", dtype="float32")(x)
+    model = keras.Model(base.input, out)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss="sparse_categorical_crossentropy",
+    )
+    keras.mixed_precision.set_global_policy("float32")
+    return model
+
+
+def time_training(model, steps):
+    x = np.random.RandomState(0).uniform(0, 255, (BATCH, SIZE, SIZE, 3))
+    y = np.random.RandomState(1).randint(0, CLASSES, (BATCH,))
+    data = tf.data.Dataset.from_tensors(
+        (x.astype("float32"), y.astype("int32"))
+    ).repeat()
+    model.fit(data, steps_per_epoch=1, epochs=1, verbose=0)  # trace + warm
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        model.fit(data, steps_per_epoch=1, epochs=1, verbose=0)
+        times.append(time.perf_counter() - start)
+    return BATCH / statistics.median(times)
+
+
+def matmul_peak(dtype, n=2048, repeats=10):
+    a = tf.random.uniform((n, n), dtype="float32")
+    b = tf.random.uniform((n, n), dtype="float32")
+    a, b = tf.cast(a, dtype), tf.cast(b, dtype)
+    f = tf.function(lambda a, b: tf.reduce_sum(tf.cast(tf.matmul(a, b), "float32")))
+    f(a, b).numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        f(a, b).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--models", nargs="+", default=["resnet50", "mobilenetv2"]
+    )
+    args = parser.parse_args(argv)
+
+    auto = _auto_policy()
+    peak = {
+        "float32": matmul_peak("float32"),
+        "bfloat16": matmul_peak("bfloat16"),
+    }
+    print(
+        f"matmul peak: float32 {peak['float32'] / 1e9:.0f} GFLOP/s, "
+        f"bfloat16 {peak['bfloat16'] / 1e9:.0f} GFLOP/s; auto policy: {auto}"
+    )
+    for name in args.models:
+        results = {"float32": [], auto: []}
+        flops = None
+        for _ in range(args.rounds):
+            for policy in ("float32", auto):  # alternate baseline / recipe
+                model = build(name, policy)
+                flops = flops or forward_flops(model)
+                results[policy].append(time_training(model, args.steps))
+                del model
+                keras.backend.clear_session()
+        base = statistics.median(results["float32"])
+        fast = statistics.median(results[auto])
+        train_flops = 3 * flops
+        peak_auto = peak["bfloat16" if "bfloat16" in auto else "float32"]
+        print(
+            f"{name}: forward {flops / 1e9:.2f} GFLOP/image; "
+            f"float32 {base:.1f} img/s ({base * train_flops / 1e9:.0f} "
+            f"GFLOP/s, {base * train_flops / peak['float32']:.0%} of float32 "
+            f"peak); {auto} {fast:.1f} img/s ({fast * train_flops / 1e9:.0f} "
+            f"GFLOP/s, {fast * train_flops / peak_auto:.0%} of its peak); "
+            f"speedup {fast / base:.2f}x; runs {results}"
+        )
+
+
+if __name__ == "__main__":
+    main()

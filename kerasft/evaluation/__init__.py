@@ -1,0 +1,32 @@
+"""Evaluation: metrics per task as plain floats, box AP, and PNG plots.
+
+- `metrics`: `evaluate`, `compute_metrics`, `collect_predictions`.
+- `boxes`: `box_iou`, `average_precision_per_class`, `mean_average_precision`.
+- `plots`: `plot_history`, `plot_confusion_matrix`.
+"""
+
+# The constants stay reachable as `kerasft.evaluation.TASKS` etc., as they
+# were before the split, but are not star-exported.
+from kerasft.evaluation.boxes import BOX_FORMATS  # noqa: F401
+from kerasft.evaluation.boxes import average_precision_per_class
+from kerasft.evaluation.boxes import box_iou
+from kerasft.evaluation.boxes import mean_average_precision
+from kerasft.evaluation.metrics import BBOX  # noqa: F401
+from kerasft.evaluation.metrics import CLASSES  # noqa: F401
+from kerasft.evaluation.metrics import TASKS  # noqa: F401
+from kerasft.evaluation.metrics import collect_predictions
+from kerasft.evaluation.metrics import compute_metrics
+from kerasft.evaluation.metrics import evaluate
+from kerasft.evaluation.plots import plot_confusion_matrix
+from kerasft.evaluation.plots import plot_history
+
+__all__ = [
+    "average_precision_per_class",
+    "box_iou",
+    "collect_predictions",
+    "compute_metrics",
+    "evaluate",
+    "mean_average_precision",
+    "plot_confusion_matrix",
+    "plot_history",
+]

@@ -1,0 +1,93 @@
+"""`build_model`: raw inputs -> preprocessing -> nested backbone -> head."""
+
+import keras
+
+from kerasft import _grouping
+
+
+def build_model(backbone, head, name=None, remat=False):
+    """Builds the fine-tuning model: backbone nested as one layer, then a head.
+
+    Images: `Input(name="image")` on raw pixels (the backbone's
+    `input_range`, usually [0, 255]) -> `kerasft.layers.Preprocess(mode)`
+    (once, only when `backbone.preprocess_mode` is not `None`/`"none"`) ->
+    `backbone.model(x, training=False)` -> `head(features)`. Text: fresh
+    inputs mirroring the backbone's input dict -> backbone -> head.
+
+    The backbone stays one nested layer named `backbone.name`
+    (`model.get_layer(backbone.name)`); head layers are ordinary layers of
+    the outer model named with the head's prefix. The backbone is called
+    with `training=False`, and `kerasft.freeze` keeps its BatchNorm layers
+    non-trainable, so BatchNorm stays in inference mode during `fit`.
+    Every variable is tagged with its group (`"head"` or a backbone group)
+    for `kerasft.optimizers.LayerwiseLR`. The model is not compiled.
+
+    Args:
+        backbone: a `kerasft.backbones.Backbone`.
+        head: a `kerasft.heads.Head`, or any callable mapping backbone
+            features to outputs.
+        name: model name. Defaults to `f"{backbone.name}_{head.name}"`.
+        remat: gradient checkpointing. When `True`, each backbone group
+            recomputes its activations in the backward pass
+            (`kerasft.remat.rematerialize`): less peak memory for more step
+            time. Defaults to `False`.
+
+    Returns:
+        An uncompiled `keras.Model`.
+
+    Example:
+    ```python
+    backbone = kerasft.backbones.get("mobilenetv2", input_shape=(32, 32, 3))
+    head = kerasft.heads.classification(10)
+    model = kerasft.build_model(backbone, head)
+    model.compile(optimizer="adam", **head.compile_kwargs())
+    ```
+    """
+    if not callable(head):
+        raise TypeError(
+            "`head` must be a kerasft.heads.Head or a callable mapping "
+            f"features to outputs. Received: head={head!r}"
+        )
+    if name is None:
+        name = f"{backbone.name}_{getattr(head, 'name', 'head')}"
+    if backbone.task == "text":
+        inputs = keras.tree.map_structure(_mirror_input, backbone.model.input)
+        x = inputs
+    else:
+        inputs = keras.Input(
+            shape=tuple(backbone.model.input_shape[1:]), name="image"
+        )
+        x = inputs
+        if backbone.preprocess_mode not in (None, "none"):
+            # Imported here: kerasft.layers must not be needed to import
+            # this module.
+            from kerasft.layers import Preprocess
+
+            x = Preprocess(backbone.preprocess_mode)(x)
+    if remat:
+        from kerasft.remat import rematerialize
+
+        nested = rematerialize(backbone)
+    else:
+        nested = backbone.model
+    features = nested(x, training=False)
+    if (
+        isinstance(features, dict)
+        and isinstance(inputs, dict)
+        and "padding_mask" in inputs
+    ):
+        # Heads that score tokens (question answering) mask padding inside
+        # the model; pooled heads ignore the extra key.
+        features = {**features, "padding_mask": inputs["padding_mask"]}
+    outputs = head(features)
+    model = keras.Model(inputs, outputs, name=name)
+    _grouping.tag_model(model, backbone)
+    return model
+
+
+def _mirror_input(tensor):
+    return keras.Input(
+        shape=tuple(tensor.shape[1:]),
+        dtype=tensor.dtype,
+        name=getattr(tensor, "name", None),
+    )

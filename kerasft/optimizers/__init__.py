@@ -1,0 +1,17 @@
+"""Optimizer wrappers and learning-rate schedules for fine-tuning."""
+
+from kerasft.optimizers.gradient_accumulator import GradientAccumulator
+from kerasft.optimizers.layerwise_lr import LayerwiseLR
+from kerasft.optimizers.schedules import Cyclic
+from kerasft.optimizers.schedules import OneCycle
+from kerasft.optimizers.schedules import SlantedTriangular
+from kerasft.optimizers.schedules import WarmupSchedule
+
+__all__ = [
+    "Cyclic",
+    "GradientAccumulator",
+    "LayerwiseLR",
+    "OneCycle",
+    "SlantedTriangular",
+    "WarmupSchedule",
+]

@@ -1,0 +1,292 @@
+"""`GradientAccumulator`: one optimizer update per `steps` batches."""
+
+import keras
+from keras import ops
+from keras.src.utils import tracking
+
+
+@keras.saving.register_keras_serializable(package="kerasft")
+class GradientAccumulator(keras.optimizers.Optimizer):
+    """Applies the mean gradient of `steps` batches as one update.
+
+    Each batch's gradients are added to per-replica accumulators (no
+    cross-device traffic); every `steps`-th batch the wrapped optimizer is
+    applied once with the accumulated sum divided by `steps`, then the
+    accumulators are cleared. With a loss averaged over the batch, `steps`
+    batches of size `B` give the update of one batch of `steps * B`.
+
+    `iterations` and `learning_rate` are the wrapped optimizer's:
+    `iterations` counts real updates, so schedules and Adam's bias correction
+    see one step per update, not per batch. Clipping and weight decay apply
+    once per update, to the mean gradient.
+
+    Unlike Keras's own `gradient_accumulation_steps` (which fails under
+    `MirroredStrategy` with "`merge_call` called while defining a new
+    graph"), the conditional update runs in cross-replica context, so it
+    works under `tf.distribute` strategies. Under a `mixed_float16` policy
+    `compile` wraps it in `LossScaleOptimizer`: batches with non-finite
+    gradients are skipped (not counted) and the accumulators hold unscaled
+    gradients. Compose with `LayerwiseLR` as
+    `GradientAccumulator(LayerwiseLR(...), steps)`.
+
+    Args:
+        optimizer: the Keras optimizer to apply (Adam, SGD, ...) or a
+            `kerasft.optimizers.LayerwiseLR`.
+        steps: int >= 1, batches per update.
+        name: optimizer name. Defaults to `None`.
+
+    Example:
+
+    ```python
+    import keras
+    import kerasft
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    optimizer = kerasft.optimizers.GradientAccumulator(
+        keras.optimizers.Adam(1e-3), steps=4
+    )
+    model.compile(optimizer=optimizer, loss="mse")
+    model.fit(keras.random.normal((32, 4)), keras.random.normal((32, 1)),
+              batch_size=8, verbose=0)
+    assert int(optimizer.iterations) == 1
+    ```
+    """
+
+    def __init__(self, optimizer, steps, name=None, **kwargs):
+        if isinstance(optimizer, dict):
+            optimizer = keras.saving.deserialize_keras_object(optimizer)
+        if isinstance(
+            optimizer,
+            (keras.optimizers.LossScaleOptimizer, GradientAccumulator),
+        ) or not isinstance(optimizer, keras.optimizers.Optimizer):
+            raise TypeError(
+                "`optimizer` must be a Keras optimizer (Adam, SGD, ...) or a "
+                "`LayerwiseLR`. `LossScaleOptimizer` goes outside "
+                "(`compile` adds it under mixed_float16). "
+                f"Received: optimizer={optimizer!r}"
+            )
+        if optimizer.gradient_accumulation_steps:
+            raise ValueError(
+                "Set accumulation on `GradientAccumulator` only, not also "
+                "`gradient_accumulation_steps` on the wrapped optimizer. "
+                "Received: gradient_accumulation_steps="
+                f"{optimizer.gradient_accumulation_steps}"
+            )
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(
+                f"`steps` must be an integer >= 1. Received: steps={steps!r}"
+            )
+        if kwargs:
+            raise ValueError(
+                "`GradientAccumulator` takes no base optimizer arguments "
+                "(set them on the wrapped optimizer). "
+                f"Received: {sorted(kwargs)}"
+            )
+        super().__init__(learning_rate=0.0, name=name)
+        self._untrack_variable(self._iterations)
+        self._untrack_variable(self._learning_rate)
+        self.inner_optimizer = optimizer
+        self.steps = steps
+
+    @tracking.no_automatic_dependency_tracking
+    def build(self, var_list):
+        var_list = list(var_list)
+        inner = self.inner_optimizer
+        if not inner.built:
+            # Same variable paths however the build is reached (`fit`, a
+            # lazy `apply` inside this wrapper's name scope, a reload).
+            with keras.name_scope(inner.name, caller=inner, override_parent=""):
+                inner.build(var_list)
+        self._accumulators = []
+        with keras.name_scope(self.name, caller=self):
+            for v in var_list:
+                # On-read: each replica sums its own gradients locally;
+                # reading in cross-replica context (saving) sums replicas.
+                acc = keras.Variable(
+                    initializer="zeros",
+                    shape=v.shape,
+                    dtype=v.dtype,
+                    trainable=False,
+                    synchronization="on_read",
+                    aggregation="sum",
+                    name=v.path.replace("/", "_") + "_accumulator",
+                )
+                self._track_variable(acc)
+                self._accumulators.append(acc)
+            self._batches = keras.Variable(
+                0,
+                dtype="int",
+                trainable=False,
+                aggregation="only_first_replica",
+                name="batches",
+            )
+            self._track_variable(self._batches)
+        super().build(var_list)
+
+    # === Delegation to the wrapped optimizer ===
+
+    @property
+    def variables(self):
+        return self._variables[:] + self.inner_optimizer.variables
+
+    @property
+    def iterations(self):
+        return self.inner_optimizer.iterations
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        self.inner_optimizer.learning_rate = learning_rate
+
+    @property
+    def loss_scale_factor(self):
+        inner = self.__dict__.get("inner_optimizer")
+        return None if inner is None else inner.loss_scale_factor
+
+    @loss_scale_factor.setter
+    def loss_scale_factor(self, value):
+        inner = self.__dict__.get("inner_optimizer")
+        if inner is not None:
+            inner.loss_scale_factor = value
+
+    def scale_loss(self, loss):
+        return self.inner_optimizer.scale_loss(loss)
+
+    def finalize_variable_values(self, var_list):
+        self.inner_optimizer.finalize_variable_values(var_list)
+
+    def save_own_variables(self, store):
+        # Only the accumulators and the batch counter: the wrapped optimizer
+        # saves its own state as a child object.
+        for i, variable in enumerate(self._variables):
+            store[str(i)] = ops.convert_to_numpy(variable)
+
+    def load_own_variables(self, store):
+        if len(store.keys()) != len(self._variables):
+            raise ValueError(
+                f"Cannot load the state of optimizer {self.name!r}: it holds "
+                f"{len(self._variables)} variables, the file "
+                f"{len(store.keys())}. Build it on the same variables first."
+            )
+        for i, variable in enumerate(self._variables):
+            variable.assign(store[str(i)])
+
+    # === Update ===
+
+    def apply_gradients(self, grads_and_vars):
+        grads, trainable_variables = zip(*grads_and_vars)
+        self.apply(grads, trainable_variables)
+        return self.iterations
+
+    def apply(self, grads, trainable_variables=None):
+        if len(grads) == 0:
+            return
+        if trainable_variables is None:
+            if not self.built:
+                raise ValueError(
+                    "When passing `grads` without `variables`, the optimizer "
+                    "must already be built. Call "
+                    "`optimizer.build(trainable_variables)` first."
+                )
+            trainable_variables = self._trainable_variables
+        else:
+            trainable_variables = list(trainable_variables)
+            if not self.built:
+                with keras.name_scope(self.name, caller=self):
+                    self.build(trainable_variables)
+                self.built = True
+            self._check_variables_are_known(trainable_variables)
+
+        with keras.name_scope(self.name, caller=self):
+            grads, trainable_variables = self._filter_empty_gradients(
+                grads, trainable_variables
+            )
+            accumulators = [
+                self._accumulators[self._get_variable_index(v)]
+                for v in trainable_variables
+            ]
+            for g, acc in zip(grads, accumulators):
+                acc.assign_add(ops.cast(_dense(g), acc.dtype))
+            self._batches.assign_add(1)
+
+            if keras.backend.backend() == "tensorflow":
+                self._tf_maybe_update(trainable_variables)
+            else:
+                self._maybe_update(trainable_variables)
+
+    def _is_update_step(self):
+        return ops.equal(ops.mod(self._batches, self.steps), 0)
+
+    def _update(self, trainable_variables):
+        """Applies the mean gradient and clears the accumulators."""
+        accumulators = [
+            self._accumulators[self._get_variable_index(v)]
+            for v in trainable_variables
+        ]
+        mean = [ops.divide(acc.value, self.steps) for acc in accumulators]
+        self.inner_optimizer.apply(mean, trainable_variables)
+        for acc in accumulators:
+            acc.assign(ops.zeros(acc.shape, acc.dtype))
+
+    def _maybe_update(self, trainable_variables):
+        ops.cond(
+            self._is_update_step(),
+            lambda: self._update(trainable_variables),
+            lambda: None,
+        )
+
+    def _tf_maybe_update(self, trainable_variables):
+        import tensorflow as tf
+
+        if tf.__internal__.distribute.strategy_supports_no_merge_call():
+            self._maybe_update(trainable_variables)
+            return
+
+        def cross_replica(distribution, trainable_variables):
+            # A `merge_call` inside a conditional in replica context fails;
+            # here the conditional is in cross-replica context and each
+            # replica then applies its own accumulated gradients (the wrapped
+            # optimizer all-reduces them).
+            def update():
+                distribution.extended.call_for_each_replica(
+                    self._update, args=(trainable_variables,)
+                )
+
+            ops.cond(self._is_update_step(), update, lambda: None)
+
+        tf.distribute.get_replica_context().merge_call(
+            cross_replica, args=(trainable_variables,)
+        )
+
+    # === Config ===
+
+    def get_config(self):
+        return {
+            "optimizer": keras.saving.serialize_keras_object(
+                self.inner_optimizer
+            ),
+            "steps": self.steps,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["optimizer"] = keras.saving.deserialize_keras_object(
+            config["optimizer"], custom_objects=custom_objects
+        )
+        return cls(**config)
+
+
+def _dense(gradient):
+    """Sparse gradients (`IndexedSlices`) as dense tensors."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if isinstance(gradient, tf.IndexedSlices):
+            return tf.convert_to_tensor(gradient)
+    return gradient
+
