@@ -86,19 +86,32 @@ def build(name, policy):
     return model
 
 
-def time_training(model, steps):
+class _BatchTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.times = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append(time.perf_counter() - self._start)
+
+
+def time_training(model, steps, warmup=1):
+    """Images/s of the training step: median over `steps` batches of one
+    `fit` call, after `warmup` batches (tracing)."""
     x = np.random.RandomState(0).uniform(0, 255, (BATCH, SIZE, SIZE, 3))
     y = np.random.RandomState(1).randint(0, CLASSES, (BATCH,))
     data = tf.data.Dataset.from_tensors(
         (x.astype("float32"), y.astype("int32"))
     ).repeat()
-    model.fit(data, steps_per_epoch=1, epochs=1, verbose=0)  # trace + warm
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        model.fit(data, steps_per_epoch=1, epochs=1, verbose=0)
-        times.append(time.perf_counter() - start)
-    return BATCH / statistics.median(times)
+    timer = _BatchTimer()
+    model.fit(
+        data, steps_per_epoch=warmup + steps, epochs=1, verbose=0,
+        callbacks=[timer],
+    )
+    return BATCH / statistics.median(timer.times[warmup:])
 
 
 def matmul_peak(dtype, n=2048, repeats=10):

@@ -51,8 +51,9 @@ class LayerwiseLR(keras.optimizers.Optimizer):
     Groups. With `groups=None`, group names come from the tags
     `kerasft.build_model` leaves on variables; the groups found are stored
     (as exact-path regexes) when the optimizer is built, so `get_config` and
-    a saved model keep them. `groups` may also be a `kerasft` `Backbone`, or
-    a dict `{group: regex or [regexes]}` ordered input -> output; variables in
+    a saved model keep them, and a rebuild over more variables adds the
+    newly seen tagged ones. `groups` may also be a `kerasft` `Backbone`, or a
+    dict `{group: regex or [regexes]}` ordered input -> output; variables in
     no group are the head.
 
     One step counter: `iterations` is the wrapped optimizer's, advanced once

@@ -216,7 +216,9 @@ def run_image_classification(config, overwrite=False, callbacks=None):
             "full_freeze" if config.mode == "feature_extraction" else "progressive",
             train_batchnorm=config.train_batchnorm,
         )
-        model.compile(optimizer=make_optimizer(run, config), **head.compile_kwargs())
+        model.compile(
+            optimizer=make_optimizer(run, config, backbone), **head.compile_kwargs()
+        )
 
     all_callbacks = list(callbacks or [])
     unfreeze = unfreeze_callback(run, config, backbone)
@@ -349,14 +351,19 @@ def in_scope(backbone, strategy):
     )
 
 
-def make_optimizer(run, config):
-    """Adam at the scaled head rate, in `LayerwiseLR` when layer decay is on."""
+def make_optimizer(run, config, backbone):
+    """Adam at the scaled head rate, in `LayerwiseLR` when layer decay is on.
+
+    The groups come from the backbone itself (plain regexes), not from
+    variable tags, so they hold for whatever variables an optimizer rebuilt
+    under a strategy sees.
+    """
     base = keras.optimizers.Adam(run.scaled_rate(config.learning_rate))
     if config.layer_decay is None:
         return base
     from kerasft.optimizers import LayerwiseLR
 
-    return LayerwiseLR(base, layer_decay=config.layer_decay)
+    return LayerwiseLR(base, layer_decay=config.layer_decay, groups=backbone)
 
 
 def stages(config, num_groups):

@@ -177,7 +177,9 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
             "full_freeze" if config.mode == "feature_extraction" else "progressive",
             train_batchnorm=config.train_batchnorm,
         )
-        model.compile(optimizer=make_optimizer(run, config), **head.compile_kwargs())
+        model.compile(
+            optimizer=make_optimizer(run, config, backbone), **head.compile_kwargs()
+        )
 
     all_callbacks = list(callbacks or [])
     unfreeze = unfreeze_callback(run, config, backbone)

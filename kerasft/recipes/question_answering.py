@@ -128,7 +128,9 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
         if "pooler" in backbone.group_names:  # QA reads tokens, not the pool
             for layer in backbone.layers_of(["pooler"]):
                 layer.trainable = False
-        model.compile(optimizer=text_optimizer(run, config), **head.compile_kwargs())
+        model.compile(
+            optimizer=text_optimizer(run, config, backbone), **head.compile_kwargs()
+        )
 
     train = _data.Source(
         elements=(train_features.inputs, train_features.labels)

@@ -129,8 +129,9 @@ def resolve_text_backbone(config):
     return backbones.bert(spec, sequence_length=config.max_length)
 
 
-def text_optimizer(run, config):
-    """AdamW at the scaled rate, in `LayerwiseLR` when layer decay is on."""
+def text_optimizer(run, config, backbone):
+    """AdamW at the scaled rate, in `LayerwiseLR` (groups from the backbone)
+    when layer decay is on."""
     base = keras.optimizers.AdamW(
         run.scaled_rate(config.learning_rate), weight_decay=config.weight_decay
     )
@@ -138,7 +139,7 @@ def text_optimizer(run, config):
         return base
     from kerasft.optimizers import LayerwiseLR
 
-    return LayerwiseLR(base, layer_decay=config.layer_decay)
+    return LayerwiseLR(base, layer_decay=config.layer_decay, groups=backbone)
 
 
 def text_classification(config=None, *, overwrite=False, callbacks=None, **kwargs):
@@ -210,7 +211,9 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
             freeze(model, backbone, "full_freeze")
         elif not config.lora_rank:
             freeze(model, backbone, "full")
-        model.compile(optimizer=text_optimizer(run, config), **head.compile_kwargs())
+        model.compile(
+            optimizer=text_optimizer(run, config, backbone), **head.compile_kwargs()
+        )
 
     train_ds = run.batched(run.shuffled(sources["Training"]))
     val_ds = run.batched(sources["Validation"].dataset) if validation else None

@@ -106,7 +106,9 @@ def test_weights_move_only_every_steps_batches():
 
 
 def test_schedule_counts_real_updates():
-    schedule = keras.optimizers.schedules.PiecewiseConstantDecay([0], [0.1, 0.0])
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
+        [0], [0.1, 0.0]
+    )
     model = _model()
     optimizer = GradientAccumulator(keras.optimizers.SGD(schedule), STEPS)
     model.compile(optimizer, "mse")

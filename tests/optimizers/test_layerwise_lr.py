@@ -1,4 +1,4 @@
-"""`LayerwiseLR`: per-group step sizes, rate 0, callbacks, strategies, saving."""
+"""`LayerwiseLR`: per-group steps, rate 0, callbacks, strategies, saving."""
 
 import os
 

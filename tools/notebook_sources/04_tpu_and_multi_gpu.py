@@ -148,7 +148,9 @@ print("output dtype:", model.output.dtype, "| variable dtype:", model.weights[0]
 # epoch -> number of top backbone groups that train
 schedule = {0: 0, 1: "all"} if SMOKE else {0: 0, 2: 4, 4: "all"}
 unfreeze = kerasft.callbacks.ProgressiveUnfreeze(backbone, schedule)
-history = model.fit(train_ds, validation_data=val_ds, epochs=EPOCHS, callbacks=[unfreeze], verbose=2)
+history = model.fit(
+    train_ds, validation_data=val_ds, epochs=EPOCHS, callbacks=[unfreeze], verbose=2
+)
 
 # %% [markdown]
 # ## 5. Save from the chief only
@@ -173,7 +175,7 @@ if kerasft.distribute.is_chief():
 # batch and the learning rate, builds everything inside the scope, trains the head, then opens
 # the top groups progressively, and writes `metrics.json`, `history.csv`, `model.keras` and
 # plots into `output_dir` (from the chief only). The same options exist as a command:
-# `kerasft image-classification --help`. `strategy` takes a name (`"auto"`, as in a script
+# `kerasft progressive-fine-tuning --help`. `strategy` takes a name (`"auto"`, as in a script
 # on a TPU VM) or, as here, the strategy object already made: one process should create one
 # strategy, since TensorFlow's collective ops do not expect two multi-device strategies to
 # train side by side.
