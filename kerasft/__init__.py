@@ -14,6 +14,7 @@ from kerasft import augment  # noqa: E402
 from kerasft import data  # noqa: E402
 from kerasft import distribute  # noqa: E402
 from kerasft import evaluation  # noqa: E402
+from kerasft import recipes  # noqa: E402
 from kerasft import remat  # noqa: E402
 from kerasft.model import build_model  # noqa: E402
 from kerasft.freezing import freeze  # noqa: E402
@@ -31,5 +32,6 @@ __all__ = [
     "heads",
     "layers",
     "optimizers",
+    "recipes",
     "remat",
 ]

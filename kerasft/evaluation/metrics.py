@@ -58,10 +58,21 @@ def collect_predictions(model, dataset):
                 f"batches. Received a batch of type {type(batch).__name__}"
             )
         trues.append(_to_numpy(batch[1]))
-        preds.append(_to_numpy(model.predict_on_batch(batch[0])))
+        preds.append(_to_numpy(_predict_batch(model, batch[0])))
     if not preds:
         raise ValueError("`dataset` yielded no batches.")
     return _concat(trues), _concat(preds)
+
+
+def _predict_batch(model, x):
+    # Under a distribution strategy Keras's `predict_on_batch` splits the
+    # batch across replicas and returns every replica's rows concatenated
+    # with the others' (twice as many rows on two devices), so call the
+    # model directly there.
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        return model(x, training=False)
+    return model.predict_on_batch(x)
 
 
 def _to_numpy(value):

@@ -129,3 +129,22 @@ def test_regression_multi_output_and_constant_target():
     assert got["mse"] == pytest.approx(0.5) and got["mae"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="threshold"):
         compute_metrics([0, 1], [0.2, 0.7], task="binary", threshold=1.5)
+
+
+def test_collect_predictions_one_row_per_example_under_mirrored_strategy(
+    two_cpu_strategy,
+):
+    import keras
+    import tensorflow as tf
+
+    from kerasft.evaluation import collect_predictions
+
+    with two_cpu_strategy.scope():
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    x = np.arange(30, dtype="float32").reshape(10, 3)
+    y = np.arange(10) % 2
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    y_true, y_pred = collect_predictions(model, ds)
+    assert y_true.shape == (10,)
+    assert y_pred.shape == (10, 2)
+    np.testing.assert_allclose(y_pred, model.predict(x, verbose=0), atol=1e-5)
