@@ -150,13 +150,23 @@ def _try_tpu():
         return None
 
 
+# One MirroredStrategy per device set and process: a second one over the
+# same devices restarts TensorFlow's collective instance keys while the
+# runtime still holds the first one's groups, and its first all-reduce fails
+# with "Shape mismatch in the collective instance 100" (seen when a recipe is
+# called twice in one Colab session).
+_MIRRORED = {}
+
+
 def _mirrored():
     """MirroredStrategy over every GPU, or every logical CPU when no GPU."""
-    gpus = tf.config.list_logical_devices("GPU")
-    if gpus:
-        return tf.distribute.MirroredStrategy([d.name for d in gpus])
-    cpus = tf.config.list_logical_devices("CPU")
-    return tf.distribute.MirroredStrategy([d.name for d in cpus])
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices(
+        "CPU"
+    )
+    key = tuple(d.name for d in devices)
+    if key not in _MIRRORED:
+        _MIRRORED[key] = tf.distribute.MirroredStrategy(list(key))
+    return _MIRRORED[key]
 
 
 def strategy(spec="auto", tpu=None):

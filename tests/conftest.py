@@ -38,11 +38,15 @@ def _clean_keras_state():
 def two_cpu_strategy():
     """MirroredStrategy over the two logical CPU devices.
 
-    One per session: a second MirroredStrategy in the same process fails with
-    "Shape mismatch in the collective instance" once both have run collectives
-    on different shapes.
+    The same object as `kerasft.distribute.strategy("mirrored")`: a second
+    MirroredStrategy over the same devices in one process fails with "Shape
+    mismatch in the collective instance", so kerasft keeps one per device set.
     """
     devices = tf.config.list_logical_devices("CPU")
     if len(devices) < 2:
         pytest.skip("two logical CPU devices could not be configured")
-    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    from kerasft import distribute
+
+    strategy = distribute.strategy("mirrored")
+    assert strategy.num_replicas_in_sync == 2
+    return strategy

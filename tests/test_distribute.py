@@ -67,6 +67,8 @@ def test_mirrored_uses_two_logical_cpus():
     s = distribute.strategy("mirrored")
     assert isinstance(s, tf.distribute.MirroredStrategy)
     assert s.num_replicas_in_sync == 2
+    # One per device set: a second MirroredStrategy would break collectives.
+    assert distribute.strategy("mirrored") is s
 
 
 @pytest.mark.parametrize("bad", ["gpu", "", 3, None])

@@ -12,8 +12,10 @@ and a model's layer names (in model order) into groups:
    group. So activations, pads and adds stay with their block, and every layer
    is in exactly one group.
 
-`auto_groups` derives groups for a user's model without declared patterns
-(see its docstring for the rule). Nothing here builds or imports a model.
+`detect_family` finds the family whose patterns fit a user's model (a
+`keras.applications` model passed to `from_model`), and `auto_groups` derives
+groups for a model no family fits (see their docstrings for the rules).
+Nothing here builds or imports a model.
 """
 
 import math
@@ -189,14 +191,95 @@ def assign_groups(layer_names, patterns):
 
 
 def family_groups(family, layer_names):
-    """Groups for a `keras.applications` family, see `assign_groups`."""
-    if family not in FAMILY_PATTERNS:
+    """Groups for a `keras.applications` family, see `assign_groups`.
+
+    Raises:
+        ValueError: `family` is not a key of `FAMILY_PATTERNS` (the message
+            lists them), or one of its patterns matches no layer.
+    """
+    if not isinstance(family, str) or family not in FAMILY_PATTERNS:
         raise ValueError(
             f"Unknown backbone family {family!r}. Known families: "
             f"{sorted(FAMILY_PATTERNS)}"
         )
     layer_names = list(layer_names)
     return assign_groups(layer_names, FAMILY_PATTERNS[family](layer_names))
+
+
+def family_fits(family, layer_names, weighted, auto_named=()):
+    """Whether `family`'s patterns describe a model with these layers.
+
+    They fit when every pattern matches at least one layer and every layer
+    with weights is matched by a pattern, except Keras auto-named layers
+    (`auto_named`, e.g. Xception's shortcut `conv2d_1`, EfficientNet's
+    input `normalization`), which join the group before them as in
+    `assign_groups`.
+
+    Args:
+        family: a key of `FAMILY_PATTERNS`.
+        layer_names: layer names in model order.
+        weighted: names of the layers with weights.
+        auto_named: names Keras generated (the snake-case class name,
+            optionally `_<n>`). Defaults to `()`.
+
+    Returns:
+        `True` or `False`.
+
+    Example:
+
+    >>> names = ["block1_conv1", "block2_conv1", "block3_conv1",
+    ...          "block4_conv1", "block5_conv1"]
+    >>> family_fits("vgg", names, names), family_fits("resnet", names, names)
+    (True, False)
+    """
+    layer_names = list(layer_names)
+    patterns = FAMILY_PATTERNS[family](layer_names)
+    compiled = [re.compile(regex) for _, regex in patterns]
+    hit = set()
+    for regex in compiled:
+        matched = {name for name in layer_names if regex.search(name)}
+        if not matched:
+            return False
+        hit |= matched
+    exempt = set(auto_named)
+    return all(
+        name in hit or name in exempt
+        for name in layer_names
+        if name in weighted
+    )
+
+
+def detect_family(layer_names, weighted, auto_named=()):
+    """The first family of `FAMILY_PATTERNS` whose patterns fit, or `None`.
+
+    Families are tried in the order of `FAMILY_PATTERNS` (see
+    `family_fits`); the order matters where one family's patterns also
+    cover another's names (DenseNet's cover ResNet's, so `resnet` comes
+    first).
+
+    Args:
+        layer_names: layer names in model order.
+        weighted: names of the layers with weights.
+        auto_named: names Keras generated, exempt from matching.
+            Defaults to `()`.
+
+    Returns:
+        A key of `FAMILY_PATTERNS`, or `None`.
+
+    Example:
+
+    >>> detect_family(["Conv1", "bn_Conv1", "block_1_expand", "Conv_1"],
+    ...               {"Conv1", "bn_Conv1", "block_1_expand", "Conv_1"})
+    'mobilenet_v2'
+    >>> detect_family(["conv2d", "dense"], {"conv2d", "dense"}) is None
+    True
+    """
+    layer_names = list(layer_names)
+    weighted = set(weighted)
+    for family in FAMILY_PATTERNS:
+        if family_fits(family, layer_names, weighted, auto_named):
+            return family
+    return None
 
 
 # === Automatic groups for user models ===

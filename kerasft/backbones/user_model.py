@@ -1,6 +1,7 @@
 """`from_model`: any Keras model as a kerasft `Backbone`."""
 
 import functools
+import re
 
 import keras
 
@@ -17,6 +18,7 @@ def from_model(
     name=None,
     preprocess=None,
     preprocess_mode="none",
+    family=None,
 ):
     """Wraps a user's (pretrained) Keras model as a `Backbone`.
 
@@ -28,13 +30,24 @@ def from_model(
 
     When `groups` is omitted they are derived from the layer names:
 
-    1. By prefix: each weighted layer's prefix is `word_N` when its name
+    1. By family: the families of `keras.applications` models that
+       `kerasft.backbones.get` knows (`kerasft.backbones.grouping.
+       FAMILY_PATTERNS`: `resnet`, `resnet_v2`, `vgg`, `xception`,
+       `efficientnet`, `mobilenet_v2`, `mobilenet_v3`, `densenet`,
+       `convnext`) are tried in that order; the first whose layer-name
+       patterns fit is used, giving the same groups as `get` (a
+       `keras.applications.MobileNetV2` gets `stem`, `block_1`..`block_16`,
+       `top`). Patterns fit when each matches at least one layer and every
+       layer with weights is matched by one, except layers Keras auto-named
+       (the snake-case class name, optionally `_<n>`: `conv2d_1`,
+       `normalization`), which join the group before them.
+    2. By prefix: each weighted layer's prefix is `word_N` when its name
        starts `word_N_` (`block_3_expand` -> `block_3`), else the part before
        the first `_`, less one letter right after a digit (`conv2_block1_out`
        -> `conv2`, `block2b_add` -> `block2`). If, in model order, each
        prefix forms one contiguous run and there are 2 to 30 runs, each run
        is a group named after its prefix.
-    2. Otherwise (auto-named layers such as `conv2d`, `dense_1` interleave,
+    3. Otherwise (auto-named layers such as `conv2d`, `dense_1` interleave,
        or too few/many prefixes) the weighted layers are cut in model order
        into `clip(round(sqrt(W)), 2, 12)` (at most `W`) near-equal slices
        `slice_1`, `slice_2`, ...
@@ -53,13 +66,21 @@ def from_model(
         preprocess_mode: `"caffe"`, `"tf"`, `"torch"` or `"none"`, the
             `kerasft.layers.Preprocess` mode `build_model` inserts. Defaults
             to `"none"` (the model takes raw [0, 255] pixels).
+        family: a key of `FAMILY_PATTERNS` (e.g. `"mobilenet_v2"`) to group
+            by that family's patterns without trying the others, e.g. for
+            a model whose extra layers keep it from fitting. Layers no
+            pattern matches join the group before them. Only with
+            `groups=None`. Defaults to `None` (the automatic rule).
 
     Returns:
         A `kerasft.backbones.Backbone`.
 
     Raises:
         ValueError: unknown layer names in `groups`, a weighted layer in no
-            group or in two groups, or a bad `preprocess_mode`.
+            group or in two groups, a bad `preprocess_mode`, an unknown
+            `family` (the message lists the known ones), a `family` whose
+            patterns match no layer of a group, or both `groups` and
+            `family`.
 
     Example:
 
@@ -73,6 +94,11 @@ def from_model(
     >>> from_model(model, groups={"a": ["stem_conv"], "b": ["stage1_conv"]}
     ...            ).group_names
     ['a', 'b']
+    >>> mobilenet = keras.applications.MobileNetV2(
+    ...     weights=None, include_top=False, input_shape=(32, 32, 3))
+    >>> names = from_model(mobilenet).group_names
+    >>> names[:3], names[-2:], len(names)
+    (['stem', 'block_1', 'block_2'], ['block_16', 'top'], 18)
     """
     if not isinstance(model, keras.Model):
         raise TypeError(
@@ -89,14 +115,34 @@ def from_model(
             "`preprocess` must be a callable or None. "
             f"Received: preprocess={preprocess!r}"
         )
+    if family is not None:
+        if groups is not None:
+            raise ValueError(
+                "Pass either `groups` or `family`, not both. Received: "
+                f"groups={groups!r}, family={family!r}"
+            )
+        if (
+            not isinstance(family, str)
+            or family not in grouping.FAMILY_PATTERNS
+        ):
+            raise ValueError(
+                f"Unknown backbone family {family!r}. Known families: "
+                f"{sorted(grouping.FAMILY_PATTERNS)}"
+            )
     if name is not None and name != model.name:
         model.name = name
     layer_names = [layer.name for layer in model.layers]
     weighted = {layer.name for layer in model.layers if layer.weights}
-    if groups is None:
-        resolved = grouping.auto_groups(layer_names, weighted)
-    else:
+    if groups is not None:
         resolved = _explicit_groups(groups, layer_names, weighted)
+    else:
+        if family is None:
+            auto_named = [l.name for l in model.layers if _is_auto_named(l)]
+            family = grouping.detect_family(layer_names, weighted, auto_named)
+        if family is None:
+            resolved = grouping.auto_groups(layer_names, weighted)
+        else:
+            resolved = grouping.family_groups(family, layer_names)
     return Backbone(
         model=model,
         preprocess=preprocess or _default_preprocess(preprocess_mode),
@@ -106,6 +152,19 @@ def from_model(
         input_range=(0, 255),
         task="image",
     )
+
+
+def _snake_case(class_name):
+    """`BatchNormalization` -> `batch_normalization`, as Keras names layers."""
+    name = re.sub(r"\W+", "", class_name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _is_auto_named(layer):
+    """Whether Keras named `layer` (snake-case class name, maybe `_<n>`)."""
+    base = _snake_case(type(layer).__name__)
+    return re.fullmatch(re.escape(base) + r"(_\d+)?", layer.name) is not None
 
 
 def _identity(x):

@@ -150,6 +150,49 @@ def test_unknown_family():
         grouping.family_groups("lenet", ["a"])
 
 
+# Weighted layer names (in model order) shaped like each family's.
+_RESNET = ["conv1_conv", "conv1_bn", "conv2_block1_1_conv", "conv3_block1_0_conv",
+           "conv4_block1_1_bn", "conv5_block3_3_bn"]
+_DENSENET = ["conv1_conv", "conv1_bn", "conv2_block1_1_conv", "pool2_bn",
+             "pool2_conv", "conv3_block1_1_conv", "pool3_conv",
+             "conv4_block1_1_conv", "pool4_conv", "conv5_block1_1_conv", "bn"]
+_XCEPTION = [f"block{i}_sepconv1" for i in range(1, 15)]
+
+
+def test_detect_family_first_fitting_family_in_registry_order():
+    # DenseNet's patterns also cover ResNet's names: `resnet` is tried first.
+    assert grouping.detect_family(_RESNET, _RESNET) == "resnet"
+    v2 = _RESNET + ["post_bn"]
+    assert grouping.detect_family(v2, v2) == "resnet_v2"
+    # `pool2_conv` (weighted) is matched by no ResNet pattern.
+    assert grouping.detect_family(_DENSENET, _DENSENET) == "densenet"
+    mobilenet = ["Conv1", "bn_Conv1", "expanded_conv_project"] + [
+        f"block_{i}_expand" for i in range(1, 17)] + ["Conv_1", "Conv_1_bn"]
+    assert grouping.detect_family(mobilenet, mobilenet) == "mobilenet_v2"
+
+
+def test_detect_family_exempts_only_auto_named_layers():
+    names = _XCEPTION[:2] + ["conv2d", "batch_normalization"] + _XCEPTION[2:]
+    weighted = set(names)
+    # Without knowing they are auto-named, the shortcut layers do not fit.
+    assert grouping.detect_family(names, weighted) is None
+    auto = ["conv2d", "batch_normalization"]
+    assert grouping.detect_family(names, weighted, auto) == "xception"
+    # A user layer no pattern matches, with weights: no family fits ...
+    extended = names + ["my_dense"]
+    assert grouping.detect_family(extended, set(extended), auto) is None
+    # ... unless it has no weights (it then joins the group before it).
+    assert grouping.detect_family(extended, weighted, auto) == "xception"
+
+
+def test_family_fits_needs_every_group():
+    names = [f"block{i}_conv1" for i in range(1, 5)]  # no block5
+    assert not grouping.family_fits("vgg", names, names)
+    assert grouping.family_fits("vgg", names + ["block5_conv1"], names)
+    assert grouping.detect_family(["conv2d", "dense"], {"conv2d", "dense"},
+                                  ["conv2d", "dense"]) is None
+
+
 def test_layer_prefix():
     table = [
         ("block_3_expand", "block_3"),

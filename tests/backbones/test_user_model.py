@@ -123,3 +123,60 @@ def test_application_model_gets_its_stages():
     assert backbone.group_names == expected.group_names
     for got, want in zip(backbone.groups, expected.groups):
         assert got.layers[-3:] == want.layers[-3:]  # input names differ
+
+
+def _mobilenet_v2():
+    return keras.applications.MobileNetV2(
+        weights=None, include_top=False, input_shape=(32, 32, 3)
+    )
+
+
+def test_application_model_gets_its_family_groups():
+    model = _mobilenet_v2()
+    backbone = backbones.from_model(model)
+    assert backbone.group_names == (
+        ["stem"] + [f"block_{i}" for i in range(1, 17)] + ["top"]
+    )
+    assert backbone.group("stem").layers[1:4] == ("Conv1", "bn_Conv1", "Conv1_relu")
+    assert backbone.group("block_3").layers[0] == "block_3_expand"
+    assert backbone.group("top").layers == ("Conv_1", "Conv_1_bn", "out_relu")
+    expected = backbones.get("mobilenetv2", input_shape=(32, 32, 3))
+    for got, want in zip(backbone.groups, expected.groups):
+        assert got.layers[1:] == want.layers[1:]  # input names differ
+
+
+def test_user_cnn_still_gets_the_prefix_rule():
+    # `block1`..`block3` look like VGG's names, but VGG needs `block4` and
+    # `block5` and no pattern matches `head_dense`: the prefix rule applies.
+    inputs = keras.Input((16, 16, 3))
+    x = inputs
+    for i in (1, 2, 3):
+        x = keras.layers.Conv2D(4, 3, padding="same", name=f"block{i}_conv")(x)
+        x = keras.layers.ReLU(name=f"block{i}_relu")(x)
+    x = keras.layers.Dense(2, name="head_dense")(x)
+    backbone = backbones.from_model(keras.Model(inputs, x))
+    assert backbone.group_names == ["block1", "block2", "block3", "head"]
+    assert backbone.group("block2").layers == ("block2_conv", "block2_relu")
+
+
+def test_family_forces_a_family_and_unknown_family_lists_them():
+    base = _mobilenet_v2()
+    # A user layer no MobileNetV2 pattern matches: no family fits on its own.
+    x = keras.layers.Conv2D(8, 1, name="extra_conv")(base.output)
+    model = keras.Model(base.input, x)
+    assert "top" not in backbones.from_model(model).group_names
+    backbone = backbones.from_model(model, family="mobilenet_v2")
+    assert backbone.group_names[0] == "stem"
+    assert backbone.group("top").layers == (
+        "Conv_1", "Conv_1_bn", "out_relu", "extra_conv"
+    )
+    with pytest.raises(ValueError, match=r"Unknown backbone family 'nope'. "
+                       r"Known families: \['convnext', 'densenet', "):
+        backbones.from_model(model, family="nope")
+    with pytest.raises(ValueError, match="match no layer"):
+        backbones.from_model(_named_model(), family="resnet")
+    with pytest.raises(ValueError, match="either `groups` or `family`"):
+        backbones.from_model(
+            _named_model(), groups=[["stem_conv", "stage1_conv", "stage2_conv"]],
+            family="vgg",
+        )

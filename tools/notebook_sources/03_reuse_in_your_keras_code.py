@@ -134,15 +134,13 @@ train_aug = train_ds.map(
 # %% [markdown]
 # **2. Groups for your base.** `kerasft.backbones.from_model` wraps the model you already have
 # (nothing is copied or rebuilt) and groups its layers by depth, so the next two pieces can
-# address "the top two blocks" by name. For a `keras.applications` network, pass the family's
-# own grouping (its stages/blocks); for an architecture of your own, `from_model(base)` derives
-# groups from the layer names (see its docstring).
+# address "the top two blocks" by name. It recognises `keras.applications` families and uses
+# their own stages/blocks; for an architecture of your own it derives groups from the layer
+# names (see its docstring), or you pass `groups=` yourself.
 
 # %%
 base, model = make_model()
-layer_names = [layer.name for layer in base.layers]
-groups = dict(kerasft.backbones.grouping.family_groups("mobilenet_v2", layer_names))
-backbone = kerasft.backbones.from_model(base, groups=groups)
+backbone = kerasft.backbones.from_model(base)
 print(len(backbone.groups), "groups:", backbone.group_names)
 
 # %% [markdown]
