@@ -1,12 +1,17 @@
 """Training images/s: the tutorial's float32 code vs the recipe's precision "auto".
 
 For ResNet50 and MobileNetV2 (batch 32, 224x224, `weights=None`, random data)
-this script alternates two runs of the same training step:
+this script alternates three runs of a full-training step:
 
-- baseline: the tutorial's code, float32 (no policy set);
-- kerasft: `kerasft.distribute.precision("auto")` (mixed_bfloat16 on a CPU
-  with AVX512-BF16/AMX, mixed_float16 on a recent GPU) with the output layer
-  in float32, as the recipes build it.
+- baseline: the tutorial's code, float32 (no policy set; BatchNorm trains in
+  training mode, as `base.trainable = True` leaves it);
+- precision only: the same code under `kerasft.distribute.precision("auto")`
+  (mixed_bfloat16 on a CPU with AVX512-BF16/AMX, mixed_float16 on a recent
+  GPU) with the output layer in float32;
+- kerasft: what the full fine-tuning recipe trains: `backbones.get` +
+  `build_model` (preprocessing inside, backbone called with training=False)
+  + `freeze(..., "full")` (every group trains, BatchNorm stays in inference
+  mode) under precision "auto".
 
 It also measures this machine's matmul peak (large float32 and bfloat16
 matmuls) and reports the achieved training FLOP/s as a fraction of it;
@@ -64,6 +69,25 @@ def forward_flops(model):
         elif isinstance(layer, keras.layers.Dense):
             total += 2 * layer.input.shape[-1] * layer.units
     return total
+
+
+def build_kerasft(name, policy):
+    import kerasft
+
+    keras.mixed_precision.set_global_policy(policy)
+    keras.utils.set_random_seed(0)
+    backbone = kerasft.backbones.get(
+        name, weights=None, input_shape=(SIZE, SIZE, 3)
+    )
+    head = kerasft.heads.classification(CLASSES)
+    model = kerasft.build_model(backbone, head)
+    kerasft.freeze(model, backbone, "full")
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss="sparse_categorical_crossentropy",
+    )
+    keras.mixed_precision.set_global_policy("float32")
+    return model
 
 
 def build(name, policy):
@@ -146,29 +170,35 @@ def main(argv=None):
         f"matmul peak: float32 {peak['float32'] / 1e9:.0f} GFLOP/s, "
         f"bfloat16 {peak['bfloat16'] / 1e9:.0f} GFLOP/s; auto policy: {auto}"
     )
+    variants = {
+        "float32": lambda name: build(name, "float32"),
+        auto: lambda name: build(name, auto),
+        "kerasft": lambda name: build_kerasft(name, auto),
+    }
     for name in args.models:
-        results = {"float32": [], auto: []}
+        results = {v: [] for v in variants}
         flops = None
         for _ in range(args.rounds):
-            for policy in ("float32", auto):  # alternate baseline / recipe
-                model = build(name, policy)
-                flops = flops or forward_flops(model)
-                results[policy].append(time_training(model, args.steps))
+            for variant, make in variants.items():  # alternate in each round
+                model = make(name)
+                if flops is None:
+                    flops = forward_flops(model)
+                results[variant].append(time_training(model, args.steps))
                 del model
                 keras.backend.clear_session()
-        base = statistics.median(results["float32"])
-        fast = statistics.median(results[auto])
         train_flops = 3 * flops
         peak_auto = peak["bfloat16" if "bfloat16" in auto else "float32"]
-        print(
-            f"{name}: forward {flops / 1e9:.2f} GFLOP/image; "
-            f"float32 {base:.1f} img/s ({base * train_flops / 1e9:.0f} "
-            f"GFLOP/s, {base * train_flops / peak['float32']:.0%} of float32 "
-            f"peak); {auto} {fast:.1f} img/s ({fast * train_flops / 1e9:.0f} "
-            f"GFLOP/s, {fast * train_flops / peak_auto:.0%} of its peak); "
-            f"speedup {fast / base:.2f}x; runs {results}"
-        )
-
+        base = statistics.median(results["float32"])
+        line = [f"{name}: forward {flops / 1e9:.2f} GFLOP/image"]
+        for variant in variants:
+            rate = statistics.median(results[variant])
+            p = peak["float32"] if variant == "float32" else peak_auto
+            line.append(
+                f"{variant} {rate:.1f} img/s ({rate * train_flops / 1e9:.0f} "
+                f"GFLOP/s, {rate * train_flops / p:.0%} of peak, "
+                f"{rate / base:.2f}x)"
+            )
+        print("; ".join(line) + f"; runs {results}")
 
 if __name__ == "__main__":
     main()
