@@ -32,7 +32,10 @@ class _BatchMixer:
         return (*self.mix(images, labels, seed), *rest)
 
     def mix(self, images, labels, seed):
-        raise NotImplementedError
+        """Returns `(mixed_images, soft_labels)`; MixUp and CutMix define it."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `mix(images, labels, seed)`."
+        )
 
     def get_config(self):
         return {"alpha": self.alpha, "seed": self.seed}

@@ -4,9 +4,11 @@ import keras
 from keras import ops
 from keras.src.utils import tracking
 
+from kerasft.optimizers._wrapper import DelegatingOptimizer
+
 
 @keras.saving.register_keras_serializable(package="kerasft")
-class GradientAccumulator(keras.optimizers.Optimizer):
+class GradientAccumulator(DelegatingOptimizer, keras.optimizers.Optimizer):
     """Applies the mean gradient of `steps` batches as one update.
 
     Each batch's gradients are added to per-replica accumulators (no
@@ -123,40 +125,7 @@ class GradientAccumulator(keras.optimizers.Optimizer):
             self._track_variable(self._batches)
         super().build(var_list)
 
-    # === Delegation to the wrapped optimizer ===
-
-    @property
-    def variables(self):
-        return self._variables[:] + self.inner_optimizer.variables
-
-    @property
-    def iterations(self):
-        return self.inner_optimizer.iterations
-
-    @property
-    def learning_rate(self):
-        return self.inner_optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, learning_rate):
-        self.inner_optimizer.learning_rate = learning_rate
-
-    @property
-    def loss_scale_factor(self):
-        inner = self.__dict__.get("inner_optimizer")
-        return None if inner is None else inner.loss_scale_factor
-
-    @loss_scale_factor.setter
-    def loss_scale_factor(self, value):
-        inner = self.__dict__.get("inner_optimizer")
-        if inner is not None:
-            inner.loss_scale_factor = value
-
-    def scale_loss(self, loss):
-        return self.inner_optimizer.scale_loss(loss)
-
-    def finalize_variable_values(self, var_list):
-        self.inner_optimizer.finalize_variable_values(var_list)
+    # === State (the rest is delegated: see DelegatingOptimizer) ===
 
     def save_own_variables(self, store):
         # Only the accumulators and the batch counter: the wrapped optimizer
@@ -175,11 +144,6 @@ class GradientAccumulator(keras.optimizers.Optimizer):
             variable.assign(store[str(i)])
 
     # === Update ===
-
-    def apply_gradients(self, grads_and_vars):
-        grads, trainable_variables = zip(*grads_and_vars)
-        self.apply(grads, trainable_variables)
-        return self.iterations
 
     def apply(self, grads, trainable_variables=None):
         if len(grads) == 0:

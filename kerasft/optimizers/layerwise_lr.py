@@ -6,6 +6,7 @@ from keras.src.utils import tracking
 
 from kerasft import _grouping
 from kerasft.optimizers import _rate_plan
+from kerasft.optimizers._wrapper import DelegatingOptimizer
 
 
 def _is_plain_optimizer(optimizer):
@@ -19,7 +20,7 @@ def _is_plain_optimizer(optimizer):
 
 
 @keras.saving.register_keras_serializable(package="kerasft")
-class LayerwiseLR(keras.optimizers.Optimizer):
+class LayerwiseLR(DelegatingOptimizer, keras.optimizers.Optimizer):
     """Wraps an optimizer to give each group of variables its own rate.
 
     The wrapped optimizer's update rule runs for every variable with that
@@ -202,42 +203,7 @@ class LayerwiseLR(keras.optimizers.Optimizer):
             for r in [self._rates[self._var_key(v)]]
         }
 
-    # === Delegation to the wrapped optimizer ===
-
-    @property
-    def variables(self):
-        return self._variables[:] + self.inner_optimizer.variables
-
-    @property
-    def iterations(self):
-        return self.inner_optimizer.iterations
-
-    @property
-    def learning_rate(self):
-        return self.inner_optimizer.learning_rate
-
-    @learning_rate.setter
-    def learning_rate(self, learning_rate):
-        self.inner_optimizer.learning_rate = learning_rate
-
-    @property
-    def loss_scale_factor(self):
-        inner = self.__dict__.get("inner_optimizer")
-        return None if inner is None else inner.loss_scale_factor
-
-    @loss_scale_factor.setter
-    def loss_scale_factor(self, value):
-        # `LossScaleOptimizer` clears this on the optimizer it wraps; pass it
-        # on so the wrapped optimizer does not unscale a second time.
-        inner = self.__dict__.get("inner_optimizer")
-        if inner is not None:
-            inner.loss_scale_factor = value
-
-    def scale_loss(self, loss):
-        return self.inner_optimizer.scale_loss(loss)
-
-    def finalize_variable_values(self, var_list):
-        self.inner_optimizer.finalize_variable_values(var_list)
+    # === State (the rest is delegated: see DelegatingOptimizer) ===
 
     def save_own_variables(self, store):
         # The wrapped optimizer saves its own state as a child object.
@@ -247,11 +213,6 @@ class LayerwiseLR(keras.optimizers.Optimizer):
         pass
 
     # === Update ===
-
-    def apply_gradients(self, grads_and_vars):
-        grads, trainable_variables = zip(*grads_and_vars)
-        self.apply(grads, trainable_variables)
-        return self.iterations
 
     def apply(self, grads, trainable_variables=None):
         if len(grads) == 0:

@@ -200,30 +200,15 @@ def run_image_classification(config, overwrite=False, callbacks=None):
     class_names = train.class_names or [str(i) for i in range(num_classes)]
 
     from kerasft import heads
-    from kerasft.freezing import freeze
-    from kerasft.model import build_model
-
     with run.strategy.scope():
         backbone = resolve_backbone(config, run.strategy, image_size)
         run.reseed()  # the head starts the same however the backbone was made
         head = heads.classification(
             num_classes, hidden_units=tuple(config.head_units), dropout=config.dropout
         )
-        model = build_model(backbone, head)
-        freeze(
-            model,
-            backbone,
-            "full_freeze" if config.mode == "feature_extraction" else "progressive",
-            train_batchnorm=config.train_batchnorm,
-        )
-        model.compile(
-            optimizer=make_optimizer(run, config, backbone), **head.compile_kwargs()
-        )
+        model = build_and_compile(run, config, backbone, head)
 
-    all_callbacks = list(callbacks or [])
-    unfreeze = unfreeze_callback(run, config, backbone)
-    if unfreeze is not None:
-        all_callbacks.insert(0, unfreeze)
+    all_callbacks = with_unfreeze(run, config, backbone, callbacks)
 
     train_ds = run.batched(run.shuffled(train))
     if config.augment:
@@ -349,6 +334,31 @@ def in_scope(backbone, strategy):
         task=backbone.task,
         tokenizer=backbone.tokenizer,
     )
+
+
+def build_and_compile(run, config, backbone, head):
+    """`build_model`, the first stage's freeze, and `compile`; call it inside
+    `run.strategy.scope()`."""
+    from kerasft.freezing import freeze
+    from kerasft.model import build_model
+
+    model = build_model(backbone, head)
+    freeze(
+        model,
+        backbone,
+        "full_freeze" if config.mode == "feature_extraction" else "progressive",
+        train_batchnorm=config.train_batchnorm,
+    )
+    model.compile(
+        optimizer=make_optimizer(run, config, backbone), **head.compile_kwargs()
+    )
+    return model
+
+
+def with_unfreeze(run, config, backbone, callbacks):
+    """The user's callbacks with the mode's `ProgressiveUnfreeze` first."""
+    unfreeze = unfreeze_callback(run, config, backbone)
+    return ([unfreeze] if unfreeze is not None else []) + list(callbacks or [])
 
 
 def make_optimizer(run, config, backbone):

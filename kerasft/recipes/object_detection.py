@@ -21,10 +21,10 @@ from kerasft.recipes._runner import Run, predictions, prefixed
 from kerasft.recipes.config import field, resolve_config
 from kerasft.recipes.image_classification import (
     ImageBackboneConfig,
+    build_and_compile,
     check_backbone,
-    make_optimizer,
     resolve_backbone,
-    unfreeze_callback,
+    with_unfreeze,
 )
 
 COLUMNS = ("filename", "xmin", "ymin", "xmax", "ymax", "label")
@@ -157,9 +157,6 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
     class_names = train.class_names or [str(i) for i in range(num_classes)]
 
     from kerasft import heads
-    from kerasft.freezing import freeze
-    from kerasft.model import build_model
-
     with run.strategy.scope():
         backbone = resolve_backbone(config, run.strategy, image_size)
         run.reseed()  # the head starts the same however the backbone was made
@@ -170,21 +167,9 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
             bbox_loss=config.bbox_loss,
             bbox_loss_weight=config.bbox_loss_weight,
         )
-        model = build_model(backbone, head)
-        freeze(
-            model,
-            backbone,
-            "full_freeze" if config.mode == "feature_extraction" else "progressive",
-            train_batchnorm=config.train_batchnorm,
-        )
-        model.compile(
-            optimizer=make_optimizer(run, config, backbone), **head.compile_kwargs()
-        )
+        model = build_and_compile(run, config, backbone, head)
 
-    all_callbacks = list(callbacks or [])
-    unfreeze = unfreeze_callback(run, config, backbone)
-    if unfreeze is not None:
-        all_callbacks.insert(0, unfreeze)
+    all_callbacks = with_unfreeze(run, config, backbone, callbacks)
     train_ds = run.batched(run.shuffled(train))
     val_ds = run.batched(validation.dataset) if validation else None
     test_ds = run.batched(test.dataset) if test else None
