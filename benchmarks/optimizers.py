@@ -8,11 +8,13 @@ three (order reversed every other round) so machine noise hits them alike.
 Two figures per variant: the median over rounds of each round's ratio to bare
 Adam, and the ratio of the fastest rounds (the least disturbed by other load).
 A second table times `optimizer.apply` alone on fixed gradients (no forward or
-backward pass): the worst case for relative overhead.
+backward pass): the worst case for relative overhead. Last, the number of
+operations in each traced `apply` graph: a figure machine load cannot blur.
 
 Usage:
     python benchmarks/optimizers.py --model mobilenetv2 --rounds 9 --steps 4
     python benchmarks/optimizers.py --model mlp --rounds 9 --steps 8
+    python benchmarks/optimizers.py --model mobilenetv2 --rounds 41 --apply-only
 """
 
 import argparse
@@ -124,22 +126,33 @@ def main():
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--steps", type=int, default=4,
                         help="train steps per round (a multiple of 4)")
+    parser.add_argument("--apply-only", action="store_true",
+                        help="skip the train-step table (many cheap rounds)")
     args = parser.parse_args()
 
     runs = {k: _build(k, args) for k in KINDS}
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, "
           f"keras {keras.__version__}, tensorflow {tf.__version__}")
-    times = _alternate({k: runs[k][1] for k in KINDS}, args.rounds, args.steps)
-    _report(
-        f"train step, {args.model}, batch {args.batch_size}, "
-        f"{args.rounds} rounds x {args.steps} steps:",
-        times,
-    )
+    if not args.apply_only:
+        times = _alternate(
+            {k: runs[k][1] for k in KINDS}, args.rounds, args.steps
+        )
+        _report(
+            f"train step, {args.model}, batch {args.batch_size}, "
+            f"{args.rounds} rounds x {args.steps} steps:",
+            times,
+        )
     fns = {k: _apply_function(runs[k][0]) for k in KINDS}
     times = _alternate(fns, args.rounds, 4 * args.steps)
     _report(
-        "optimizer.apply alone (accumulate: per batch, 1 update in 4):", times
+        f"optimizer.apply alone, {args.rounds} rounds x {4 * args.steps} "
+        "calls (accumulate: per batch, 1 update in 4):",
+        times,
     )
+    print("operations in the traced apply graph:")
+    for k in KINDS:
+        graph = fns[k].get_concrete_function().graph
+        print(f"{k:>12}: {len(graph.get_operations())}")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,15 @@ matmuls) and reports the achieved training FLOP/s as a fraction of it;
 training FLOPs are taken as 3x the forward FLOPs, which are computed from the
 layers (2 FLOPs per multiply-add of every Conv2D, DepthwiseConv2D and Dense).
 
+Two more variants measure `build_model`'s BatchNorm default on the path its
+docstring shows (compile and fit, no `freeze`): `build_model` (BatchNorm
+non-trainable, the default) and `build_model_train_bn`
+(`train_batchnorm=True`, BatchNorm in training mode), both under "auto".
+
 Usage:
     .venv/bin/python benchmarks/precision.py [--steps 3] [--rounds 2]
+    .venv/bin/python benchmarks/precision.py --models resnet50 --size 96 \
+        --variants build_model build_model_train_bn   # a quick BatchNorm ratio
 """
 
 import argparse
@@ -71,7 +78,10 @@ def forward_flops(model):
     return total
 
 
-def build_kerasft(name, policy):
+def build_kerasft(name, policy, freeze=True, train_batchnorm=False):
+    """`get` + `build_model` under `policy`; `freeze("full")` unless
+    `freeze=False` (the docstring's compile-and-fit path, where
+    `build_model`'s own BatchNorm default applies)."""
     import kerasft
 
     keras.mixed_precision.set_global_policy(policy)
@@ -80,8 +90,9 @@ def build_kerasft(name, policy):
         name, weights=None, input_shape=(SIZE, SIZE, 3)
     )
     head = kerasft.heads.classification(CLASSES)
-    model = kerasft.build_model(backbone, head)
-    kerasft.freeze(model, backbone, "full")
+    model = kerasft.build_model(backbone, head, train_batchnorm=train_batchnorm)
+    if freeze:
+        kerasft.freeze(model, backbone, "full")
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss="sparse_categorical_crossentropy",
@@ -153,13 +164,24 @@ def matmul_peak(dtype, n=2048, repeats=10):
 
 
 def main(argv=None):
+    global SIZE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument(
         "--models", nargs="+", default=["resnet50", "mobilenetv2"]
     )
+    parser.add_argument(
+        "--size", type=int, default=SIZE,
+        help="image side (default 224; e.g. 96 for a quick ratio)",
+    )
+    parser.add_argument(
+        "--variants", nargs="+", default=None,
+        help="subset of: float32 auto kerasft build_model "
+        "build_model_train_bn (default: float32 auto kerasft)",
+    )
     args = parser.parse_args(argv)
+    SIZE = args.size
 
     auto = _auto_policy()
     peak = {
@@ -170,11 +192,24 @@ def main(argv=None):
         f"matmul peak: float32 {peak['float32'] / 1e9:.0f} GFLOP/s, "
         f"bfloat16 {peak['bfloat16'] / 1e9:.0f} GFLOP/s; auto policy: {auto}"
     )
-    variants = {
+    every = {
         "float32": lambda name: build(name, "float32"),
-        auto: lambda name: build(name, auto),
+        "auto": lambda name: build(name, auto),
         "kerasft": lambda name: build_kerasft(name, auto),
+        # `build_model` then compile and fit, no `freeze` (its default keeps
+        # BatchNorm non-trainable), against opting out of that default.
+        "build_model": lambda name: build_kerasft(name, auto, freeze=False),
+        "build_model_train_bn": lambda name: build_kerasft(
+            name, auto, freeze=False, train_batchnorm=True
+        ),
     }
+    chosen = args.variants or ["float32", "auto", "kerasft"]
+    unknown = sorted(set(chosen) - set(every))
+    if unknown:
+        parser.error(f"unknown variants {unknown}; choose from {sorted(every)}")
+    if "float32" not in chosen:
+        chosen = ["float32", *chosen]  # the ratios' baseline
+    variants = {v: every[v] for v in chosen}
     for name in args.models:
         results = {v: [] for v in variants}
         flops = None

@@ -1,35 +1,70 @@
-"""Variable -> group tags that `build_model` leaves for `LayerwiseLR`.
+"""Variable -> group map that `build_model` leaves for `LayerwiseLR`.
 
 Keras variable paths carry only the owning layer's name, not the model it is
-nested in, so `build_model` tags each variable with its group (`"head"` or a
-backbone group name). Tags live on the variable objects of this process;
-optimizers that resolved them store the result as plain data in their config.
+nested in, so `build_model` works out each variable's group (`"head"` or a
+backbone group name) while it can still see which layers belong to the
+backbone. The result is plain data, `{variable path: group}`, kept here per
+variable object of this process (nothing is set on the variables); optimizers
+that resolved it store the result as plain data (exact-path regexes) in their
+config, which is what survives a reload.
 """
 
-_TAG = "_kerasft_group"
+import weakref
+
 HEAD = "head"
 BACKBONE = "backbone"
 
+# id(variable) -> (weak reference to it, group). Ids are reused once an
+# object is gone, so a lookup checks that the reference still points to it.
+_GROUPS = {}
+
+
+def group_map(model, backbone):
+    """`{variable path: group}` for every variable of `model`.
+
+    Variables of `backbone.model`'s layers get their layer's group (or
+    `None` for layers outside every group); every other variable is the
+    head's. Nothing is recorded.
+    """
+    return {v.path: group for v, group in _variable_groups(model, backbone)}
+
 
 def tag_model(model, backbone):
-    """Tags every variable of `model` with its group name; returns the map."""
+    """Records every variable's group for `variable_group`; returns
+    `group_map(model, backbone)`."""
+    pairs = _variable_groups(model, backbone)
+    for v, group in pairs:
+        _record(v, group)
+    return {v.path: group for v, group in pairs}
+
+
+def _variable_groups(model, backbone):
     layer_group = {}
     for group in backbone.groups:
         for layer_name in group.layers:
             layer_group[layer_name] = group.name
-    backbone_ids = set()
+    in_backbone = {}
     for layer in backbone.model.layers:
-        group = layer_group.get(layer.name)
         for v in layer.weights:
-            backbone_ids.add(id(v))
-            if group is not None:
-                setattr(v, _TAG, group)
-    for v in model.weights:
-        if id(v) not in backbone_ids:
-            setattr(v, _TAG, HEAD)
-    return {v.path: getattr(v, _TAG, None) for v in model.weights}
+            in_backbone[id(v)] = layer_group.get(layer.name)
+    return [(v, in_backbone.get(id(v), HEAD)) for v in model.weights]
+
+
+def _record(variable, group):
+    key = id(variable)
+    _GROUPS[key] = (weakref.ref(variable, lambda _, key=key: _forget(key)), group)
+
+
+def _forget(key):
+    entry = _GROUPS.get(key)
+    if entry is not None and entry[0]() is None:
+        del _GROUPS[key]
 
 
 def variable_group(variable):
-    """The tag `tag_model` left on `variable` (`"head"`, a group, or None)."""
-    return getattr(variable, _TAG, None)
+    """The group `tag_model` recorded for `variable` (`"head"`, a backbone
+    group, or None when it holds none)."""
+    entry = _GROUPS.get(id(variable))
+    if entry is None or entry[0]() is not variable:
+        return None
+    return entry[1]

@@ -5,18 +5,31 @@ flushed and fsynced, then moved over the target with `os.replace`, which is
 atomic on POSIX and Windows: a run killed at any moment leaves either the old
 good file or the new good file, never a half-written one.
 
-A run folder holds `config.json`. Starting a run in a folder that holds a
-different config is refused (unless `overwrite=True`); the same config
-resumes from `backup/`, and a completed run (its `metrics.json` present) is
-reported as complete.
+A run folder holds `config.json`: the run's options and a fingerprint of
+its data (`RecipeConfig.identity`). Starting a run in a folder:
+
+- that holds the same options and data: the run resumes from `backup/`
+  after the last completed epoch, or, when `metrics.json` is there, the
+  completed run is reused (one line says so, even with `verbose=0`);
+- that holds a run which never completed an epoch (no `backup/` checkpoint,
+  `model.keras` or `metrics.json`: a run that crashed early leaves only
+  `config.json` and `logs/`): it holds nothing to lose, so it is replaced,
+  and one line says so;
+- that holds a run with other options, or the same options on other data
+  (files added, removed or changed), which completed at least an epoch:
+  refused, unless `overwrite=True` (`--overwrite`), which removes that
+  run's outputs (only those) and trains again.
 """
 
 import contextlib
+import contextvars
 import csv
+import glob
 import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 
 CONFIG_FILE = "config.json"
@@ -37,9 +50,38 @@ RUN_OUTPUTS = (
     "training_curves.png",
     "confusion_matrix.png",
     "labels.json",
+    # kerasft.exporting.RUN_EXPORTS (the `export` option)
+    "model_saved_model",
+    "model.tflite",
+    "model.labels.json",
 )
 # Config keys that do not change what a run computes.
 _RUN_ONLY_KEYS = ("verbose", "output_dir")
+FINGERPRINT_KEY = "data_fingerprint"
+
+# Under the command line, `field name -> --flag` (set by `kerasft.cli`), so
+# that messages name the flags the user typed instead of Python arguments.
+CLI_FLAGS = contextvars.ContextVar("kerasft_cli_flags", default=None)
+
+
+def argument(name, value=None):
+    """How to tell the user to set option `name`: `name=value` in Python,
+    the flag (`--name value`, `--name` for True) under the command line."""
+    flag = CLI_FLAGS.get()
+    if flag is None:
+        return f"{name}=" if value is None else f"{name}={value!r}"
+    if value is None or value is True:
+        return flag(name)
+    return f"{flag(name)} {value}"
+
+
+def notify(message):
+    """Prints a one-line notice about the run folder on stderr.
+
+    Notices say what happened to a folder (reused, replaced): they change
+    what the user gets back, so they show whatever the verbosity.
+    """
+    print(f"kerasft: {message}", file=sys.stderr, flush=True)
 
 
 def _fsync_dir(directory):
@@ -149,58 +191,130 @@ def to_jsonable(obj):
 
 
 def _comparable(config):
-    return {k: v for k, v in config.items() if k not in _RUN_ONLY_KEYS}
+    return {
+        k: v
+        for k, v in config.items()
+        if k not in _RUN_ONLY_KEYS and k != FINGERPRINT_KEY
+    }
 
 
-def prepare_run_folder(output_dir, config, overwrite=False):
+def completed_an_epoch(output_dir):
+    """Whether the run in `output_dir` got anywhere: a backup checkpoint,
+    `model.keras` or `metrics.json`."""
+    return any(
+        os.path.exists(os.path.join(output_dir, name))
+        for name in (METRICS_FILE, MODEL_FILE, HISTORY_FILE)
+    ) or bool(glob.glob(os.path.join(output_dir, BACKUP_DIR, "ckpt-*.weights.h5")))
+
+
+def _read_config(path):
+    with open(path) as f:
+        try:
+            previous = json.load(f)
+        except json.JSONDecodeError:
+            return None
+    return previous if isinstance(previous, dict) else None
+
+
+def data_changes(previous, current):
+    """Which data fields differ between two `data_fingerprint` dicts, each
+    as a short phrase (`"train: classes ['cat', 'dog'] -> [...]"`)."""
+    previous, current = previous or {}, current or {}
+    changes = []
+    for name in sorted(set(previous) | set(current)):
+        old, new = previous.get(name), current.get(name)
+        if old == new:
+            continue
+        if old is None or new is None:
+            changes.append(f"{name}: {'added' if old is None else 'removed'}")
+            continue
+        for key, what in (("classes", "classes"), ("files", "files")):
+            if old.get(key) != new.get(key) and key in old and key in new:
+                changes.append(f"{name}: {what} {old[key]} -> {new[key]}")
+                break
+        else:
+            changes.append(f"{name}: its files changed")
+    return changes
+
+
+def prepare_run_folder(output_dir, config, overwrite=False, log=notify):
     """Checks `output_dir` against `config`; returns the run's state.
+
+    The rules (the module docstring gives them in full): same options and
+    data resume or reuse; a run that never completed an epoch is replaced;
+    other options or data are refused unless `overwrite`.
 
     Args:
         output_dir: the run folder (created when missing).
-        config: the run's config as plain JSON data.
+        config: the run's identity as plain JSON data (the config's fields,
+            plus its data fingerprints under `"data_fingerprint"`).
         overwrite: remove a previous run's outputs instead of refusing.
+            Defaults to `False`.
+        log: called with a one-line notice when a folder is replaced.
+            Defaults to `notify` (stderr).
 
     Returns:
-        `"new"`, `"resume"` (same config, not finished) or `"complete"`
-        (same config, `metrics.json` present).
+        `"new"`, `"resume"` (same config and data, not finished) or
+        `"complete"` (same config and data, `metrics.json` present).
 
     Raises:
-        ValueError: the folder holds another run (a different `config.json`)
-            or files that are not a kerasft run, and `overwrite` is False.
+        ValueError: the folder holds another run (other options or data)
+            that completed an epoch, or outputs without a `config.json`,
+            and `overwrite` is False.
     """
     config = to_jsonable(config)
     config_path = os.path.join(output_dir, CONFIG_FILE)
     if overwrite:
         clear_run_outputs(output_dir)
-    if os.path.exists(config_path):
-        with open(config_path) as f:
-            try:
-                previous = json.load(f)
-            except json.JSONDecodeError:
-                previous = None
-        if previous is None or _comparable(previous) != _comparable(config):
-            changed = sorted(
-                k
-                for k in set(_comparable(previous or {})) | set(_comparable(config))
-                if (previous or {}).get(k) != config.get(k)
-            )
-            raise ValueError(
-                f"Output folder {output_dir!r} holds another run (its "
-                f"config.json differs in: {changed}). Pass overwrite=True "
-                "(--overwrite) to replace it, or choose another folder."
-            )
+        return "new"
+    has_outputs = os.path.isdir(output_dir) and any(
+        name in RUN_OUTPUTS for name in os.listdir(output_dir)
+    )
+    if not has_outputs:
+        return "new"
+    previous = _read_config(config_path) if os.path.exists(config_path) else None
+    problem = _difference(output_dir, previous, config)
+    if problem is None:
         if os.path.exists(os.path.join(output_dir, METRICS_FILE)):
             return "complete"
         return "resume"
-    if os.path.isdir(output_dir) and any(
-        name in RUN_OUTPUTS for name in os.listdir(output_dir)
-    ):
-        raise ValueError(
-            f"Output folder {output_dir!r} holds outputs of a run without "
-            "its config.json. Pass overwrite=True (--overwrite) to replace "
-            "them, or choose another folder."
+    if not completed_an_epoch(output_dir):
+        clear_run_outputs(output_dir)
+        log(
+            f"{output_dir!r} held a run that never completed an epoch (nothing "
+            "to lose: no checkpoint, model or metrics); replacing it."
         )
-    return "new"
+        return "new"
+    raise ValueError(
+        f"Output folder {output_dir!r} holds {problem}. Pass "
+        f"{argument('overwrite', True)} to replace it and train again, or "
+        "choose another folder."
+    )
+
+
+def _difference(output_dir, previous, config):
+    """`None` when the folder's run is this one, else what differs."""
+    if previous is None:
+        if not os.path.exists(os.path.join(output_dir, CONFIG_FILE)):
+            return "outputs of a run without its config.json"
+        return "a run whose config.json cannot be read"
+    if _comparable(previous) != _comparable(config):
+        changed = sorted(
+            k
+            for k in set(_comparable(previous)) | set(_comparable(config))
+            if previous.get(k) != config.get(k)
+        )
+        return f"another run (its config.json differs in: {changed})"
+    changes = data_changes(
+        previous.get(FINGERPRINT_KEY), config.get(FINGERPRINT_KEY)
+    )
+    if FINGERPRINT_KEY in previous and changes:
+        done = os.path.exists(os.path.join(output_dir, METRICS_FILE))
+        return (
+            f"{'a completed' if done else 'an interrupted'} run with the same "
+            f"options on other data ({'; '.join(changes)})"
+        )
+    return None
 
 
 def clear_run_outputs(output_dir):

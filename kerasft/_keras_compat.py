@@ -9,6 +9,8 @@ installed versions. Nothing falls back silently.
 Checked on: Keras 3.15.1, TensorFlow 2.21.0, KerasHub 0.32.
 """
 
+import contextlib
+
 import keras
 
 
@@ -46,11 +48,394 @@ def missing(feature, internal, checked_on, error=None):
 
 # === Optimizers ===
 
+# Every access below was checked on Keras 3.15.1 with TensorFlow 2.21.0, whose
+# `BaseOptimizer.apply` runs: drop `None` gradients, unscale, then
+# `_backend_apply_gradients` (clipping, `self._apply_weight_decay(vars)`,
+# `self._backend_update_step(grads, vars, lr)`, which holds per-step state
+# such as Nadam's `_u_product` and calls `self.update_step(g, v, lr)` once
+# per variable, on TF inside `distribution.extended.update`; then EMA), then
+# constraints and `iterations += 1`.
+_OPTIMIZERS_CHECKED = "Keras 3.15.1, TensorFlow 2.21.0"
+_WRAPPERS = "kerasft's optimizer wrappers"
+
+
+def optimizer_variable_key(optimizer, variable):
+    """The key `optimizer` indexes `variable` by (`Optimizer._var_key`).
+
+    The same for a `keras.Variable`, its `tf.Variable` and, under
+    `tf.distribute`, each replica's component. Checked on Keras 3.15.1.
+    """
+    try:
+        var_key = optimizer._var_key
+    except AttributeError as error:
+        raise missing(
+            _WRAPPERS, "Optimizer._var_key", _OPTIMIZERS_CHECKED, error
+        ) from None
+    return var_key(variable)
+
+
+def optimizer_built_keys(optimizer):
+    """The keys (`optimizer_variable_key`) of the variables a built Keras
+    optimizer was built for (`Optimizer._trainable_variables_indices`).
+    Checked on Keras 3.15.1."""
+    try:
+        return set(optimizer._trainable_variables_indices)
+    except AttributeError as error:
+        raise missing(
+            "ProgressiveUnfreeze (does the optimizer know every variable?)",
+            "Optimizer._trainable_variables_indices",
+            _OPTIMIZERS_CHECKED,
+            error,
+        ) from None
+
+
+def optimizer_uses_weight_decay(optimizer, variable):
+    """Whether `optimizer` decays `variable`: its `weight_decay` is set and
+    `exclude_from_weight_decay` did not exclude it
+    (`Optimizer._use_weight_decay`). Checked on Keras 3.15.1."""
+    if optimizer.weight_decay is None:
+        return False
+    try:
+        use_weight_decay = optimizer._use_weight_decay
+    except AttributeError as error:
+        raise missing(
+            "LayerwiseLR (weight decay)", "Optimizer._use_weight_decay",
+            _OPTIMIZERS_CHECKED, error,
+        ) from None
+    return use_weight_decay(variable)
+
+
+def untracked_attributes():
+    """Context manager: attributes set inside are not tracked by Keras
+    (`keras.src.utils.tracking.DotNotTrackScope`, what Keras's own
+    `Optimizer.build` runs under), so lists of model variables do not become
+    optimizer variables. Checked on Keras 3.15.1."""
+    try:
+        from keras.src.utils import tracking
+
+        return tracking.DotNotTrackScope()
+    except (ImportError, AttributeError) as error:
+        raise missing(
+            _WRAPPERS,
+            "keras.src.utils.tracking.DotNotTrackScope",
+            _OPTIMIZERS_CHECKED,
+            error,
+        ) from None
+
+
+def strategy_supports_no_merge_call():
+    """Whether the current `tf.distribute` strategy updates variables
+    without `merge_call` (`tf.__internal__.distribute.
+    strategy_supports_no_merge_call`). Checked on TensorFlow 2.21.0."""
+    import tensorflow as tf
+
+    try:
+        check = tf.__internal__.distribute.strategy_supports_no_merge_call
+    except AttributeError as error:
+        raise missing(
+            "GradientAccumulator under tf.distribute",
+            "tf.__internal__.distribute.strategy_supports_no_merge_call",
+            _OPTIMIZERS_CHECKED,
+            error,
+        ) from None
+    return check()
+
+
+def supports_update_step_hook(optimizer):
+    """Whether `update_step_hook` can scale `optimizer`'s steps per variable.
+
+    False for an optimizer class with its own decoupled weight decay pass
+    (Keras's `Muon`), which the hook cannot scale. Checked on Keras 3.15.1.
+    """
+    base = keras.optimizers.Optimizer
+    for name in ("_apply_weight_decay", "_backend_update_step", "update_step"):
+        if not hasattr(base, name):
+            raise missing(
+                "LayerwiseLR", f"Optimizer.{name}", _OPTIMIZERS_CHECKED
+            )
+    return type(optimizer)._apply_weight_decay is base._apply_weight_decay
+
+
+@contextlib.contextmanager
+def update_step_hook(optimizer, update_step):
+    """Within the block, `optimizer.apply` runs its own code (clipping,
+    per-step state, distribution, EMA, constraints, step counter) except
+    that each variable's update calls
+    `update_step(original_update_step, gradient, variable, learning_rate)`,
+    and the optimizer's decoupled weight decay pass is skipped: the hook
+    decays each variable itself, at the rate it chooses.
+
+    The two methods (`update_step`, `_apply_weight_decay`) are replaced on
+    the instance for the block only. Installs nest (a `MirroredStrategy`
+    runs one block per replica thread, interleaved): the first installs,
+    the last out removes. Checked on Keras 3.15.1 (see the section note).
+    """
+    if not supports_update_step_hook(optimizer):
+        raise TypeError(
+            f"`{type(optimizer).__name__}` applies its own weight decay, "
+            "which kerasft cannot scale per variable."
+        )
+    state = optimizer.__dict__.get("_kerasft_update_step_hook")
+    if state is None:
+        original = type(optimizer).update_step.__get__(optimizer)
+
+        def hooked(gradient, variable, learning_rate):
+            return update_step(original, gradient, variable, learning_rate)
+
+        state = [0]
+        # `object.__setattr__`: not tracked by Keras or TensorFlow.
+        object.__setattr__(optimizer, "update_step", hooked)
+        object.__setattr__(optimizer, "_apply_weight_decay", _no_weight_decay)
+        object.__setattr__(optimizer, "_kerasft_update_step_hook", state)
+    state[0] += 1
+    try:
+        yield
+    finally:
+        state[0] -= 1
+        if state[0] == 0:
+            for name in (
+                "update_step",
+                "_apply_weight_decay",
+                "_kerasft_update_step_hook",
+            ):
+                object.__delattr__(optimizer, name)
+
+
+def _no_weight_decay(variables):
+    del variables  # Decayed per variable by the `update_step_hook` hook.
+
 
 # === Layers and models ===
+
+_LAYERS_CHECKED = "Keras 3.15.1"
+
+
+def sublayers(layer):
+    """The layers `layer` tracks directly, nested models included.
+
+    `keras.Model.layers` is public but a plain `keras.layers.Layer` holding
+    sublayers (KerasHub blocks, user layers) has no public list, and a
+    BatchNormalization inside one must still be frozen.
+    """
+    try:
+        flatten = layer._flatten_layers
+    except AttributeError as error:
+        raise missing(
+            "Freezing (BatchNorm inside nested layers)",
+            "keras.layers.Layer._flatten_layers",
+            _LAYERS_CHECKED,
+            error,
+        ) from None
+    return list(flatten(include_self=False, recursive=False))
+
+
+def is_functional(model):
+    """Whether `model` is a functional `keras.Model` (graph of layer calls)."""
+    try:
+        from keras.src.models.functional import Functional
+    except ImportError as error:
+        raise missing(
+            "Gradient checkpointing (kerasft.remat)",
+            "keras.src.models.functional.Functional",
+            _LAYERS_CHECKED,
+            error,
+        ) from None
+    return isinstance(model, Functional)
+
+
+def functional_nodes_by_depth(model):
+    """`{depth: [Node, ...]}` of a functional model (0 = the outputs).
+
+    Each Node exposes `operation`, `input_tensors`, `outputs` and
+    `is_input`; `node_call_arguments` replays its call.
+    """
+    try:
+        return model._nodes_by_depth
+    except AttributeError as error:
+        raise missing(
+            "Gradient checkpointing (kerasft.remat)",
+            "Functional._nodes_by_depth",
+            _LAYERS_CHECKED,
+            error,
+        ) from None
+
+
+def node_call_arguments(node, values):
+    """`(args, kwargs)` of `node`'s call with its input tensors replaced
+    through `values` (`{id(tensor): replacement}`)."""
+    try:
+        fill_in = node.arguments.fill_in
+    except AttributeError as error:
+        raise missing(
+            "Gradient checkpointing (kerasft.remat)",
+            "Node.arguments.fill_in",
+            _LAYERS_CHECKED,
+            error,
+        ) from None
+    return fill_in(values)
+
+
+def keep_input_dtype(layer):
+    """Makes `layer.__call__` pass its inputs through as given: no cast to
+    the compute dtype (raw pixels stay float32 under a mixed policy) and
+    non-tensor positional arguments allowed. Call it in `__init__`, after
+    `super().__init__`; Keras's own preprocessing layers set the same two
+    flags."""
+    for flag in ("_convert_input_args", "_allow_non_tensor_positional_args"):
+        if not hasattr(layer, flag):
+            raise missing(
+                "Float32 preprocessing and augmentation layers",
+                f"keras.layers.Layer.{flag}",
+                _LAYERS_CHECKED,
+            )
+    layer._convert_input_args = False
+    layer._allow_non_tensor_positional_args = True
+
+
+def all_layers(layer):
+    """`layer` and every layer it tracks, recursively (nested models and
+    custom layers included), each once."""
+    try:
+        flatten = layer._flatten_layers
+    except AttributeError as error:
+        raise missing(
+            "Walking every nested layer (resume, freezing)",
+            "keras.layers.Layer._flatten_layers",
+            _LAYERS_CHECKED,
+            error,
+        ) from None
+    return list(flatten(include_self=True, recursive=True))
+
+
+def seed_generators(layer):
+    """The `keras.random.SeedGenerator`s `layer` itself owns (dropout and
+    random layers), whose states a checkpoint must keep for exact resume."""
+    try:
+        return list(layer._seed_generators)
+    except AttributeError as error:
+        raise missing(
+            "Exact resume (random layer states)",
+            "keras.layers.Layer._seed_generators",
+            _LAYERS_CHECKED,
+            error,
+        ) from None
 
 
 # === Distribution and training ===
 
+_TRAINING_CHECKED = "Keras 3.15.1, TensorFlow 2.21.0"
+
+
+def symbolic_build(model, data_batch):
+    """Creates the variables of a compiled `model` (layers, metrics, loss,
+    optimizer) from one batch, as `fit` would."""
+    try:
+        build = model._symbolic_build
+    except AttributeError as error:
+        raise missing(
+            "Multi-worker training", "Trainer._symbolic_build",
+            _TRAINING_CHECKED, error,
+        ) from None
+    build(data_batch=data_batch)
+
+
+@contextlib.contextmanager
+def fit_without_symbolic_build(model):
+    """Inside, `model.fit`/`evaluate` skip Keras's build from the first
+    distributed batch (call `symbolic_build` first). The model's own
+    method is back on exit."""
+    if not hasattr(model, "_maybe_symbolic_build"):
+        raise missing(
+            "Multi-worker training", "TensorFlowTrainer._maybe_symbolic_build",
+            _TRAINING_CHECKED,
+        )
+    own = vars(model).get("_maybe_symbolic_build")
+    # An instance attribute shadows the method for this model only.
+    object.__setattr__(
+        model, "_maybe_symbolic_build", lambda iterator=None, data_batch=None: None
+    )
+    try:
+        yield
+    finally:
+        if own is None:
+            object.__delattr__(model, "_maybe_symbolic_build")
+        else:
+            object.__setattr__(model, "_maybe_symbolic_build", own)
+
+
+@contextlib.contextmanager
+def replaced_reduce_per_replica(make_replacement):
+    """Inside, Keras's TensorFlow trainer reduces per-replica step outputs
+    with `make_replacement(original)`; the original is back on exit.
+
+    The trainer looks the function up when it traces a train/test function,
+    so functions traced inside keep the replacement.
+    """
+    try:
+        from keras.src.backend.tensorflow import trainer
+
+        original = trainer.reduce_per_replica
+    except (ImportError, AttributeError) as error:
+        raise missing(
+            "Multi-worker training",
+            "keras.src.backend.tensorflow.trainer.reduce_per_replica",
+            _TRAINING_CHECKED, error,
+        ) from None
+    trainer.reduce_per_replica = make_replacement(original)
+    try:
+        yield
+    finally:
+        trainer.reduce_per_replica = original
+
+
+def set_initial_epoch(model, epoch):
+    """Makes the `fit` in progress continue at `epoch` (0-based): Keras
+    3.15 `fit` reads `model._initial_epoch` after `on_train_begin`, as
+    Keras's own `BackupAndRestore` sets it; no public route exists."""
+    if not hasattr(model, "_initial_epoch"):
+        raise missing(
+            "Resuming inside fit", "Trainer._initial_epoch", _TRAINING_CHECKED
+        )
+    model._initial_epoch = epoch
+
 
 # === KerasHub ===
+
+_HUB_CHECKED = "KerasHub 0.32"
+
+
+def _preset_utils(feature):
+    try:
+        from keras_hub.src.utils import preset_utils
+    except ImportError as error:
+        raise missing(
+            feature, "keras_hub.src.utils.preset_utils", _HUB_CHECKED, error
+        ) from None
+    return preset_utils
+
+
+def _preset_call(feature, name, *args):
+    utils = _preset_utils(feature)
+    try:
+        function = getattr(utils, name)
+    except AttributeError as error:
+        raise missing(
+            feature, f"keras_hub.src.utils.preset_utils.{name}", _HUB_CHECKED,
+            error,
+        ) from None
+    return function(*args)
+
+
+def preset_load_json(preset, file_name, feature="Loading a KerasHub preset"):
+    """The JSON file `file_name` of a preset (local folder, `hf://`, Kaggle)."""
+    return _preset_call(feature, "load_json", preset, file_name)
+
+
+def preset_file_exists(preset, file_name, feature="Loading a KerasHub preset"):
+    """Whether the preset holds `file_name`."""
+    return _preset_call(feature, "check_file_exists", preset, file_name)
+
+
+def preset_get_file(preset, file_name, feature="Loading a KerasHub preset"):
+    """A local path to the preset's `file_name` (downloaded if remote)."""
+    return _preset_call(feature, "get_file", preset, file_name)

@@ -1,9 +1,15 @@
 """The `kerasft` console script: `demo` and one subcommand per recipe.
 
 Each recipe subcommand has one `--flag` per field of the recipe's config
-dataclass (so `--help` documents every option), `--config FILE` (JSON, or
-YAML with PyYAML) whose values the flags override, and `--overwrite`.
-`recipes/*.py` scripts call `main` with their subcommand.
+dataclass that the subcommand uses (so `--help` documents every option and
+nothing else), `--config FILE` (JSON, or YAML with PyYAML) whose values the
+flags override, and `--overwrite`. `recipes/*.py` scripts call `main` with
+their subcommand.
+
+`kerasft --help` and `kerasft <recipe> --help` answer without importing
+TensorFlow: the configs live in `kerasft.recipes.configs`, and a recipe
+module loads only when it runs. TensorFlow's C++ start-up lines are hidden
+unless `--verbose 2`.
 
 Example:
     kerasft --version
@@ -14,82 +20,120 @@ Example:
 
 import argparse
 import dataclasses
+import difflib
+import importlib
 import json
 import os
+import re
 import sys
 import typing
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from kerasft import _tool_commands  # noqa: E402 (export/predict/tune)
 from kerasft._version import __version__  # noqa: E402
+from kerasft.recipes.configs import ignored_options  # noqa: E402
+
+_CONFIGS = "kerasft.recipes.configs"
 
 # Flag names that differ from the field names (the issue's spelling first).
 _FLAG_NAMES = {
     "output_dir": ["--output", "--output-dir"],
     "validation": ["--val", "--validation"],
 }
+# Names that other layers use for a config field, in their messages.
+_ALIASES = {"sequence_length": "max_length", "output": "output_dir"}
+
+@dataclasses.dataclass(frozen=True)
+class _Command:
+    """A recipe subcommand: where its function and config live, what it
+    fixes, and which options its mode ignores."""
+
+    function: str  # "module:name", imported only when the command runs
+    config: str  # class name in kerasft.recipes.configs (TensorFlow-free)
+    help: str
+    fixed: dict = dataclasses.field(default_factory=dict)
+
+    def config_class(self):
+        return getattr(importlib.import_module(_CONFIGS), self.config)
+
+    def load_function(self):
+        module, name = self.function.split(":")
+        return getattr(importlib.import_module(module), name)
 
 
-def _recipes():
-    """`{subcommand: (function, config class, one-line help)}`, lazily."""
-    from kerasft import recipes
-
-    return {
-        "image-classification": (
-            recipes.image_classification,
-            recipes.ImageClassificationConfig,
-            "Fine-tune an image backbone (EfficientNetB0 by default).",
-        ),
-        "feature-extraction": (
-            recipes.feature_extraction,
-            recipes.ImageClassificationConfig,
-            "Train a new head on a frozen image backbone.",
-        ),
-        "partial-fine-tuning": (
-            recipes.partial_fine_tuning,
-            recipes.ImageClassificationConfig,
-            "Head first, then the top backbone groups.",
-        ),
-        "progressive-fine-tuning": (
-            recipes.progressive_fine_tuning,
-            recipes.ImageClassificationConfig,
-            "Head, then top groups, then everything, at lower rates.",
-        ),
-        "full-fine-tuning": (
-            recipes.full_fine_tuning,
-            recipes.ImageClassificationConfig,
-            "Head first, then every backbone group.",
-        ),
-        "object-detection": (
-            recipes.object_detection,
-            recipes.ObjectDetectionConfig,
-            "One box + class per image (MobileNetV2 + detection head).",
-        ),
-        "text-classification": (
-            recipes.text_classification,
-            recipes.TextClassificationConfig,
-            "Fine-tune a BERT-family encoder on a CSV of text,label.",
-        ),
-        "question-answering": (
-            recipes.question_answering,
-            recipes.QuestionAnsweringConfig,
-            "Extractive QA on SQuAD-format JSON with a BERT-family encoder.",
-        ),
-    }
-
+_COMMANDS = {
+    "image-classification": _Command(
+        "kerasft.recipes.image_classification:image_classification",
+        "ImageClassificationConfig",
+        "Fine-tune an image backbone (EfficientNetB0 by default).",
+    ),
+    "feature-extraction": _Command(
+        "kerasft.recipes.fine_tuning:feature_extraction",
+        "ImageClassificationConfig",
+        "Train a new head on a frozen image backbone.",
+        {"mode": "feature_extraction"},
+    ),
+    "partial-fine-tuning": _Command(
+        "kerasft.recipes.fine_tuning:partial_fine_tuning",
+        "ImageClassificationConfig",
+        "Head first, then the top backbone groups.",
+        {"mode": "partial"},
+    ),
+    "progressive-fine-tuning": _Command(
+        "kerasft.recipes.fine_tuning:progressive_fine_tuning",
+        "ImageClassificationConfig",
+        "Head, then top groups, then everything, at lower rates.",
+        {"mode": "progressive"},
+    ),
+    "full-fine-tuning": _Command(
+        "kerasft.recipes.fine_tuning:full_fine_tuning",
+        "ImageClassificationConfig",
+        "Head first, then every backbone group.",
+        {"mode": "full"},
+    ),
+    "object-detection": _Command(
+        "kerasft.recipes.object_detection:object_detection",
+        "ObjectDetectionConfig",
+        "One box + class per image (MobileNetV2 + detection head).",
+    ),
+    "text-classification": _Command(
+        "kerasft.recipes.text_classification:text_classification",
+        "TextClassificationConfig",
+        "Fine-tune a BERT-family encoder on a CSV of text,label.",
+    ),
+    "question-answering": _Command(
+        "kerasft.recipes.question_answering:question_answering",
+        "QuestionAnsweringConfig",
+        "Extractive QA on SQuAD-format JSON with a BERT-family encoder.",
+    ),
+    "token-classification": _Command(
+        "kerasft.recipes.token_classification:token_classification",
+        "TokenClassificationConfig",
+        "NER / word tagging on CoNLL or JSON-lines data with a BERT-family "
+        "encoder.",
+    ),
+}
 
 # Options the tutorial recipes fix themselves (no flag for them).
-_FIXED_VALUES = {
-    "feature-extraction": {"mode": "feature_extraction"},
-    "partial-fine-tuning": {"mode": "partial"},
-    "progressive-fine-tuning": {"mode": "progressive"},
-    "full-fine-tuning": {"mode": "full"},
-}
+_FIXED_VALUES = {c: cmd.fixed for c, cmd in _COMMANDS.items() if cmd.fixed}
 _FIXED = {command: tuple(values) for command, values in _FIXED_VALUES.items()}
 
 
+def _recipes():
+    """`{subcommand: ("module:function", config class, one-line help)}`."""
+    return {
+        c: (cmd.function, cmd.config_class(), cmd.help)
+        for c, cmd in _COMMANDS.items()
+    }
+
+
 # === Config fields -> flags ===
+
+
+def flag(name):
+    """The command-line flag of config field `name`."""
+    return _FLAG_NAMES.get(name, ["--" + name.replace("_", "-")])[0]
 
 
 def _optional(hint):
@@ -129,32 +173,40 @@ def _json_dict(text):
     return value
 
 
-def _json_value(text):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+def _choice(text):
+    """Choices are spelled with underscores; hyphens work too."""
+    return text.replace("-", "_")
 
 
-def _add_field(parser, f, hint):
+_choice.__name__ = "choice"
+
+
+def _add_field(parser, f, hint, hidden=False):
     names = _FLAG_NAMES.get(f.name, ["--" + f.name.replace("_", "-")])
     base, optional = _optional(hint)
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-    help_text = f"{f.metadata.get('help', '')} (default: {default!r})"
-    kwargs = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+    if f.metadata.get("required"):
+        help_text = f"{f.metadata.get('help', '')} (required)"
+    else:
+        help_text = f"{f.metadata.get('help', '')} (default: {default!r})"
+    kwargs = {
+        "dest": f.name,
+        "default": argparse.SUPPRESS,
+        "help": argparse.SUPPRESS if hidden else help_text,
+    }
     choices = f.metadata.get("choices")
     if base is bool:
         parser.add_argument(*names, action=argparse.BooleanOptionalAction, **kwargs)
         return
     if base is tuple:
         convert, metavar = _int_tuple, "N[,N...]"
-    elif base is dict:
+    elif base is dict or typing.get_origin(base) is dict:
         convert, metavar = _json_dict, "JSON"
-    elif typing.get_origin(base) is dict:
-        convert, metavar = _json_dict, "JSON"
-    elif base in (int, float, str):
+    elif base in (int, float):
         convert, metavar = base, None
-    else:  # typing.Any: paths/names on the command line
+    elif choices:
+        convert, metavar = _choice, None
+    else:  # str, typing.Any: paths/names on the command line
         convert, metavar = str, None
     if optional:
         convert = _parse_none(convert)
@@ -166,12 +218,18 @@ def _add_field(parser, f, hint):
 
 
 def add_config_arguments(parser, config_class, fixed=()):
-    """Adds one flag per config field (except `fixed`) to `parser`."""
+    """Adds one flag per config field (except `fixed`) to `parser`.
+
+    Fields that the fixed values make useless (the backbone options of
+    `feature-extraction`) still parse, so that giving one is answered
+    with why it does nothing, but `--help` does not list them.
+    """
     hints = typing.get_type_hints(config_class)
+    ignored = ignored_options(config_class, dict(fixed or {}))
     for f in dataclasses.fields(config_class):
-        if f.name in fixed or not f.metadata.get("cli", True):
+        if f.name in (fixed or ()) or not f.metadata.get("cli", True):
             continue
-        _add_field(parser, f, hints[f.name])
+        _add_field(parser, f, hints[f.name], hidden=f.name in ignored)
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -180,8 +238,9 @@ def add_config_arguments(parser, config_class, fixed=()):
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="Replace a previous, different run in the output folder "
-        "(a run with the same options resumes without it).",
+        help="Replace a previous run in the output folder: another config, "
+        "or the same config on changed data (a run with the same options "
+        "and data resumes, or is reused once complete, without it).",
     )
 
 
@@ -202,9 +261,54 @@ def config_from_args(config_class, args, fixed=None):
 # === Parser ===
 
 
-def build_parser():
-    """The `kerasft` argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """Unknown flags are reported by the subcommand they were given to,
+    with its usage and the closest known flag."""
+
+    def parse_args(self, args=None, namespace=None):
+        args, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = self
+            command = getattr(args, "command", None)
+            if command:
+                parser = _subparsers(self)[command]
+            parser.error(_unrecognized(parser, extras))
+        return args
+
+
+def _unrecognized(parser, extras):
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    known = [s for a in parser._actions for s in a.option_strings]
+    for extra in extras:
+        if extra.startswith("--"):
+            close = difflib.get_close_matches(extra.split("=")[0], known, n=1)
+            if close:
+                return f"{message} (did you mean {close[0]}?)"
+    return message
+
+
+def _subparsers(parser):
+    action = next(a for a in parser._actions if a.dest == "command")
+    return action.choices
+
+
+def _command_in(argv):
+    """The subcommand named in `argv` (the first word not an option)."""
+    for word in argv:
+        if not word.startswith("-"):
+            known = word in _COMMANDS or word in _tool_commands.COMMANDS
+            return word if known or word == "demo" else None
+    return None
+
+
+def build_parser(commands=None):
+    """The `kerasft` argument parser.
+
+    Args:
+        commands: the recipe subcommands whose flags to add (each needs its
+            config class). Defaults to `None`, meaning all of them.
+    """
+    parser = _Parser(
         prog="kerasft",
         description="Correct, fast fine-tuning of pretrained models with "
         "Keras 3. Every recipe writes metrics.json, history.csv, "
@@ -213,7 +317,9 @@ def build_parser():
     parser.add_argument(
         "--version", action="version", version=f"kerasft {__version__}"
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=argparse.ArgumentParser
+    )
 
     demo = sub.add_parser(
         "demo",
@@ -241,10 +347,142 @@ def build_parser():
         help="Replace the outputs of a previous, different demo run.",
     )
 
-    for command, (_, config_class, help_text) in _recipes().items():
-        p = sub.add_parser(command, help=help_text, description=help_text)
-        add_config_arguments(p, config_class, _FIXED.get(command, ()))
+    _tool_commands.add_parsers(sub)
+    for command, entry in _COMMANDS.items():
+        p = sub.add_parser(command, help=entry.help, description=entry.help)
+        if commands is None or command in commands:
+            add_config_arguments(p, entry.config_class(), entry.fixed)
     return parser
+
+
+# === Checks before the run ===
+
+
+def _check_options(parser, config_class, args, config):
+    """Refuses flags the run would ignore; names ignored file options."""
+    ignored = ignored_options(config_class, config.to_dict())
+    given = [name for name in ignored if hasattr(args, name)]
+    if given:
+        flags = " and ".join(flag(name) for name in given)
+        reason, instead = ignored[given[0]]
+        parser.error(
+            f"{flags} {'does' if len(given) == 1 else 'do'} nothing here: "
+            f"{reason}. Drop {'it' if len(given) == 1 else 'them'}, or "
+            f"{instead}."
+        )
+    # Ignored options from a --config FILE get a one-line note from the run.
+    if "train" in config_class.field_names() and config.train is None:
+        parser.error(
+            "the following arguments are required: --train "
+            "(or `train` in --config FILE)"
+        )
+    for name in ("train", "validation", "test"):
+        path = getattr(config, name, None)
+        if isinstance(path, str) and os.path.isfile(path) and not os.path.getsize(path):
+            parser.error(f"{flag(name)} {path!r} is empty (0 bytes).")
+
+
+def cli_message(message, config_class=None):
+    """`message` with Python argument names replaced by their flags.
+
+    Recipes name the Python arguments (`` `max_length` ``,
+    `overwrite=True`); under the command line the user typed flags.
+    """
+    names = set(config_class.field_names()) if config_class else set()
+    names |= {"overwrite", "config"}
+
+    def field_of(word):
+        word = _ALIASES.get(word, word)
+        return word if word in names else None
+
+    def backticked(match):
+        name = field_of(match.group(1))
+        return f"`{flag(name)}`" if name else match.group(0)
+
+    def assignment(match):
+        name, value = field_of(match.group(1)), match.group(2)
+        if name is None:
+            return match.group(0)
+        if value == "True":
+            return flag(name)
+        if value == "False":
+            return "--no-" + flag(name)[2:]
+        return f"{flag(name)} {value}"
+
+    message = re.sub(r"overwrite=True \(--overwrite\)", "--overwrite", message)
+    message = re.sub(r"`(\w+)=?`", backticked, message)
+    return re.sub(r"\b(\w+)=(\S+)", assignment, message)
+
+
+# === Console ===
+
+
+def quiet_tensorflow(verbose=1):
+    """Imports TensorFlow without its C++ start-up lines unless `verbose` is 2.
+
+    TensorFlow's libraries log through absl before anything can configure
+    it (`TF_CPP_MIN_LOG_LEVEL` does not reach those lines, and two of its
+    libraries print each of them), so the import runs with the process's
+    stderr sent to a file. That file is dropped, or with `verbose=2`
+    replayed with each line once; it is replayed whole if the import fails.
+    `TF_CPP_MIN_LOG_LEVEL=3` (unless set already, or `verbose=2`) then hides
+    later C++ messages such as the `cuInit` error on machines without a
+    GPU, and TensorFlow's Python logger shows errors only.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    if verbose < 2:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        if verbose >= 2:
+            captured.seek(0)
+            sys.stderr.write(_once(captured.read().decode(errors="replace")))
+            sys.stderr.flush()
+            return
+    tf.get_logger().setLevel("ERROR")
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:  # absl comes with TensorFlow; nothing to quiet
+        pass
+
+
+def _once(text):
+    """`text` without lines repeating an earlier one (absl lines compared
+    after their time and thread prefix)."""
+    seen, kept = set(), []
+    for line in text.splitlines(keepends=True):
+        key = re.sub(r"^[IWEF]\d{4} [\d:.]+\s+\d+ ", "", line)
+        if key not in seen:
+            seen.add(key)
+            kept.append(line)
+    return "".join(kept)
+
+
+def _verbose(args):
+    if hasattr(args, "verbose"):
+        return args.verbose
+    if getattr(args, "config", None):
+        from kerasft.recipes.config import load_config_file
+
+        return load_config_file(args.config).get("verbose", 1)
+    return 1
 
 
 def _print_result(result):
@@ -256,13 +494,21 @@ def _print_result(result):
 
 def main(argv=None):
     """Runs the `kerasft` command line; returns the exit status."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_in(argv)
+    parser = build_parser(commands=[command] if command else [])
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
+    subparser = _subparsers(parser)[args.command]
+    config_class = None
+    from kerasft import _io
+
+    token = _io.CLI_FLAGS.set(flag)
     try:
         if args.command == "demo":
+            quiet_tensorflow()
             from kerasft.recipes import demo
 
             demo.run_demo(
@@ -272,16 +518,23 @@ def main(argv=None):
                 overwrite=args.overwrite,
             )
             return 0
-        function, config_class, _ = _recipes()[args.command]
-        config = config_from_args(
-            config_class, args, _FIXED_VALUES.get(args.command)
-        )
-        result = function(config, overwrite=args.overwrite)
+        if args.command in _tool_commands.COMMANDS:
+            quiet_tensorflow()
+            return _tool_commands.run(args)
+        entry = _COMMANDS[args.command]
+        config_class = entry.config_class()
+        config = config_from_args(config_class, args, entry.fixed)
+        _check_options(subparser, config_class, args, config)
+        quiet_tensorflow(_verbose(args))
+        result = entry.load_function()(config, overwrite=args.overwrite)
     except (ValueError, TypeError, NotImplementedError) as e:
         if os.environ.get("KERASFT_DEBUG"):
             raise
-        print(f"kerasft {args.command}: error: {e}", file=sys.stderr)
+        message = cli_message(str(e), config_class)
+        print(f"kerasft {args.command}: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        _io.CLI_FLAGS.reset(token)
     _print_result(result)
     return 0
 

@@ -30,6 +30,7 @@ import tensorflow as tf
 __all__ = [
     "global_batch_size",
     "is_chief",
+    "is_tpu",
     "num_replicas",
     "precision",
     "scale_learning_rate",
@@ -315,13 +316,20 @@ def _gpu_capabilities():
     return capabilities
 
 
-def _is_tpu(strategy):
+def is_tpu(strategy):
+    """Whether `strategy` is a TPU strategy (`TPUStrategy` or its V1/V2
+    classes), by class name so no TPU library needs to load.
+
+    Example:
+    >>> is_tpu(tf.distribute.get_strategy())
+    False
+    """
     return strategy is not None and "TPU" in type(strategy).__name__
 
 
 def auto_policy_name(strategy=None):
     """The policy name `precision("auto")` would choose (nothing is set)."""
-    if _is_tpu(strategy):
+    if is_tpu(strategy):
         return "mixed_bfloat16"
     capabilities = _gpu_capabilities()
     if capabilities:

@@ -9,10 +9,13 @@ import numbers
 
 import keras
 
+from kerasft import _keras_compat
+
 __all__ = [
     "STRATEGIES",
     "FreezePlan",
     "freeze",
+    "freeze_batchnorm",
     "plan_freeze",
     "set_trainable_groups",
 ]
@@ -122,8 +125,36 @@ def _set_layer(layer, trainable, train_batchnorm):
     not reach sublayers frozen earlier, so each sublayer is set after.
     """
     layer.trainable = trainable and (train_batchnorm or not _is_batchnorm(layer))
-    for sublayer in getattr(layer, "_layers", ()):
+    for sublayer in _keras_compat.sublayers(layer):
         _set_layer(sublayer, trainable, train_batchnorm)
+
+
+def freeze_batchnorm(layer):
+    """Makes every BatchNormalization layer in `layer` non-trainable.
+
+    Nested sub-models and custom layers are searched too. A non-trainable
+    BatchNorm runs in inference mode (moving statistics, which stay fixed)
+    even when `fit` passes `training=True` into a backbone called with
+    `training=False` (keras#20285). Other layers are left as they are.
+
+    Args:
+        layer: a Keras layer or model.
+
+    Returns:
+        The names of the BatchNormalization layers, in tracking order.
+
+    Example:
+    ```python
+    freeze_batchnorm(backbone.model)
+    ```
+    """
+    names = []
+    if _is_batchnorm(layer):
+        layer.trainable = False
+        names.append(layer.name)
+    for sublayer in _keras_compat.sublayers(layer):
+        names.extend(freeze_batchnorm(sublayer))
+    return names
 
 
 def _weighted_layers(model):

@@ -3,9 +3,10 @@
 import keras
 
 from kerasft import _grouping
+from kerasft.freezing import freeze_batchnorm
 
 
-def build_model(backbone, head, name=None, remat=False):
+def build_model(backbone, head, name=None, remat=False, train_batchnorm=False):
     """Builds the fine-tuning model: backbone nested as one layer, then a head.
 
     Images: `Input(name="image")` on raw pixels (the backbone's
@@ -16,11 +17,20 @@ def build_model(backbone, head, name=None, remat=False):
 
     The backbone stays one nested layer named `backbone.name`
     (`model.get_layer(backbone.name)`); head layers are ordinary layers of
-    the outer model named with the head's prefix. The backbone is called
-    with `training=False`, and `kerasft.freeze` keeps its BatchNorm layers
-    non-trainable, so BatchNorm stays in inference mode during `fit`.
-    Every variable is tagged with its group (`"head"` or a backbone group)
-    for `kerasft.optimizers.LayerwiseLR`. The model is not compiled.
+    the outer model named with the head's prefix. The model is not compiled.
+
+    BatchNorm: the backbone is called with `training=False`, but during
+    `fit` Keras still passes `training=True` into a nested model
+    (keras#20285), so a trainable BatchNorm would normalize with batch
+    statistics and move its moving mean and variance. `build_model`
+    therefore makes every BatchNormalization layer of the backbone
+    non-trainable (inference mode, statistics fixed), so compiling and
+    fitting straight away, without `kerasft.freeze`, is safe; `freeze` and
+    `ProgressiveUnfreeze` keep them so. This also makes the step cheaper
+    (measured: bf16 ResNet50 1.45x -> 1.8x the float32 tutorial step).
+
+    Every variable's group (`"head"` or a backbone group) is recorded for
+    `kerasft.optimizers.LayerwiseLR`.
 
     Args:
         backbone: a `kerasft.backbones.Backbone`.
@@ -31,6 +41,10 @@ def build_model(backbone, head, name=None, remat=False):
             recomputes its activations in the backward pass
             (`kerasft.remat.rematerialize`): less peak memory for more step
             time. Defaults to `False`.
+        train_batchnorm: leave the backbone's BatchNorm layers trainable,
+            so that they use batch statistics during `fit` and update their
+            moving statistics (training from scratch, or large batches of a
+            new domain). Defaults to `False`.
 
     Returns:
         An uncompiled `keras.Model`.
@@ -47,6 +61,11 @@ def build_model(backbone, head, name=None, remat=False):
         raise TypeError(
             "`head` must be a kerasft.heads.Head or a callable mapping "
             f"features to outputs. Received: head={head!r}"
+        )
+    if not isinstance(train_batchnorm, bool):
+        raise TypeError(
+            "`train_batchnorm` must be a bool. Received: "
+            f"train_batchnorm={train_batchnorm!r}"
         )
     if name is None:
         name = f"{backbone.name}_{getattr(head, 'name', 'head')}"
@@ -81,6 +100,8 @@ def build_model(backbone, head, name=None, remat=False):
         features = {**features, "padding_mask": inputs["padding_mask"]}
     outputs = head(features)
     model = keras.Model(inputs, outputs, name=name)
+    if not train_batchnorm:
+        freeze_batchnorm(backbone.model)
     _grouping.tag_model(model, backbone)
     return model
 

@@ -20,6 +20,8 @@ rejects the `training=` keyword in graph mode, hence `RematSegment`.)
 import keras
 from keras import tree
 
+from kerasft import _keras_compat
+
 
 def rematerialize(backbone, groups=None, name=None):
     """A model equal to `backbone.model` whose groups recompute activations.
@@ -58,7 +60,7 @@ def rematerialize(backbone, groups=None, name=None):
     ```
     """
     model = backbone.model
-    if not hasattr(model, "_nodes_by_depth"):
+    if not _keras_compat.is_functional(model):
         raise TypeError(
             "`rematerialize` needs a functional backbone model (built with "
             "keras.Input and layer calls). Received a "
@@ -77,10 +79,12 @@ def rematerialize(backbone, groups=None, name=None):
         wanted = set(groups)
 
     segments = _segments(model, backbone)
-    inputs = tree.map_structure(_clone_input, model._inputs_struct)
+    # A functional model's `input`/`output` are the structures it was
+    # built with (a tensor, a list or a dict).
+    inputs = tree.map_structure(_clone_input, model.input)
     values = {
         id(ref): new
-        for ref, new in zip(tree.flatten(model._inputs_struct), tree.flatten(inputs))
+        for ref, new in zip(tree.flatten(model.input), tree.flatten(inputs))
     }
     for index, (group, nodes, seg_inputs, seg_outputs) in enumerate(segments):
         segment = _segment_model(
@@ -91,7 +95,7 @@ def rematerialize(backbone, groups=None, name=None):
         results = segment([values[id(t)] for t in seg_inputs])
         for ref, new in zip(seg_outputs, tree.flatten(results)):
             values[id(ref)] = new
-    outputs = tree.map_structure(lambda t: values[id(t)], model._outputs_struct)
+    outputs = tree.map_structure(lambda t: values[id(t)], model.output)
     return keras.Model(inputs, outputs, name=name or model.name)
 
 
@@ -159,7 +163,7 @@ def _segment_model(nodes, seg_inputs, seg_outputs, name):
     fresh = [_clone_input(t) for t in seg_inputs]
     values = {id(ref): new for ref, new in zip(seg_inputs, fresh)}
     for node in nodes:
-        args, kwargs = node.arguments.fill_in(values)
+        args, kwargs = _keras_compat.node_call_arguments(node, values)
         results = node.operation(*args, **kwargs)
         for ref, new in zip(node.outputs, tree.flatten(results)):
             values[id(ref)] = new
@@ -175,8 +179,9 @@ def _clone_input(tensor):
 def _ordered_nodes(model):
     """The model's call nodes in execution order (as Keras runs them)."""
     order = []
-    for depth in sorted(model._nodes_by_depth, reverse=True):
-        for node in model._nodes_by_depth[depth]:
+    nodes_by_depth = _keras_compat.functional_nodes_by_depth(model)
+    for depth in sorted(nodes_by_depth, reverse=True):
+        for node in nodes_by_depth[depth]:
             if node.operation is not None and not node.is_input:
                 order.append(node)
     return order
@@ -202,7 +207,7 @@ def _segments(model, backbone):
         for node in nodes:
             for t in node.input_tensors:
                 consumers.setdefault(id(t), set()).add(index)
-    final = {id(t) for t in tree.flatten(model._outputs_struct)}
+    final = {id(t) for t in tree.flatten(model.output)}
 
     segments = []
     for index, (group, nodes) in enumerate(runs):

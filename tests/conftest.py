@@ -11,6 +11,8 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tests._required import missing_requirement  # noqa: E402
+
 # Logical devices must be configured before TensorFlow initializes its
 # runtime, so this runs at import time, before any test touches a tensor.
 _cpus = tf.config.list_physical_devices("CPU")
@@ -44,7 +46,7 @@ def two_cpu_strategy():
     """
     devices = tf.config.list_logical_devices("CPU")
     if len(devices) < 2:
-        pytest.skip("two logical CPU devices could not be configured")
+        missing_requirement("two logical CPU devices could not be configured")
     from kerasft import distribute
 
     strategy = distribute.strategy("mirrored")

@@ -1,8 +1,12 @@
 """kerasft.distribute: strategy resolution, precision choice, batch/LR scaling.
 
-TPUs cannot run on this machine: the TPU path is tested up to the resolver,
-with `TPUClusterResolver`, the connect/initialize calls and `TPUStrategy`
-monkeypatched.
+TPUs, GPUs and a real cluster cannot run on this machine: tests named
+`test_routing_only_*` check only which strategy or policy `auto` picks, with
+`TPUClusterResolver`, the connect/initialize calls, `TPUStrategy`,
+`MultiWorkerMirroredStrategy` or the device list monkeypatched; they train
+nothing. MirroredStrategy runs for real on two logical CPUs, and two local
+worker processes run MultiWorkerMirroredStrategy for real
+(`test_multiworker_*`, here and in tests/recipes/test_distributed.py).
 """
 
 import json
@@ -77,7 +81,7 @@ def test_unknown_strategy_name_is_an_error(bad):
         distribute.strategy(bad)
 
 
-def test_auto_without_tpu_hint_never_queries_a_resolver(
+def test_routing_only_auto_without_tpu_hint_never_queries_a_resolver(
     no_cluster_env, fake_tpu
 ):
     distribute.strategy("auto")
@@ -93,7 +97,7 @@ def test_auto_without_tpu_hint_never_queries_a_resolver(
         ({"TPU_ACCELERATOR_TYPE": "v4-8"}, "local", False),
     ],
 )
-def test_auto_resolves_connects_initializes_tpu(
+def test_routing_only_auto_resolves_connects_initializes_fake_tpu(
     no_cluster_env, fake_tpu, monkeypatch, env, expected_tpu, connects
 ):
     for k, v in env.items():
@@ -105,13 +109,13 @@ def test_auto_resolves_connects_initializes_tpu(
     assert steps == (["connect", "initialize"] if connects else ["initialize"])
 
 
-def test_tpu_vm_detected_from_dev_accel(no_cluster_env, fake_tpu, monkeypatch):
+def test_routing_only_tpu_vm_detected_from_dev_accel(no_cluster_env, fake_tpu, monkeypatch):
     monkeypatch.setattr(distribute.glob, "glob", lambda p: ["/dev/accel0"])
     s = distribute.strategy("auto")
     assert s.resolver.tpu == "local"
 
 
-def test_auto_falls_back_when_resolver_fails(no_cluster_env, monkeypatch):
+def test_routing_only_auto_falls_back_when_resolver_fails(no_cluster_env, monkeypatch):
     def failing(tpu=None):
         raise ValueError("Please provide a TPU Name to connect to.")
 
@@ -150,7 +154,7 @@ def test_tf_config_parsing(no_cluster_env, monkeypatch):
         distribute.is_chief()
 
 
-def test_auto_picks_multiworker_only_for_several_tasks(
+def test_routing_only_auto_picks_multiworker_only_for_several_tasks(
     no_cluster_env, monkeypatch
 ):
     made = []
@@ -166,7 +170,7 @@ def test_auto_picks_multiworker_only_for_several_tasks(
     assert made == ["mwms"]
 
 
-def test_auto_picks_mirrored_for_several_gpus(no_cluster_env, monkeypatch):
+def test_routing_only_auto_picks_mirrored_for_several_gpus(no_cluster_env, monkeypatch):
     monkeypatch.setattr(
         tf.config, "list_physical_devices", lambda kind=None: ["g0", "g1"]
     )
@@ -194,7 +198,7 @@ def test_precision_auto_choice(monkeypatch, flags, gpus, expected):
     assert keras.mixed_precision.global_policy().name == expected
 
 
-def test_precision_auto_on_tpu_is_bfloat16(monkeypatch):
+def test_routing_only_precision_auto_on_fake_tpu_is_bfloat16(monkeypatch):
     monkeypatch.setattr(distribute, "_cpu_flags", lambda: set())
     monkeypatch.setattr(distribute, "_gpu_capabilities", lambda: [])
     assert distribute.precision("auto").name == "float32"
@@ -203,7 +207,7 @@ def test_precision_auto_on_tpu_is_bfloat16(monkeypatch):
 
 
 def test_cpu_flags_reads_this_machine():
-    flags = distribute._cpu_flags()
+    flags = distribute._cpu_flags()  # kerasft's own helper
     assert "fpu" in flags or not flags  # readable /proc/cpuinfo lists fpu
 
 
@@ -236,3 +240,41 @@ def test_scale_learning_rate_and_batch_with_a_strategy(two_cpu_strategy):
         distribute.scale_learning_rate(0.1, 2, rule="cubic")
     with pytest.raises(ValueError, match="`batch_size`"):
         distribute.global_batch_size(0, 2)
+
+
+@pytest.mark.slow
+def test_multiworker_fit_and_evaluate_in_a_scope_keras_gets_back(tmp_path):
+    """Two local workers: `fit` and `evaluate` work inside the runner's
+    multi-worker scope, and after it Keras's trainer and the model are as
+    they were (no process-wide patch left behind)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sockets = [socket.socket() for _ in range(2)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    workers = [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
+    for s in sockets:
+        s.close()
+    procs = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "PYTHONPATH": root, "TF_CONFIG": json.dumps(tf_config),
+               "CUDA_VISIBLE_DEVICES": ""}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "tests._multiworker_child"], cwd=root, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        ))
+    for proc in procs:
+        output, _ = proc.communicate(timeout=400)
+        text = output.decode()
+        assert proc.returncode == 0, text[-4000:]
+        result = json.loads(text.strip().splitlines()[-1])
+        assert result["strategy"] == "CollectiveAllReduceStrategy"
+        assert len(result["loss"]) == 2 and all(v == v for v in result["loss"])
+        assert {"loss", "accuracy"} <= set(result["evaluated"])
+        assert result["restored"] is True
+        assert result["predictions"] == [48, 3]

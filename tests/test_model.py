@@ -38,6 +38,64 @@ def test_backbone_called_in_inference_mode():
     )
 
 
+def _bn_statistics(backbone):
+    return [
+        np.array(v) for v in backbone.model.non_trainable_weights
+        if "moving" in v.path
+    ]
+
+
+def test_batchnorm_frozen_by_default_when_fit_without_freeze():
+    # The docstring's path: build, compile, fit; no `freeze`. keras#20285
+    # passes training=True into the nested backbone during fit, so only
+    # non-trainable BatchNorm keeps its moving statistics fixed.
+    backbone = tiny_backbone()
+    head = heads.classification(3)
+    model = kerasft.build_model(backbone, head)
+    bns = [l for l in backbone.model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert bns and not any(l.trainable for l in bns)
+    before = _bn_statistics(backbone)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), **head.compile_kwargs())
+    x = np.random.RandomState(0).rand(16, 16, 16, 3).astype("float32") * 255
+    conv = backbone.model.get_layer("b1_conv").kernel
+    kernel_before = np.array(conv)
+    model.fit(x, np.arange(16) % 3, batch_size=8, epochs=2, verbose=0)
+    for old, new in zip(before, _bn_statistics(backbone)):
+        np.testing.assert_array_equal(old, new)
+    assert not np.allclose(kernel_before, np.array(conv))  # the rest trains
+
+
+def test_train_batchnorm_opt_out_moves_statistics():
+    backbone = tiny_backbone()
+    head = heads.classification(3)
+    model = kerasft.build_model(backbone, head, train_batchnorm=True)
+    before = _bn_statistics(backbone)
+    model.compile(optimizer="sgd", **head.compile_kwargs())
+    x = np.random.RandomState(0).rand(8, 16, 16, 3).astype("float32") * 255
+    model.fit(x, np.arange(8) % 3, epochs=1, verbose=0)
+    assert any(not np.allclose(a, b) for a, b in zip(before, _bn_statistics(backbone)))
+    with pytest.raises(TypeError, match="train_batchnorm"):
+        kerasft.build_model(tiny_backbone(), head, train_batchnorm="no")
+
+
+def test_batchnorm_in_nested_submodel_frozen():
+    backbone = tiny_backbone(nested=True)
+    kerasft.build_model(backbone, heads.regression(1))
+    sub = backbone.model.get_layer("b3_sub")
+    assert not sub.get_layer("b3_bn").trainable
+    assert sub.get_layer("b3_conv").trainable and sub.trainable
+
+
+def test_group_map_is_plain_data_and_sets_no_attribute():
+    backbone = tiny_backbone()
+    model = kerasft.build_model(backbone, heads.regression(1))
+    mapping = _grouping.group_map(model, backbone)
+    assert mapping["b1_conv/kernel"] == "block1" and mapping["head_output/bias"] == "head"
+    assert not any("kerasft" in name for v in model.weights for name in vars(v))
+    other = keras.Variable(1.0)  # never tagged
+    assert _grouping.variable_group(other) is None
+
+
 def test_tag_model_tags_head_and_groups():
     backbone = tiny_backbone()
     model = kerasft.build_model(backbone, heads.detection(2, conv_filters=(4,)))

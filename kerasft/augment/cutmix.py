@@ -16,6 +16,17 @@ class CutMix(_mixing._BatchMixer):
     area actually pasted, so each row still sums to 1. Train with
     `keras.losses.CategoricalCrossentropy()` on the soft labels.
 
+    The pasting and label mixing are `keras.layers.CutMix`'s
+    (`transform_images`, `transform_labels`); the box is drawn here, for
+    three reasons. Keras's `get_random_transformation` (Keras 3.15) mixes
+    labels by the fractional box area while it pastes whole pixels, so a
+    label can be off the pasted area by ~0.15 on 12x12 images (here they
+    are equal); it draws `alpha` uniformly in `(0, factor]` for each batch
+    instead of using the paper's fixed `alpha` (which may exceed 1); and it
+    only takes an int or a `SeedGenerator` seed, while `mix(images, labels,
+    seed)` here is a pure function of a `[2]` seed tensor, which
+    `kerasft.data` derives from `(seed, epoch, batch)` for exact resume.
+
     Args:
         alpha: Beta distribution parameter (> 0). Defaults to `1.0`.
         seed: integer seed for reproducible mixing. Defaults to `None`.
@@ -30,6 +41,8 @@ class CutMix(_mixing._BatchMixer):
 
     def __init__(self, alpha=1.0, seed=None):
         super().__init__(alpha, seed)
+        # float32 whatever the global policy: augmentation runs in tf.data.
+        self._layer = keras.layers.CutMix(dtype="float32")
 
     def mix(self, images, labels, seed):
         """Stateless CutMix with a `[2]` int `seed`; returns `(images, labels)`."""
@@ -55,8 +68,13 @@ class CutMix(_mixing._BatchMixer):
         in_rows = (rows >= y0[:, None]) & (rows < y1[:, None])
         in_cols = (cols >= x0[:, None]) & (cols < x1[:, None])
         box = in_rows[:, :, None] & in_cols[:, None, :]
-        mixed = tf.where(box[..., None], tf.gather(images, partner), images)
-        pasted = (y1 - y0) * (x1 - x0) / (h * w)
-        keep = (1.0 - pasted)[:, None]
-        soft = keep * labels + (1.0 - keep) * tf.gather(labels, partner)
-        return mixed, soft
+        transformation = {
+            "permutation_order": partner,
+            # Keras's layer wants the mask broadcast over channels.
+            "batch_masks": box[..., None] & tf.ones_like(images, tf.bool),
+            "mix_weight": 1.0 - (y1 - y0) * (x1 - x0) / (h * w),
+        }
+        return (
+            self._layer.transform_images(images, transformation),
+            self._layer.transform_labels(labels, transformation),
+        )

@@ -6,6 +6,7 @@ import numbers
 import keras
 import tensorflow as tf
 
+from kerasft import _keras_compat
 from kerasft.augment import _affine
 
 # ImageDataGenerator arguments this layer does not take, and what to do.
@@ -162,8 +163,7 @@ class ImageAugmentation(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
         # The warp has no XLA kernel; Keras then compiles without XLA.
         self.supports_jit = False
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
+        _keras_compat.keep_input_dtype(self)
 
     # === Layer API ===
 

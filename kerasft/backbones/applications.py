@@ -91,6 +91,16 @@ def _specs():
 _SPECS = _specs()
 
 
+def did_you_mean(name, known):
+    """`" Did you mean 'x'?"` for the closest of `known`, else `""`."""
+    import difflib
+
+    if not isinstance(name, str):
+        return ""
+    close = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
 def list_backbones():
     """Sorted names accepted by `kerasft.backbones.get`.
 
@@ -106,7 +116,8 @@ def spec(name):
     """The registry entry of `name`; `ValueError` listing names otherwise."""
     if not isinstance(name, str) or name.lower() not in _SPECS:
         raise ValueError(
-            f"Unknown backbone {name!r}. Known backbones: "
+            f"Unknown backbone {name!r}.{did_you_mean(name, list_backbones())} "
+            "Known backbones: "
             f"{', '.join(list_backbones())}. For another Keras model use "
             "`kerasft.backbones.from_model(model)`."
         )

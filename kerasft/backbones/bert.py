@@ -13,8 +13,11 @@ import re
 
 import keras
 
+from kerasft import _keras_compat
 from kerasft.backbones.backbone import Backbone
 from kerasft.backbones.backbone import Group
+
+_FEATURE = "kerasft.backbones.bert (Hugging Face folders and hf:// handles)"
 
 # Hugging Face `model_type` -> (KerasHub backbone class, preprocessor class,
 # tokenizer class) names in `keras_hub.models`.
@@ -280,9 +283,7 @@ def _remote_hf_config(handle):
     """`config.json` of an `hf://` repository (downloads it), or None when
     the repository is in KerasHub layout. KerasHub reads only safetensors
     from Hugging Face repositories, so no pickle check is needed here."""
-    from keras_hub.src.utils import preset_utils
-
-    config = preset_utils.load_json(handle, "config.json")
+    config = _keras_compat.preset_load_json(handle, "config.json", _FEATURE)
     return config if "model_type" in config else None
 
 
@@ -338,11 +339,11 @@ def _preprocessor(source, family, hf_config, sequence_length, keras_hub):
 def _wordpiece_tokenizer(source, tokenizer_cls):
     """The WordPiece tokenizer Hugging Face would build from `source`
     (a local folder or an `hf://` handle)."""
-    from keras_hub.src.utils import preset_utils
-
     config = {}
-    if preset_utils.check_file_exists(source, "tokenizer_config.json"):
-        config = preset_utils.load_json(source, "tokenizer_config.json")
+    if _keras_compat.preset_file_exists(source, "tokenizer_config.json", _FEATURE):
+        config = _keras_compat.preset_load_json(
+            source, "tokenizer_config.json", _FEATURE
+        )
     lowercase = bool(config.get("do_lower_case", True))
     strip_accents = config.get("strip_accents")
     if strip_accents is None:
@@ -350,7 +351,7 @@ def _wordpiece_tokenizer(source, tokenizer_cls):
         # lowercases, unless strip_accents says otherwise.
         strip_accents = lowercase
     try:
-        vocab = preset_utils.get_file(source, "vocab.txt")
+        vocab = _keras_compat.preset_get_file(source, "vocab.txt", _FEATURE)
     except FileNotFoundError as e:
         raise ValueError(
             f"{source!r} has no vocab.txt, which a WordPiece tokenizer needs."

@@ -9,15 +9,26 @@ every variable the old one knew: step counter, learning rate, slots.
 
 import collections
 
+from kerasft import _keras_compat
+
 
 def covers(optimizer, variables):
-    """Whether `optimizer` is built and knows every variable in `variables`."""
+    """Whether `optimizer` is built and knows every variable in `variables`.
+
+    A wrapper (`LossScaleOptimizer`, kerasft's) is built over the same
+    variables as the optimizer it wraps, so the innermost one is asked.
+    """
     if not optimizer.built:
         return False
-    known = getattr(optimizer, "_trainable_variables_indices", None)
-    if known is None:
+    while hasattr(optimizer, "inner_optimizer"):
+        optimizer = optimizer.inner_optimizer
+    if not optimizer.built:
         return False
-    return all(optimizer._var_key(v) in known for v in variables)
+    known = _keras_compat.optimizer_built_keys(optimizer)
+    return all(
+        _keras_compat.optimizer_variable_key(optimizer, v) in known
+        for v in variables
+    )
 
 
 def clone(optimizer, strategy):
@@ -53,20 +64,34 @@ def copy_state(source, target):
     """Copies optimizer variables from `source` to `target` by path.
 
     Slot variables are named after the model variable they track, so the
-    path pairs them across two optimizers built from the same config. A path
-    that repeats (two model variables with the same path) is paired in order
-    only when both optimizers hold it the same number of times.
+    path pairs them across two optimizers built from the same config; a path
+    that repeats (two model variables with the same path) is paired in order.
+    `target` may hold paths `source` lacks (slots of variables that start
+    training); every variable of `source` must find its pair, or a
+    `ValueError` says which state would be lost.
     """
-    by_path = collections.defaultdict(list)
+    sources = collections.defaultdict(list)
     for v in source.variables:
-        by_path[v.path].append(v)
-    wanted = collections.defaultdict(list)
+        sources[v.path].append(v)
+    targets = collections.defaultdict(list)
     for v in target.variables:
-        wanted[v.path].append(v)
-    for path, targets in wanted.items():
-        sources = by_path.get(path, [])
-        if len(sources) != len(targets):
-            continue
-        for src, dst in zip(sources, targets):
-            if tuple(src.shape) == tuple(dst.shape):
-                dst.assign(src.numpy())
+        targets[v.path].append(v)
+    for path, olds in sources.items():
+        news = targets.get(path, [])
+        if len(olds) != len(news):
+            raise ValueError(
+                f"Cannot carry optimizer state {path!r} over to the rebuilt "
+                f"optimizer {target.name!r}: the old one holds {len(olds)} "
+                f"variable(s) with this path, the new one {len(news)}. Give "
+                "every layer a unique name so that variable paths are unique, "
+                "and build the new optimizer over every variable the old one "
+                "knew."
+            )
+        for old, new in zip(olds, news):
+            if tuple(old.shape) != tuple(new.shape):
+                raise ValueError(
+                    f"Cannot carry optimizer state {path!r} over to the "
+                    f"rebuilt optimizer {target.name!r}: shape "
+                    f"{tuple(old.shape)} became {tuple(new.shape)}."
+                )
+            new.assign(old.numpy())

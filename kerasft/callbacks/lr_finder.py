@@ -11,8 +11,14 @@ from kerasft.callbacks import _optimizer_state
 
 
 @keras.saving.register_keras_serializable(package="kerasft")
-class ExponentialSweep(keras.optimizers.schedules.LearningRateSchedule):
+class ExponentialSweep(keras.optimizers.schedules.ExponentialDecay):
     """`min_lr * (max_lr / min_lr) ** (step / (steps - 1))`, the sweep's rate.
+
+    Keras's `ExponentialDecay` with a growth rate (`decay_rate = max_lr /
+    min_lr > 1` over `decay_steps = steps - 1`), named by the sweep's ends.
+    It differs in one way: the rate is held at `max_lr` after step
+    `steps - 1`, so a sweep that runs a step longer (the last batch of an
+    epoch) does not overshoot `max_lr`.
 
     Args:
         min_lr: rate at step 0.
@@ -28,16 +34,19 @@ class ExponentialSweep(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, min_lr, max_lr, steps):
+        super().__init__(
+            initial_learning_rate=min_lr,
+            decay_steps=max(steps - 1, 1),
+            decay_rate=max_lr / min_lr,
+        )
         self.min_lr = min_lr
         self.max_lr = max_lr
         self.steps = steps
 
     def __call__(self, step):
-        progress = keras.ops.minimum(
-            keras.ops.cast(step, "float32") / max(self.steps - 1, 1), 1.0
+        return super().__call__(
+            keras.ops.minimum(keras.ops.cast(step, "float32"), self.decay_steps)
         )
-        ratio = math.log(self.max_lr / self.min_lr)
-        return self.min_lr * keras.ops.exp(progress * ratio)
 
     def get_config(self):
         return {"min_lr": self.min_lr, "max_lr": self.max_lr, "steps": self.steps}

@@ -55,7 +55,9 @@ class ProgressiveUnfreeze(keras.callbacks.Callback):
             every group with its base rate. Defaults to `None`.
         train_batchnorm: whether BatchNormalization layers of opened groups
             train too. Defaults to `False`.
-        verbose: 1 prints each stage change. Defaults to `1`.
+        verbose: 1 prints each stage change, 0 stays quiet, `"auto"`
+            prints only when `fit` itself is not quiet (`fit(verbose=0)`
+            silences it). Defaults to `"auto"`.
 
     Example:
 
@@ -84,7 +86,7 @@ class ProgressiveUnfreeze(keras.callbacks.Callback):
         schedule,
         learning_rates=None,
         train_batchnorm=False,
-        verbose=1,
+        verbose="auto",
     ):
         super().__init__()
         if not hasattr(backbone, "groups") or not hasattr(backbone, "model"):
@@ -101,8 +103,10 @@ class ProgressiveUnfreeze(keras.callbacks.Callback):
                 "`train_batchnorm` must be a bool. Received: "
                 f"train_batchnorm={train_batchnorm!r}"
             )
-        if verbose not in (0, 1):
-            raise ValueError(f"`verbose` must be 0 or 1. Received: {verbose!r}")
+        if verbose not in (0, 1, "auto"):
+            raise ValueError(
+                f"`verbose` must be 0, 1 or 'auto'. Received: verbose={verbose!r}"
+            )
         self.backbone = backbone
         self.schedule = dict(schedule) if isinstance(schedule, dict) else schedule
         self.learning_rates = (
@@ -213,7 +217,7 @@ class ProgressiveUnfreeze(keras.callbacks.Callback):
         )
         if groups != self._applied:
             self.model.make_train_function(force=True)
-            if self.verbose:
+            if self._should_print():
                 print(
                     f"\nEpoch {epoch + 1}: ProgressiveUnfreeze training "
                     f"{len(groups)}/{len(self.backbone.groups)} backbone "
@@ -263,6 +267,12 @@ class ProgressiveUnfreeze(keras.callbacks.Callback):
         )
         if replaced or self.model.train_function is not None:
             self.model.make_train_function(force=True)
+
+    def _should_print(self):
+        if self.verbose == "auto":
+            # `fit` passes its own verbosity to every callback in `params`.
+            return bool((self.params or {}).get("verbose", 1))
+        return bool(self.verbose)
 
     # === Config ===
 

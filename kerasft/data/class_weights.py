@@ -2,6 +2,10 @@
 
 import os
 
+import numpy as np
+
+from kerasft.data._listing import list_image_files
+
 
 def class_weights(counts):
     """Balanced class weights: `n_samples / (n_classes * count_c)`.
@@ -26,8 +30,6 @@ def class_weights(counts):
     ```
     """
     if isinstance(counts, (str, os.PathLike)):
-        from kerasft.data.images import list_image_files
-
         names, _, labels = list_image_files(os.fspath(counts))
         counts = [labels.count(i) for i in range(len(names))]
     if isinstance(counts, dict):
@@ -51,6 +53,32 @@ def class_weights(counts):
                 "Every class count must be a positive number (a class with "
                 f"no samples cannot be weighted). Received: {key!r}: {value!r}"
             )
+    if all(float(v).is_integer() for v in values):
+        # scikit-learn's own function, on the labels the counts describe.
+        from sklearn.utils.class_weight import compute_class_weight
+
+        classes = np.arange(len(values))
+        labels = np.repeat(classes, np.asarray(values, dtype="int64"))
+        weights = compute_class_weight("balanced", classes=classes, y=labels)
+        return {key: float(w) for key, w in zip(keys, weights)}
+    # Fractional counts (e.g. summed sample weights) have no label array:
+    # the same formula, written out.
     total = float(sum(values))
     n_classes = len(values)
     return {key: total / (n_classes * value) for key, value in zip(keys, values)}
+
+
+def from_labels(labels, classes):
+    """`sklearn.utils.class_weight.compute_class_weight("balanced", ...)`
+    over int `labels` for class ids `range(classes)`, as a `fit` dict.
+
+    A class without samples gets weight 1.0 (scikit-learn refuses it).
+    """
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = np.asarray(labels).astype("int64").reshape(-1)
+    present = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    result = {i: 1.0 for i in range(classes)}
+    result.update({int(c): float(w) for c, w in zip(present, weights)})
+    return result

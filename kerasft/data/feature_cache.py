@@ -34,6 +34,7 @@ def cache_features(
     shuffle=True,
     seed=None,
     preprocess=None,
+    epoch=None,
 ):
     """Runs a frozen backbone once over `data`; returns its features.
 
@@ -55,9 +56,9 @@ def cache_features(
             `backbone.preprocess(images)`), a Keras model/layer, or any
             callable from an image batch to features. Run with
             `training=False` when it accepts it.
-        data: a `kerasft.data.ImageData` (not augmented) or a `tf.data`
-            dataset of `(images, labels)` or `(images, labels, weights)`
-            batches.
+        data: a dataset from `kerasft.data` (`image_folder`,
+            `image_arrays`, `tfds`; not augmented) or any `tf.data` dataset
+            of `(images, labels)` or `(images, labels, weights)` batches.
         cache: `True` keeps the features in memory (numpy); a string
             writes them to that `tf.data` cache file. Defaults to `True`.
         batch_size: batch size of the feature dataset. Defaults to `None`
@@ -66,6 +67,9 @@ def cache_features(
         seed: shuffle seed. Defaults to `None`.
         preprocess: callable applied to images before the backbone;
             overrides a `Backbone`'s own. Defaults to `None`.
+        epoch: a `tf.Variable` holding the epoch number: the shuffle order
+            of epoch `e` is then a pure function of `(seed, e)`, as in
+            `image_folder`, so a resumed run repeats. Defaults to `None`.
 
     Returns:
         A `CachedFeatures` (`.dataset`, `.feature_shape`, `.num_samples`).
@@ -82,7 +86,7 @@ def cache_features(
     ```
     """
     model, preprocess = _resolve_backbone(backbone, preprocess)
-    if isinstance(data, _pipeline.ImageData):
+    if _pipeline.has_info(data):
         if data.augment is not None or data.mix is not None:
             raise ValueError(
                 "Feature caching runs the backbone once, but this data is "
@@ -94,12 +98,12 @@ def cache_features(
             )
         if batch_size is None:
             batch_size = data.batch_size
-        dataset = data.dataset
+        dataset = data
     elif isinstance(data, tf.data.Dataset):
         dataset = data
     else:
         raise TypeError(
-            "`data` must be a kerasft.data.ImageData or a tf.data.Dataset of "
+            "`data` must be a kerasft.data dataset or a tf.data.Dataset of "
             f"(images, labels) batches. Received: {type(data).__name__}"
         )
     if cache is not True and not isinstance(cache, str):
@@ -122,18 +126,22 @@ def cache_features(
             images, rest = element[0], tuple(element[1:])
             yield (extract(images),) + rest
 
+    # Labels may be nested (a dict per output): handled as flat lists.
     if cache is True:
-        parts = None
+        parts, structure = None, None
         for element in batches():
             if parts is None:
-                parts = [[] for _ in element]
+                structure = element
+                parts = [[] for _ in tf.nest.flatten(element)]
                 if batch_size is None:
                     batch_size = int(element[0].shape[0])
-            for store, value in zip(parts, element):
+            for store, value in zip(parts, tf.nest.flatten(element)):
                 store.append(np.asarray(value))
         if parts is None:
             raise ValueError("`data` yielded no batches.")
-        arrays = tuple(np.concatenate(p, axis=0) for p in parts)
+        arrays = tf.nest.pack_sequence_as(
+            structure, [np.concatenate(p, axis=0) for p in parts]
+        )
         num_samples = len(arrays[0])
         feature_shape = tuple(arrays[0].shape[1:])
         ds = tf.data.Dataset.from_tensor_slices(arrays)
@@ -143,12 +151,14 @@ def cache_features(
             raise ValueError("`data` yielded no batches.")
         if batch_size is None:
             batch_size = int(first[0].shape[0])
-        signature = tuple(
-            tf.TensorSpec([None] + list(np.shape(v)[1:]), tf.as_dtype(
-                np.asarray(v).dtype)) for v in first
+        signature = tf.nest.map_structure(
+            lambda v: tf.TensorSpec(
+                [None] + list(np.shape(v)[1:]), tf.as_dtype(np.asarray(v).dtype)
+            ),
+            first,
         )
         ds = tf.data.Dataset.from_generator(
-            lambda: (tuple(np.asarray(v) for v in e) for e in batches()),
+            lambda: (tf.nest.map_structure(np.asarray, e) for e in batches()),
             output_signature=signature,
         )
         ds = ds.unbatch().cache(cache)
@@ -156,15 +166,32 @@ def cache_features(
         for _ in ds:  # one pass writes the cache file
             num_samples += 1
         feature_shape = tuple(first[0].shape[1:])
-    if shuffle:
-        ds = ds.shuffle(num_samples, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    # On disk the shuffle buffer is bounded: the features may not fit RAM.
+    buffer = num_samples if cache is True else min(num_samples, 8192)
+    ds = _batches(ds, buffer, num_samples, batch_size, shuffle, seed, epoch)
     return CachedFeatures(
         dataset=ds,
         feature_shape=feature_shape,
         num_samples=num_samples,
         batch_size=batch_size,
     )
+
+
+def _batches(ds, buffer, num_samples, batch_size, shuffle, seed, epoch):
+    """Batches, reshuffled per epoch from a stateless `(seed, epoch)` seed."""
+    steps = -(-num_samples // batch_size)
+    features = ds
+    if not shuffle:
+        ds = features.batch(batch_size)
+    else:
+        ds = _pipeline.epoch_seeds(seed, epoch).flat_map(
+            lambda epoch_seed: _pipeline.shuffled(
+                features, buffer, epoch_seed
+            ).batch(batch_size)
+        )
+    # Known to `fit` (a file cache read back has no cardinality of its own).
+    ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def _resolve_backbone(backbone, preprocess):

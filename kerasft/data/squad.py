@@ -6,7 +6,10 @@ positions, and span decoding back to text.
 tokenizer and locates the answer's first and last token through per-token
 character offsets (computed by re-tokenizing the context word by word, since
 KerasHub tokenizers return no offsets); `decode_spans` picks the best span
-`start <= end < start + max_answer_length` inside the context.
+`start <= end < start + max_answer_length` inside the context of one window;
+`postprocess_predictions` decodes each question over all its windows (long
+contexts split with `doc_stride`), with an n-best list and SQuAD v2.0's
+"no answer".
 """
 
 import dataclasses
@@ -54,7 +57,9 @@ class SquadFeatures:
         offsets: `(n, sequence_length, 2)` character span of each context
             token in its context, `-1` elsewhere.
         contexts: the context strings, for `span_texts`.
-        truncated: number of answers that fell outside the window.
+        truncated: number of answers that no window holds whole.
+        example_index: `(n,)` index of each window's example in the
+            examples given to `squad_features`.
     """
 
     inputs: dict
@@ -63,6 +68,7 @@ class SquadFeatures:
     offsets: np.ndarray
     contexts: list
     truncated: int
+    example_index: Optional[np.ndarray] = None
 
 
 def read_squad(path):
@@ -115,77 +121,105 @@ def read_squad(path):
     return examples
 
 
-def squad_features(examples, tokenizer, sequence_length=None):
-    """Tokenizes examples and finds the answer's token start/end positions.
+def squad_features(
+    examples, tokenizer, sequence_length=None, doc_stride=None, max_query_length=None
+):
+    """Tokenizes examples into windows and finds the answer's token positions.
 
-    The question is cut to half the window at most; the context fills the
-    rest (no sliding window: answers past the window get label 0, counted
-    in `truncated`).
+    Each window is `[CLS] question [SEP] context part [SEP]`. With
+    `doc_stride=None` there is one window per example and the rest of a
+    long context is cut (answers past it get label 0 and are counted in
+    `truncated`). With a `doc_stride`, a long context is split into
+    overlapping windows, consecutive ones sharing `doc_stride` context
+    tokens, as Hugging Face's `run_qa.py` does with the tokenizer's
+    `stride`; a window holding the whole answer gets its positions, the
+    others label 0 (the `[CLS]` "no answer" position), and
+    `features.example_index` maps every window back to its example.
 
     Args:
         examples: `SquadExample`s.
         tokenizer: a kerasft text `Backbone`, its `.tokenizer`
             (a KerasHub BERT preprocessor) or a KerasHub `BertTokenizer`.
         sequence_length: window length; defaults to the preprocessor's.
+        doc_stride: context tokens shared by consecutive windows, or `None`
+            for one window per example. Defaults to `None`.
+        max_query_length: longest question in tokens (longer ones are cut).
+            Defaults to half the window.
 
     Returns:
-        `SquadFeatures`.
+        `SquadFeatures`, one row per window.
 
     Example:
     ```python
-    features = squad_features(examples, backbone)
+    features = squad_features(examples, backbone, 384, doc_stride=128)
     model.fit(features.inputs, features.labels, epochs=2)
     ```
     """
     word_tokenizer, sequence_length = _word_tokenizer(tokenizer, sequence_length)
-    if sequence_length < 8:
-        raise ValueError(
-            f"`sequence_length` must be >= 8. Received: {sequence_length}"
-        )
-    cls_id = word_tokenizer.token_to_id("[CLS]")
-    sep_id = word_tokenizer.token_to_id("[SEP]")
-    pad_id = word_tokenizer.token_to_id("[PAD]")
-    n = len(examples)
-    token_ids = np.full((n, sequence_length), pad_id, dtype="int32")
-    segment_ids = np.zeros((n, sequence_length), dtype="int32")
-    padding_mask = np.zeros((n, sequence_length), dtype="int32")
-    context_mask = np.zeros((n, sequence_length), dtype="int32")
-    offsets = np.full((n, sequence_length, 2), -1, dtype="int32")
-    starts = np.zeros((n,), dtype="int32")
-    ends = np.zeros((n,), dtype="int32")
+    max_query_length = _check_window(sequence_length, doc_stride, max_query_length)
+    special = tuple(word_tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]"))
+    rows, example_index, starts, ends = [], [], [], []
     truncated = 0
     for i, ex in enumerate(examples):
-        question = _ids(word_tokenizer, ex.question)
-        question = question[: (sequence_length - 3) // 2]
+        question = _ids(word_tokenizer, ex.question)[:max_query_length]
         context_tokens, context_offsets = token_offsets(word_tokenizer, ex.context)
         room = sequence_length - 3 - len(question)
-        context_tokens = context_tokens[:room]
-        context_offsets = context_offsets[:room]
-        ids = [cls_id] + question + [sep_id] + context_tokens + [sep_id]
-        first = len(question) + 2
-        token_ids[i, : len(ids)] = ids
-        padding_mask[i, : len(ids)] = 1
-        segment_ids[i, first : len(ids)] = 1
-        context_mask[i, first : first + len(context_tokens)] = 1
-        if context_offsets:
-            offsets[i, first : first + len(context_tokens)] = context_offsets
-        if ex.answer_start < 0:
-            continue
-        span = _answer_tokens(
-            context_offsets, ex.answer_start, ex.answer_start + len(ex.answer_text)
-        )
-        if span is None:
+        if doc_stride is not None and doc_stride >= room:
+            raise ValueError(
+                f"`doc_stride` ({doc_stride}) must be smaller than the "
+                f"context room of a window ({room} tokens for question "
+                f"{ex.id!r} at sequence_length={sequence_length}). Lower "
+                "`doc_stride` or raise `sequence_length`."
+            )
+        answer = None
+        if ex.answer_start >= 0:
+            answer = _answer_tokens(
+                context_offsets, ex.answer_start, ex.answer_start + len(ex.answer_text)
+            )
+        found = False
+        for begin in _window_starts(len(context_tokens), room, doc_stride):
+            stop = min(begin + room, len(context_tokens))
+            rows.append(
+                _window(question, context_tokens, context_offsets, begin, stop,
+                        sequence_length, special)
+            )
+            example_index.append(i)
+            first = len(question) + 2
+            if answer is not None and begin <= answer[0] and answer[1] < stop:
+                starts.append(answer[0] - begin + first)
+                ends.append(answer[1] - begin + first)
+                found = True
+            else:
+                starts.append(0)
+                ends.append(0)
+        if ex.answer_start >= 0 and not found:
             truncated += 1
-            continue
-        starts[i], ends[i] = span[0] + first, span[1] + first
+    if rows:
+        token_ids, segment_ids, padding_mask, context_mask, offsets = (
+            np.stack(parts) for parts in zip(*rows)
+        )
+    else:
+        token_ids, segment_ids, padding_mask, context_mask = (
+            np.zeros((0, sequence_length), "int32") for _ in range(4)
+        )
+        offsets = np.zeros((0, sequence_length, 2), "int32")
     inputs = {
         "token_ids": token_ids,
         "segment_ids": segment_ids,
         "padding_mask": padding_mask,
     }
-    labels = {"start_logits": starts, "end_logits": ends}
+    labels = {
+        "start_logits": np.asarray(starts, "int32"),
+        "end_logits": np.asarray(ends, "int32"),
+    }
     return SquadFeatures(
-        inputs, labels, context_mask, offsets, [e.context for e in examples], truncated
+        inputs,
+        labels,
+        context_mask,
+        offsets,
+        [examples[k].context for k in example_index],
+        truncated,
+        np.asarray(example_index, "int64"),
     )
 
 
@@ -263,7 +297,7 @@ def decode_spans(
     # spans == [[1, 3]]
     ```
     """
-    if isinstance(max_answer_length, bool) or not isinstance(max_answer_length, int) or max_answer_length < 1:
+    if not _is_int(max_answer_length) or max_answer_length < 1:
         raise ValueError(
             "`max_answer_length` must be a positive integer. "
             f"Received: max_answer_length={max_answer_length!r}"
@@ -278,22 +312,8 @@ def decode_spans(
             "`start_logits` and `end_logits` must have the same shape "
             f"(batch, tokens). Received: {start.shape} and {end.shape}"
         )
+    scores = _span_scores(start, end, context_mask, max_answer_length)
     length = start.shape[1]
-    i = np.arange(length)
-    allowed = (i[None, :] >= i[:, None]) & (i[None, :] < i[:, None] + max_answer_length)
-    allowed = np.broadcast_to(allowed, (start.shape[0], length, length))
-    if context_mask is not None:
-        mask = np.asarray(context_mask).astype(bool)
-        if mask.ndim == 1:
-            mask = mask[None]
-        if mask.shape != start.shape:
-            raise ValueError(
-                f"`context_mask` must have shape {start.shape}. "
-                f"Received: {mask.shape}"
-            )
-        allowed = allowed & mask[:, :, None] & mask[:, None, :]
-    scores = start[:, :, None] + end[:, None, :]
-    scores = np.where(allowed, scores, -np.inf)
     flat = scores.reshape(scores.shape[0], -1).argmax(axis=1)
     spans = np.stack([flat // length, flat % length], axis=1).astype("int64")
     best = scores.reshape(scores.shape[0], -1)[np.arange(len(flat)), flat]
@@ -304,6 +324,155 @@ def decode_spans(
     if single:
         return spans[0], float(best[0])
     return spans, best
+
+
+@dataclasses.dataclass(frozen=True)
+class QAPrediction:
+    """The answer to one question, decoded over all its windows.
+
+    Args:
+        id: the question id.
+        text: the answer, `""` for "no answer" (SQuAD v2.0).
+        score: start + end logit of the best span (`-inf` when no window
+            holds context tokens).
+        null_score: the smallest `[CLS]` start + end logit over the
+            question's windows (the "no answer" score).
+        n_best: up to `n_best` candidates, best first: dicts with `text`,
+            `score`, `start_logit`, `end_logit`, `probability` (softmax over
+            the candidates, with the null candidate in v2.0) and `offsets`
+            (character `[start, end)` in the context).
+    """
+
+    id: str
+    text: str
+    score: float
+    null_score: float
+    n_best: tuple
+
+
+def postprocess_predictions(
+    examples,
+    features,
+    start_logits,
+    end_logits,
+    n_best=20,
+    max_answer_length=30,
+    version_2_with_negative=False,
+    null_score_diff_threshold=0.0,
+):
+    """Answers from window logits: the best span over all windows of each
+    question, its n-best list, and SQuAD v2.0's "no answer".
+
+    Every span `start <= end < start + max_answer_length` of context tokens
+    in any of the question's windows is a candidate, scored `start_logit +
+    end_logit` (all spans, exactly; Hugging Face's `run_qa` only tries the
+    top `n_best` starts x ends). A text found in several overlapping
+    windows keeps its best score. With `version_2_with_negative`, the null
+    score is the smallest `[CLS]` score over the windows, as in BERT's
+    `run_squad.py`, and the answer is `""` when `null_score - best span
+    score > null_score_diff_threshold`.
+
+    Args:
+        examples: the `SquadExample`s given to `squad_features`.
+        features: its `SquadFeatures`.
+        start_logits: `(windows, tokens)` model start logits.
+        end_logits: `(windows, tokens)` end logits.
+        n_best: candidates kept per question. Defaults to `20`.
+        max_answer_length: longest answer in tokens. Defaults to `30`.
+        version_2_with_negative: allow "no answer". Defaults to `False`.
+        null_score_diff_threshold: see above. Defaults to `0.0`.
+
+    Returns:
+        A list of `QAPrediction`, in the order of `examples`.
+
+    Example:
+    ```python
+    features = squad_features(examples, backbone, 384, doc_stride=128)
+    out = model.predict(features.inputs)
+    answers = postprocess_predictions(
+        examples, features, out["start_logits"], out["end_logits"])
+    print(answers[0].text, answers[0].n_best[:3])
+    ```
+    """
+    for name, value in (("n_best", n_best), ("max_answer_length", max_answer_length)):
+        if not _is_int(value) or value < 1:
+            raise ValueError(
+                f"`{name}` must be a positive integer. Received: {name}={value!r}"
+            )
+    start = np.asarray(start_logits, dtype="float64")
+    end = np.asarray(end_logits, dtype="float64")
+    rows = len(features.context_mask)
+    if start.shape != features.context_mask.shape or end.shape != start.shape:
+        raise ValueError(
+            "`start_logits` and `end_logits` must have the features' shape "
+            f"{features.context_mask.shape} (one row per window). Received: "
+            f"{start.shape} and {end.shape}"
+        )
+    index = features.example_index
+    if index is None:
+        index = np.arange(rows)
+    by_example = [[] for _ in examples]
+    for row, example in enumerate(index):
+        by_example[int(example)].append(row)
+    return [
+        _predict_one(
+            example, rows_of, features, start, end, max_answer_length, n_best,
+            version_2_with_negative, null_score_diff_threshold,
+        )
+        for example, rows_of in zip(examples, by_example)
+    ]
+
+
+def _predict_one(example, rows, features, start, end, max_answer_length,
+                 n_best, with_negative, threshold):
+    """One question's `QAPrediction` from its windows `rows`."""
+    # Scored per question: all windows at once would need windows x
+    # tokens^2 floats.
+    scores = _span_scores(
+        start[rows], end[rows], features.context_mask[rows], max_answer_length
+    )
+    length = scores.shape[-1]
+    candidates = {}  # (char start, char end) -> candidate
+    for local, row in enumerate(rows):
+        flat = scores[local].reshape(-1)
+        k = min(n_best, int(np.isfinite(flat).sum()))
+        if k == 0:
+            continue
+        top = np.argpartition(-flat, k - 1)[:k]
+        for position in top:
+            s, e = divmod(int(position), length)
+            begin, finish = features.offsets[row, s, 0], features.offsets[row, e, 1]
+            key = (int(begin), int(finish))
+            score = float(flat[position])
+            if key not in candidates or candidates[key]["score"] < score:
+                candidates[key] = {
+                    "text": example.context[key[0] : key[1]],
+                    "score": score,
+                    "start_logit": float(start[row, s]),
+                    "end_logit": float(end[row, e]),
+                    "offsets": list(key),
+                }
+    best = sorted(candidates.values(), key=lambda c: -c["score"])[:n_best]
+    null_score = float(min(start[r, 0] + end[r, 0] for r in rows)) if rows else 0.0
+    listed = list(best)
+    if with_negative:
+        listed.append({
+            "text": "", "score": null_score, "start_logit": None,
+            "end_logit": None, "offsets": None,
+        })
+        listed.sort(key=lambda c: -c["score"])
+        listed = listed[: n_best + 1]
+    if listed:
+        values = np.array([c["score"] for c in listed])
+        probabilities = np.exp(values - values.max())
+        probabilities /= probabilities.sum()
+        for c, p in zip(listed, probabilities):
+            c["probability"] = float(p)
+    best_score = best[0]["score"] if best else float("-inf")
+    text = best[0]["text"] if best else ""
+    if with_negative and null_score - best_score > threshold:
+        text = ""
+    return QAPrediction(example.id, text, best_score, null_score, tuple(listed))
 
 
 def span_texts(features, spans):
@@ -363,6 +532,27 @@ def _ids(word_tokenizer, text):
     return [int(t) for t in np.asarray(word_tokenizer(text))]
 
 
+def _span_scores(start, end, context_mask, max_answer_length):
+    """`(batch, tokens, tokens)` start + end scores, `-inf` where a span is
+    not allowed (end before start, too long, outside `context_mask`)."""
+    length = start.shape[1]
+    i = np.arange(length)
+    allowed = (i[None, :] >= i[:, None]) & (i[None, :] < i[:, None] + max_answer_length)
+    allowed = np.broadcast_to(allowed, (start.shape[0], length, length))
+    if context_mask is not None:
+        mask = np.asarray(context_mask).astype(bool)
+        if mask.ndim == 1:
+            mask = mask[None]
+        if mask.shape != start.shape:
+            raise ValueError(
+                f"`context_mask` must have shape {start.shape}. "
+                f"Received: {mask.shape}"
+            )
+        allowed = allowed & mask[:, :, None] & mask[:, None, :]
+    scores = start[:, :, None] + end[:, None, :]
+    return np.where(allowed, scores, -np.inf)
+
+
 def _is_space(ch):
     return ch.isspace() or unicodedata.category(ch) == "Zs"
 
@@ -416,8 +606,68 @@ def _word_piece_offsets(word_tokenizer, word, word_start, word_ids, lowercase, s
     return offsets
 
 
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_window(sequence_length, doc_stride, max_query_length):
+    """Validates the window arguments; returns `max_query_length`."""
+    if sequence_length < 8:
+        raise ValueError(
+            f"`sequence_length` must be >= 8. Received: {sequence_length}"
+        )
+    half = (sequence_length - 3) // 2
+    if max_query_length is None:
+        max_query_length = half
+    if not _is_int(max_query_length) or not 1 <= max_query_length <= half:
+        raise ValueError(
+            f"`max_query_length` must be an integer in [1, {half}] for "
+            f"sequence_length={sequence_length}. Received: "
+            f"max_query_length={max_query_length!r}"
+        )
+    if doc_stride is not None and (not _is_int(doc_stride) or doc_stride < 0):
+        raise ValueError(
+            "`doc_stride` must be a non-negative integer or None. Received: "
+            f"doc_stride={doc_stride!r}"
+        )
+    return max_query_length
+
+
+def _window_starts(length, room, doc_stride):
+    """First context token of each window: one window, or steps of
+    `room - doc_stride` until a window reaches the end of the context."""
+    if doc_stride is None or length <= room:
+        return [0]
+    step = room - doc_stride
+    starts = [0]
+    while starts[-1] + room < length:
+        starts.append(starts[-1] + step)
+    return starts
+
+
+def _window(question, tokens, offsets, begin, stop, sequence_length, special):
+    """`(token_ids, segment_ids, padding_mask, context_mask, offsets)` of one
+    `[CLS] question [SEP] tokens[begin:stop] [SEP]` window."""
+    cls_id, sep_id, pad_id = special
+    context = tokens[begin:stop]
+    ids = [cls_id] + question + [sep_id] + context + [sep_id]
+    first = len(question) + 2
+    token_ids = np.full((sequence_length,), pad_id, "int32")
+    segment_ids = np.zeros((sequence_length,), "int32")
+    padding_mask = np.zeros((sequence_length,), "int32")
+    context_mask = np.zeros((sequence_length,), "int32")
+    char_offsets = np.full((sequence_length, 2), -1, "int32")
+    token_ids[: len(ids)] = ids
+    padding_mask[: len(ids)] = 1
+    segment_ids[first : len(ids)] = 1
+    context_mask[first : first + len(context)] = 1
+    if context:
+        char_offsets[first : first + len(context)] = offsets[begin:stop]
+    return token_ids, segment_ids, padding_mask, context_mask, char_offsets
+
+
 def _answer_tokens(offsets, char_start, char_end) -> Optional[tuple]:
-    """First and last token overlapping `[char_start, char_end)`, or None."""
+    """First and last context token overlapping `[char_start, char_end)`."""
     first = last = None
     for k, (s, e) in enumerate(offsets):
         if e > char_start and s < char_end:
@@ -425,8 +675,5 @@ def _answer_tokens(offsets, char_start, char_end) -> Optional[tuple]:
                 first = k
             last = k
     if first is None:
-        return None
-    # An answer running past the window is cut off.
-    if offsets[-1][1] < char_end:
         return None
     return first, last

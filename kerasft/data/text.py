@@ -101,6 +101,8 @@ def read_text_csv(
         reader = csv.DictReader(f, delimiter=delimiter)
         found = list(reader.fieldnames or [])
         rows = list(reader)
+    if not found:
+        raise ValueError(f"{path!r} is empty: it has no header and no rows.")
     if pair_column == _AUTO:
         pair_column = "text_pair" if "text_pair" in found else None
     for arg, column in (

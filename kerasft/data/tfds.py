@@ -22,6 +22,7 @@ def tfds(
     image_key="image",
     label_key="label",
     shuffle_buffer=None,
+    epoch=None,
 ):
     """Loads an image classification dataset from tensorflow-datasets.
 
@@ -58,9 +59,13 @@ def tfds(
         label_key: feature holding the class label. Defaults to `"label"`.
         shuffle_buffer: shuffle buffer size. Defaults to `None` (the
             whole split).
+        epoch: as in `image_folder`: a `tf.Variable` holding the epoch
+            makes every epoch's order and augmentation a pure function of
+            `(seed, epoch, batch)`. Defaults to `None`.
 
     Returns:
-        An `ImageData`; `class_names` come from the label feature.
+        A `tf.data.Dataset` with the attributes `image_folder` documents;
+        `class_names` come from the label feature.
 
     Example:
     ```python
@@ -125,9 +130,10 @@ def tfds(
         seed=seed,
         label_mode=label_mode,
         drop_remainder=drop_remainder,
+        epoch=epoch,
     )
-    return _pipeline.ImageData(
-        dataset=ds,
+    return _pipeline.with_info(
+        ds,
         class_names=class_names,
         class_counts=counts,
         num_samples=num_samples,

@@ -3,6 +3,8 @@
 - `metrics`: `evaluate`, `compute_metrics`, `collect_predictions`.
 - `boxes`: `box_iou`, `average_precision_per_class`, `mean_average_precision`.
 - `plots`: `plot_history`, `plot_confusion_matrix`.
+- `squad`: SQuAD v1.1/v2.0 exact match and F1 (`squad_scores`).
+- `entities`: entity-level precision/recall/F1 over BIO tags (`entity_scores`).
 """
 
 # The constants stay reachable as `kerasft.evaluation.TASKS` etc., as they
@@ -19,12 +21,20 @@ from kerasft.evaluation.metrics import compute_metrics
 from kerasft.evaluation.metrics import evaluate
 from kerasft.evaluation.plots import plot_confusion_matrix
 from kerasft.evaluation.plots import plot_history
+from kerasft.evaluation.entities import entity_scores
+from kerasft.evaluation.entities import get_entities
+from kerasft.evaluation.squad import normalize_answer
+from kerasft.evaluation.squad import squad_scores
 
 __all__ = [
     "average_precision_per_class",
     "box_iou",
     "collect_predictions",
     "compute_metrics",
+    "entity_scores",
+    "get_entities",
+    "normalize_answer",
+    "squad_scores",
     "evaluate",
     "mean_average_precision",
     "plot_confusion_matrix",

@@ -16,7 +16,9 @@ __all__ = [
 def plot_history(history, path, title=None):
     """Saves training curves (train and validation) as a PNG.
 
-    One panel per metric; `val_<metric>` is drawn with `<metric>`.
+    One panel per metric; `val_<metric>` is drawn with `<metric>`. Epochs
+    are whole numbers on the x axis. Without any `val_` curve the title
+    says that no data was held out (the curves show training data only).
 
     Args:
         history: a `keras.callbacks.History` (what `fit` returns) or a dict
@@ -34,6 +36,7 @@ def plot_history(history, path, title=None):
     ```
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     logs = getattr(history, "history", history)
     if not isinstance(logs, dict) or not logs:
@@ -52,7 +55,11 @@ def plot_history(history, path, title=None):
                 ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
         ax.set_title(name)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
+    if not any(k.startswith("val_") for k in logs):
+        note = "training data only: no validation data held out"
+        title = f"{title} ({note})" if title else note.capitalize()
     if title:
         fig.suptitle(title)
     fig.savefig(path, format="png")

@@ -11,6 +11,7 @@ from kerasft.heads.detection import DetectionHead
 from kerasft.heads.detection import detection
 from kerasft.heads.text import TextClassificationHead, text_classification
 from kerasft.heads.question_answering import QuestionAnsweringHead, question_answering
+from kerasft.heads.token_classification import TokenClassificationHead, token_classification
 
 __all__ = [
     "ClassificationHead",
@@ -24,4 +25,5 @@ __all__ = [
     "regression",
     "TextClassificationHead", "text_classification",
     "QuestionAnsweringHead", "question_answering",
+    "TokenClassificationHead", "token_classification",
 ]

@@ -6,6 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasft import _keras_compat
+
 MODES = ("caffe", "tf", "torch", "none")
 
 # The constants of `keras.applications.imagenet_utils.preprocess_input`.
@@ -41,7 +43,9 @@ class Preprocess(keras.layers.Layer):
     casts to the layer's compute dtype. Takes raw pixels in [0, 255] of any
     numeric dtype (`uint8` too). When called eagerly on images whose values
     all lie within [-1, 1], warns that they look already scaled (graph calls
-    add no checks).
+    add no checks). Whether it warns depends only on the images of that
+    call: no state is kept between calls, so checking one array never
+    silences or triggers the warning for another.
 
     Args:
         mode: `"caffe"` (RGB -> BGR, minus the ImageNet mean per channel;
@@ -77,9 +81,7 @@ class Preprocess(keras.layers.Layer):
         self.data_format = data_format
         # Math runs in float32: keep Keras from casting raw pixels to the
         # compute dtype (float16/bfloat16) before `call`.
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
-        self._warned = False
+        _keras_compat.keep_input_dtype(self)
 
     def call(self, inputs):
         x = ops.cast(ops.convert_to_tensor(inputs), "float32")
@@ -107,11 +109,10 @@ class Preprocess(keras.layers.Layer):
         return ops.reshape(ops.convert_to_tensor(values, "float32"), shape)
 
     def _maybe_warn(self, x):
-        if self._warned or not _executing_eagerly():
+        if not _executing_eagerly():
             return
         max_abs = float(ops.convert_to_numpy(ops.max(ops.abs(x))))
         if looks_unit_scaled(max_abs):
-            self._warned = True
             max_value = float(ops.convert_to_numpy(ops.max(x)))
             warnings.warn(
                 unit_scale_message(

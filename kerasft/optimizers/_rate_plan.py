@@ -9,8 +9,8 @@ import collections
 import numbers
 import re
 
-HEAD = "head"
-BACKBONE = "backbone"
+# The group names `build_model` assigns (one definition, Keras-free).
+from kerasft._grouping import BACKBONE, HEAD  # noqa: F401 (re-exported)
 
 # How a variable's rate is computed at each step:
 # - "relative": `value` times the current base rate of the wrapped optimizer;

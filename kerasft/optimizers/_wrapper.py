@@ -1,17 +1,67 @@
 """Delegation shared by kerasft's optimizer wrappers."""
 
+import warnings
+
+import keras
+import numpy as np
+from keras import ops
+
+from kerasft import _keras_compat
+
+
+def _forwarded(name):
+    def get(self):
+        inner = self.__dict__.get("inner_optimizer")
+        return None if inner is None else getattr(inner, name)
+
+    def set_(self, value):
+        # `Optimizer.__init__` sets its defaults before the wrapped optimizer
+        # exists: those are ignored. Later, `LossScaleOptimizer` clears
+        # `loss_scale_factor` here so the wrapped one does not unscale twice.
+        inner = self.__dict__.get("inner_optimizer")
+        if inner is not None:
+            setattr(inner, name, value)
+
+    return property(get, set_, doc=f"The wrapped optimizer's `{name}`.")
+
+
+def variable_path(variable):
+    """`keras.Variable.path`, or the name of a plain `tf.Variable`."""
+    return getattr(variable, "path", None) or variable.name
+
 
 class DelegatingOptimizer:
     """Mixin for a `keras.optimizers.Optimizer` wrapping `inner_optimizer`.
 
-    The wrapped optimizer owns the step counter, the learning rate and the
-    loss scaling, so schedules, `ReduceLROnPlateau` and `LossScaleOptimizer`
-    see one optimizer. List it before `keras.optimizers.Optimizer`.
+    The wrapped optimizer owns the step counter, the learning rate, loss
+    scaling, clipping, weight decay (and its exclusions) and EMA, so
+    schedules, `ReduceLROnPlateau` and `LossScaleOptimizer` see one
+    optimizer, and every public `Optimizer` method called on the wrapper acts
+    on the same state as on the bare optimizer. List it before
+    `keras.optimizers.Optimizer`. A subclass creates its own state in
+    `_build_own` and lists it in `_own_variables`.
     """
+
+    # Settings a user may read or set on the optimizer they compiled with;
+    # they live on the wrapped optimizer, which clips, decays and keeps EMA.
+    weight_decay = _forwarded("weight_decay")
+    clipnorm = _forwarded("clipnorm")
+    clipvalue = _forwarded("clipvalue")
+    global_clipnorm = _forwarded("global_clipnorm")
+    use_ema = _forwarded("use_ema")
+    ema_momentum = _forwarded("ema_momentum")
+    ema_overwrite_frequency = _forwarded("ema_overwrite_frequency")
+    loss_scale_factor = _forwarded("loss_scale_factor")
+
+    # === State ===
+
+    def _own_variables(self):
+        """The wrapper's own optimizer variables (none by default)."""
+        return []
 
     @property
     def variables(self):
-        return self._variables[:] + self.inner_optimizer.variables
+        return self._own_variables() + list(self.inner_optimizer.variables)
 
     @property
     def iterations(self):
@@ -25,26 +75,149 @@ class DelegatingOptimizer:
     def learning_rate(self, learning_rate):
         self.inner_optimizer.learning_rate = learning_rate
 
-    @property
-    def loss_scale_factor(self):
-        inner = self.__dict__.get("inner_optimizer")
-        return None if inner is None else inner.loss_scale_factor
+    def set_weights(self, weights):
+        """Sets `self.variables` (the wrapper's and the wrapped optimizer's)
+        from a list of arrays."""
+        if not self.built:
+            raise ValueError(
+                "You are calling `set_weights()` on an optimizer that has not "
+                "yet been built. Please call "
+                "`optimizer.build(trainable_variables)` to create the "
+                "optimizer weights before calling `set_weights()`."
+            )
+        for variable, weight in zip(self.variables, weights):
+            if tuple(variable.shape) != tuple(np.shape(weight)):
+                raise ValueError(
+                    f"Optimizer variable {variable_path(variable)} has shape "
+                    f"{tuple(variable.shape)} not compatible with provided "
+                    f"weight shape {tuple(np.shape(weight))}."
+                )
+            variable.assign(weight)
 
-    @loss_scale_factor.setter
-    def loss_scale_factor(self, value):
-        # `LossScaleOptimizer` clears this on the optimizer it wraps; pass it
-        # on so the wrapped optimizer does not unscale a second time.
-        inner = self.__dict__.get("inner_optimizer")
-        if inner is not None:
-            inner.loss_scale_factor = value
+    def save_own_variables(self, store):
+        # Every variable, the wrapped optimizer's too, as Keras's
+        # `LossScaleOptimizer` does, so a direct save/load round-trips.
+        for i, variable in enumerate(self.variables):
+            store[str(i)] = ops.convert_to_numpy(variable)
+
+    def load_own_variables(self, store):
+        everything, own = self.variables, self._own_variables()
+        if len(store.keys()) == len(everything):
+            targets = everything
+        elif len(store.keys()) == len(own):
+            # Saved by kerasft 0.1, which stored only the wrapper's own
+            # variables; the wrapped optimizer loads its own entry.
+            targets = own
+        else:
+            raise ValueError(
+                f"Cannot load the state of optimizer {self.name!r}: it holds "
+                f"{len(everything)} variables, the file {len(store.keys())}. "
+                "Build it on the same variables (under the same precision "
+                "policy) first."
+            )
+        for i, variable in enumerate(targets):
+            variable.assign(store[str(i)])
+
+    def finalize_variable_values(self, var_list):
+        self.inner_optimizer.finalize_variable_values(var_list)
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """Excludes variables from the wrapped optimizer's weight decay.
+
+        Same arguments and rules as
+        `keras.optimizers.Optimizer.exclude_from_weight_decay`; call it
+        before the optimizer is built.
+        """
+        self.inner_optimizer.exclude_from_weight_decay(
+            var_list=var_list, var_names=var_names
+        )
 
     def scale_loss(self, loss):
         return self.inner_optimizer.scale_loss(loss)
 
-    def finalize_variable_values(self, var_list):
-        self.inner_optimizer.finalize_variable_values(var_list)
+    # === Build and apply helpers ===
+
+    def _variable_key(self, variable):
+        return _keras_compat.optimizer_variable_key(
+            self.inner_optimizer, variable
+        )
+
+    def build(self, var_list):
+        var_list = list(var_list)
+        inner = self.inner_optimizer
+        if not inner.built:
+            # Outside the untracked block below: the wrapped optimizer's
+            # build tracks its variables as when it builds itself. Same
+            # paths however the build is reached (`fit`, a lazy `apply`
+            # inside this wrapper's name scope, a reload).
+            with keras.name_scope(
+                inner.name, caller=inner, override_parent=""
+            ):
+                inner.build(var_list)
+        self._build_wrapper(var_list)
+        self.built = True
+
+    def _build_wrapper(self, var_list):
+        # Untracked: lists of model variables must not become optimizer
+        # variables (as in Keras's own `Optimizer.build`).
+        with _keras_compat.untracked_attributes():
+            self._built_variables = list(var_list)
+            self._built_keys = {self._variable_key(v) for v in var_list}
+            self._build_own(self._built_variables)
+
+    def _build_own(self, var_list):
+        """Creates the wrapper's own state for `var_list` (none here)."""
+
+    def _known_variables(self, grads, trainable_variables):
+        """The variables `grads` apply to, building on first use."""
+        if trainable_variables is None:
+            if not self.built:
+                raise ValueError(
+                    "When passing `grads` without `variables`, the optimizer "
+                    "must already be built on a list of variables. "
+                    "Call `optimizer.build(trainable_variables)` first. "
+                )
+            if len(grads) != len(self._built_variables):
+                raise ValueError(
+                    "When passing `grads` as a list of gradient tensors, the "
+                    "gradients must match the variables the optimizer was "
+                    f"built with one-to-one. Received {len(grads)} gradients "
+                    f"for {len(self._built_variables)} variables."
+                )
+            return list(self._built_variables)
+        variables = list(trainable_variables)
+        if not self.built:
+            with keras.name_scope(self.name, caller=self):
+                self.build(variables)
+        for v in variables:
+            if self._variable_key(v) not in self._built_keys:
+                raise ValueError(
+                    f"Unknown variable: {v}. This optimizer can only "
+                    "be called for the variables it was originally built "
+                    "with. When working with a new set of variables, you "
+                    "should recreate a new optimizer instance."
+                )
+        return variables
 
     def apply_gradients(self, grads_and_vars):
         grads, trainable_variables = zip(*grads_and_vars)
         self.apply(grads, trainable_variables)
         return self.iterations
+
+
+def present_gradients(grads, variables):
+    """`(gradient, variable)` pairs without `None` gradients, with Keras's
+    warning for the dropped ones and its error when none is left."""
+    pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+    if not pairs:
+        raise ValueError("No gradients provided for any variable.")
+    if len(pairs) < len(grads):
+        dropped = [
+            variable_path(v) for g, v in zip(grads, variables) if g is None
+        ]
+        warnings.warn(
+            f"Gradients do not exist for variables {dropped} when minimizing "
+            "the loss. If using `model.compile()`, did you forget to provide "
+            "a `loss` argument?"
+        )
+    return pairs

@@ -2,9 +2,11 @@
 
 import keras
 from keras import ops
-from keras.src.utils import tracking
 
+from kerasft import _keras_compat
 from kerasft.optimizers._wrapper import DelegatingOptimizer
+from kerasft.optimizers._wrapper import present_gradients
+from kerasft.optimizers._wrapper import variable_path
 
 
 @keras.saving.register_keras_serializable(package="kerasft")
@@ -21,6 +23,13 @@ class GradientAccumulator(DelegatingOptimizer, keras.optimizers.Optimizer):
     `iterations` counts real updates, so schedules and Adam's bias correction
     see one step per update, not per batch. Clipping and weight decay apply
     once per update, to the mean gradient.
+
+    Each update is the wrapped optimizer's own `apply`, so it behaves as
+    that optimizer: its settings and methods (`weight_decay`,
+    `exclude_from_weight_decay`, clipping, EMA settings,
+    `finalize_variable_values`) are reachable on the wrapper, and
+    `variables`, `set_weights` and saving cover the accumulators and the
+    wrapped optimizer's state.
 
     Unlike Keras's own `gradient_accumulation_steps` (which fails under
     `MirroredStrategy` with "`merge_call` called while defining a new
@@ -84,22 +93,15 @@ class GradientAccumulator(DelegatingOptimizer, keras.optimizers.Optimizer):
                 "(set them on the wrapped optimizer). "
                 f"Received: {sorted(kwargs)}"
             )
+        # The wrapper's own step and rate are unused: `iterations` and
+        # `learning_rate` are the wrapped optimizer's.
         super().__init__(learning_rate=0.0, name=name)
-        self._untrack_variable(self._iterations)
-        self._untrack_variable(self._learning_rate)
         self.inner_optimizer = optimizer
         self.steps = steps
 
-    @tracking.no_automatic_dependency_tracking
-    def build(self, var_list):
-        var_list = list(var_list)
-        inner = self.inner_optimizer
-        if not inner.built:
-            # Same variable paths however the build is reached (`fit`, a
-            # lazy `apply` inside this wrapper's name scope, a reload).
-            with keras.name_scope(inner.name, caller=inner, override_parent=""):
-                inner.build(var_list)
-        self._accumulators = []
+    def _build_own(self, var_list):
+        self._accumulator_of = {}
+        accumulators = []
         with keras.name_scope(self.name, caller=self):
             for v in var_list:
                 # On-read: each replica sums its own gradients locally;
@@ -111,10 +113,10 @@ class GradientAccumulator(DelegatingOptimizer, keras.optimizers.Optimizer):
                     trainable=False,
                     synchronization="on_read",
                     aggregation="sum",
-                    name=v.path.replace("/", "_") + "_accumulator",
+                    name=variable_path(v).replace("/", "_") + "_accumulator",
                 )
-                self._track_variable(acc)
-                self._accumulators.append(acc)
+                self._accumulator_of[self._variable_key(v)] = acc
+                accumulators.append(acc)
             self._batches = keras.Variable(
                 0,
                 dtype="int",
@@ -122,64 +124,33 @@ class GradientAccumulator(DelegatingOptimizer, keras.optimizers.Optimizer):
                 aggregation="only_first_replica",
                 name="batches",
             )
-            self._track_variable(self._batches)
-        super().build(var_list)
+        self._accumulators = accumulators
 
-    # === State (the rest is delegated: see DelegatingOptimizer) ===
-
-    def save_own_variables(self, store):
-        # Only the accumulators and the batch counter: the wrapped optimizer
-        # saves its own state as a child object.
-        for i, variable in enumerate(self._variables):
-            store[str(i)] = ops.convert_to_numpy(variable)
-
-    def load_own_variables(self, store):
-        if len(store.keys()) != len(self._variables):
-            raise ValueError(
-                f"Cannot load the state of optimizer {self.name!r}: it holds "
-                f"{len(self._variables)} variables, the file "
-                f"{len(store.keys())}. Build it on the same variables first."
-            )
-        for i, variable in enumerate(self._variables):
-            variable.assign(store[str(i)])
+    def _own_variables(self):
+        # The accumulators and the batch counter; `variables` adds the
+        # wrapped optimizer's.
+        if not self.built:
+            return []
+        return list(self._accumulators) + [self._batches]
 
     # === Update ===
 
     def apply(self, grads, trainable_variables=None):
+        grads = list(grads)
         if len(grads) == 0:
             return
-        if trainable_variables is None:
-            if not self.built:
-                raise ValueError(
-                    "When passing `grads` without `variables`, the optimizer "
-                    "must already be built. Call "
-                    "`optimizer.build(trainable_variables)` first."
-                )
-            trainable_variables = self._trainable_variables
-        else:
-            trainable_variables = list(trainable_variables)
-            if not self.built:
-                with keras.name_scope(self.name, caller=self):
-                    self.build(trainable_variables)
-                self.built = True
-            self._check_variables_are_known(trainable_variables)
-
+        variables = self._known_variables(grads, trainable_variables)
+        pairs = present_gradients(grads, variables)
         with keras.name_scope(self.name, caller=self):
-            grads, trainable_variables = self._filter_empty_gradients(
-                grads, trainable_variables
-            )
-            accumulators = [
-                self._accumulators[self._get_variable_index(v)]
-                for v in trainable_variables
-            ]
-            for g, acc in zip(grads, accumulators):
+            for g, v in pairs:
+                acc = self._accumulator_of[self._variable_key(v)]
                 acc.assign_add(ops.cast(_dense(g), acc.dtype))
             self._batches.assign_add(1)
-
+            variables = [v for _, v in pairs]
             if keras.backend.backend() == "tensorflow":
-                self._tf_maybe_update(trainable_variables)
+                self._tf_maybe_update(variables)
             else:
-                self._maybe_update(trainable_variables)
+                self._maybe_update(variables)
 
     def _is_update_step(self):
         return ops.equal(ops.mod(self._batches, self.steps), 0)
@@ -187,9 +158,11 @@ class GradientAccumulator(DelegatingOptimizer, keras.optimizers.Optimizer):
     def _update(self, trainable_variables):
         """Applies the mean gradient and clears the accumulators."""
         accumulators = [
-            self._accumulators[self._get_variable_index(v)]
+            self._accumulator_of[self._variable_key(v)]
             for v in trainable_variables
         ]
+        # The wrapped optimizer's own `apply`: clipping, weight decay, EMA,
+        # its per-step state and step counter, once per update.
         mean = [ops.divide(acc.value, self.steps) for acc in accumulators]
         self.inner_optimizer.apply(mean, trainable_variables)
         for acc in accumulators:
@@ -205,7 +178,7 @@ class GradientAccumulator(DelegatingOptimizer, keras.optimizers.Optimizer):
     def _tf_maybe_update(self, trainable_variables):
         import tensorflow as tf
 
-        if tf.__internal__.distribute.strategy_supports_no_merge_call():
+        if _keras_compat.strategy_supports_no_merge_call():
             self._maybe_update(trainable_variables)
             return
 

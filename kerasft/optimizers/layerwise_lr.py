@@ -2,11 +2,12 @@
 
 import keras
 from keras import ops
-from keras.src.utils import tracking
 
 from kerasft import _grouping
+from kerasft import _keras_compat
 from kerasft.optimizers import _rate_plan
 from kerasft.optimizers._wrapper import DelegatingOptimizer
+from kerasft.optimizers._wrapper import variable_path
 
 
 def _is_plain_optimizer(optimizer):
@@ -23,11 +24,20 @@ def _is_plain_optimizer(optimizer):
 class LayerwiseLR(DelegatingOptimizer, keras.optimizers.Optimizer):
     """Wraps an optimizer to give each group of variables its own rate.
 
-    The wrapped optimizer's update rule runs for every variable with that
+    Each step runs the wrapped optimizer's own `apply` once (its clipping,
+    per-step state such as Nadam's, EMA, constraints, `tf.distribute`
+    updates and step counter), with each variable's update given that
     variable's learning rate: the *step* is scaled, not the gradient (Adam
     is invariant to gradient scale), and decoupled weight decay uses the same
     scaled rate (`w -= w * weight_decay * rate`). A variable whose rate is 0
-    is left bit-identical, its optimizer slots too.
+    is left out of the step: it is bit-identical, its optimizer slots too,
+    and its gradient does not count toward `global_clipnorm`. With no rates
+    given, `LayerwiseLR(optimizer)` gives the results of `optimizer`.
+
+    The optimizer's settings and methods are reachable on the wrapper:
+    `weight_decay`, `exclude_from_weight_decay`, clipping, EMA settings and
+    `finalize_variable_values`, `variables`, `set_weights` and saving act on
+    the wrapped optimizer.
 
     Rates. `learning_rate` is the wrapped optimizer's rate (the *base*
     rate): reading, setting it, `ReduceLROnPlateau` and
@@ -111,6 +121,13 @@ class LayerwiseLR(DelegatingOptimizer, keras.optimizers.Optimizer):
                 "`kerasft.optimizers.GradientAccumulator` instead. "
                 f"Received: optimizer={optimizer!r}"
             )
+        if not _keras_compat.supports_update_step_hook(optimizer):
+            raise TypeError(
+                "`optimizer` applies its own kind of weight decay, which "
+                "`LayerwiseLR` cannot scale per group (Keras's `Muon`). Use "
+                "an optimizer with Keras's decoupled weight decay (AdamW, "
+                f"Lion, ...). Received: optimizer={optimizer!r}"
+            )
         if optimizer.gradient_accumulation_steps:
             raise ValueError(
                 "`LayerwiseLR` does not support the wrapped optimizer's "
@@ -148,11 +165,9 @@ class LayerwiseLR(DelegatingOptimizer, keras.optimizers.Optimizer):
         if groups is not None:
             groups = _rate_plan.normalize_groups(groups)
 
+        # The wrapper's own step and rate are unused: `iterations`,
+        # `learning_rate` and `variables` are the wrapped optimizer's.
         super().__init__(learning_rate=0.0, name=name)
-        # The wrapper keeps no step or rate of its own: `iterations` and
-        # `learning_rate` are the wrapped optimizer's.
-        self._untrack_variable(self._iterations)
-        self._untrack_variable(self._learning_rate)
         self.inner_optimizer = optimizer
         self.learning_rates = learning_rates
         self.layer_decay = layer_decay
@@ -162,16 +177,8 @@ class LayerwiseLR(DelegatingOptimizer, keras.optimizers.Optimizer):
 
     # === Build: resolve each variable's rate once ===
 
-    @tracking.no_automatic_dependency_tracking
-    def build(self, var_list):
-        var_list = list(var_list)
-        inner = self.inner_optimizer
-        if not inner.built:
-            # Same variable paths however the build is reached (`fit`, a
-            # lazy `apply` inside this wrapper's name scope, a reload).
-            with keras.name_scope(inner.name, caller=inner, override_parent=""):
-                inner.build(var_list)
-        paths = [v.path for v in var_list]
+    def _build_own(self, var_list):
+        paths = [variable_path(v) for v in var_list]
         tags = [_grouping.variable_group(v) for v in var_list]
         groups = _rate_plan.merge_tag_groups(paths, tags, self.groups)
         if groups or self.groups is not None:
@@ -187,9 +194,8 @@ class LayerwiseLR(DelegatingOptimizer, keras.optimizers.Optimizer):
             tagged=any(t is not None for t in tags),
         )
         self._rates = {
-            self._var_key(v): rate for v, rate in zip(var_list, plan)
+            self._variable_key(v): rate for v, rate in zip(var_list, plan)
         }
-        super().build(var_list)
 
     def rate_plan(self):
         """`{variable path: (group, kind, value)}` resolved at build time.
@@ -198,149 +204,70 @@ class LayerwiseLR(DelegatingOptimizer, keras.optimizers.Optimizer):
         `"schedule"` (value is the `learning_rates` key).
         """
         return {
-            v.path: (r.group, r.kind, r.value)
-            for v in self._trainable_variables
-            for r in [self._rates[self._var_key(v)]]
+            variable_path(v): (r.group, r.kind, r.value)
+            for v in self._built_variables
+            for r in [self._rates[self._variable_key(v)]]
         }
-
-    # === State (the rest is delegated: see DelegatingOptimizer) ===
-
-    def save_own_variables(self, store):
-        # The wrapped optimizer saves its own state as a child object.
-        pass
-
-    def load_own_variables(self, store):
-        pass
 
     # === Update ===
 
     def apply(self, grads, trainable_variables=None):
+        grads = list(grads)
         if len(grads) == 0:
             return
+        variables = self._known_variables(grads, trainable_variables)
+        moving = [
+            (g, v)
+            for g, v in zip(grads, variables)
+            if not _is_zero(self._rates[self._variable_key(v)])
+        ]
         inner = self.inner_optimizer
-        if trainable_variables is None:
-            if not self.built:
-                raise ValueError(
-                    "When passing `grads` without `variables`, the optimizer "
-                    "must already be built. Call "
-                    "`optimizer.build(trainable_variables)` first."
-                )
-            trainable_variables = self._trainable_variables
-        else:
-            trainable_variables = list(trainable_variables)
-            if not self.built:
-                with keras.name_scope(self.name, caller=self):
-                    self.build(trainable_variables)
-                self.built = True
-            self._check_variables_are_known(trainable_variables)
-
-        with keras.name_scope(inner.name, caller=inner):
-            grads, trainable_variables = self._filter_empty_gradients(
-                grads, trainable_variables
-            )
-            grads, trainable_variables = (
-                inner._overwrite_variables_directly_with_gradients(
-                    grads, trainable_variables
-                )
-            )
-            if len(grads) > 0:
-                scale = inner.loss_scale_factor
-                if scale is not None:
-                    grads = [g / scale for g in grads]
-                grads = inner._clip_gradients(grads)
-                self._update(grads, trainable_variables)
-                for variable in trainable_variables:
-                    if variable.constraint is not None:
-                        variable.assign(variable.constraint(variable))
-            if inner.use_ema:
-                self._update_ema()
-        inner._iterations.assign_add(1)
-
-    def _update(self, grads, variables):
-        """Weight decay and update step of each variable at its own rate."""
-        kept = []
-        cache = {}
-        for g, v in zip(grads, variables):
-            rate = self._rates[self._var_key(v)]
-            if rate.kind != "schedule" and rate.value == 0.0:
-                continue  # Rate 0: no decay, no step, slots untouched.
-            kept.append((g, v, self._rate_tensor(rate, cache)))
-        if not kept:
+        if not moving:
+            # Nothing moves, but the step counts, as for the other groups.
+            inner.iterations.assign_add(1)
             return
-        if keras.backend.backend() == "tensorflow":
-            self._tf_update(kept)
-        else:
-            for g, v, lr in kept:
-                self._update_one(v, g, lr)
+        cache = {}
 
-    def _rate_tensor(self, rate, cache):
-        """The rate of one variable this step (shared per distinct rate)."""
-        key = (rate.kind, rate.value)
+        def update_step(original, gradient, variable, learning_rate):
+            return self._update_step(
+                cache, original, gradient, variable, learning_rate
+            )
+
+        # The wrapped optimizer's own `apply`, run once per step: clipping,
+        # per-step state (Nadam's), distribution, EMA, constraints and the
+        # step counter are its own; only the rate of each variable's update
+        # (and decay) is this wrapper's.
+        with _keras_compat.update_step_hook(inner, update_step):
+            inner.apply([g for g, _ in moving], [v for _, v in moving])
+
+    def _update_step(self, cache, original, gradient, variable, learning_rate):
+        """Decoupled weight decay and update of one variable at its rate."""
+        inner = self.inner_optimizer
+        rate = self._rates[self._variable_key(variable)]
+        learning_rate = self._rate_tensor(rate, learning_rate, cache)
+        if _keras_compat.optimizer_uses_weight_decay(inner, variable):
+            # As Keras's own decay, with the variable's rate.
+            lr = ops.cast(learning_rate, variable.dtype)
+            wd = ops.cast(inner.weight_decay, variable.dtype)
+            variable.assign_sub(variable * wd * lr)
+        return original(gradient, variable, learning_rate)
+
+    def _rate_tensor(self, rate, base, cache):
+        """The rate of one variable this step, from the base rate the wrapped
+        optimizer passes (one tensor per distinct rate and device)."""
+        if rate.kind == "relative" and rate.value == 1.0:
+            return base
+        key = (rate.kind, rate.value, id(base))
         if key not in cache:
             if rate.kind == "relative":
-                base = self.inner_optimizer.learning_rate
-                value = base if rate.value == 1.0 else ops.multiply(
-                    base, rate.value
-                )
+                value = ops.multiply(base, rate.value)
             elif rate.kind == "constant":
                 value = ops.convert_to_tensor(rate.value, "float32")
             else:
                 schedule = self.learning_rates[rate.value]
                 value = schedule(self.inner_optimizer.iterations)
-            cache[key] = value
-        return cache[key]
-
-    def _tf_update(self, kept):
-        import tensorflow as tf
-
-        grads_and_vars = [
-            (g, v.value if isinstance(v, keras.Variable) else v)
-            for g, v, _ in kept
-        ]
-        lrs = [lr for _, _, lr in kept]
-        grads_and_vars = self.inner_optimizer._all_reduce_sum_gradients(
-            grads_and_vars
-        )
-
-        def distributed_update(distribution, grads_and_vars, lrs):
-            for (g, v), lr in zip(grads_and_vars, lrs):
-                distribution.extended.update(
-                    v, self._update_one, args=(g, lr), group=False
-                )
-
-        tf.__internal__.distribute.interim.maybe_merge_call(
-            distributed_update,
-            self.inner_optimizer._distribution_strategy,
-            grads_and_vars,
-            lrs,
-        )
-
-    def _update_one(self, variable, gradient, learning_rate):
-        inner = self.inner_optimizer
-        if inner.weight_decay is not None and inner._use_weight_decay(
-            variable
-        ):
-            lr = ops.cast(learning_rate, variable.dtype)
-            wd = ops.cast(inner.weight_decay, variable.dtype)
-            variable.assign(variable - variable * wd * lr)
-        return inner.update_step(gradient, variable, learning_rate)
-
-    def _update_ema(self):
-        inner = self.inner_optimizer
-        inner._update_model_variables_moving_average(
-            inner._trainable_variables
-        )
-        if inner.ema_overwrite_frequency:
-            overwrite = (
-                inner.iterations + 1
-            ) % inner.ema_overwrite_frequency == 0
-            ops.cond(
-                overwrite,
-                lambda: inner._overwrite_model_variables_with_average_value(
-                    inner._trainable_variables
-                ),
-                lambda: None,
-            )
+            cache[key] = (base, value)  # `base` kept alive: its id is a key.
+        return cache[key][1]
 
     # === Config ===
 
@@ -399,9 +326,16 @@ def _deserialize_rate(key, value):
     )
 
 
+def _is_zero(rate):
+    """A rate that is 0 at every step: its variables are left out."""
+    return rate.kind != "schedule" and rate.value == 0.0
+
+
 def _current_float_rate(optimizer):
     """The wrapped optimizer's rate as a float, or None for a schedule."""
-    rate = optimizer._learning_rate
+    # A float rate is held in a variable, which `learning_rate` returns; a
+    # schedule or callable gives a tensor.
+    rate = optimizer.learning_rate
     if isinstance(rate, keras.Variable):
         # The shortest decimal that round-trips the float32 value: 1e-3, not
         # 0.0010000000474974513, so the multipliers read as given.

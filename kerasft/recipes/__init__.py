@@ -6,22 +6,35 @@ precision policy, writes `config.json`, `metrics.json`, `history.csv`,
 `model.keras`, plots and TensorBoard logs into `output_dir` (atomically),
 resumes an interrupted run started again with the same config, and returns
 a `RecipeResult` with `.model`, `.history`, `.metrics` and `.output_dir`.
+
+The configs live in `kerasft.recipes.configs`, which does not import
+TensorFlow; the recipe functions load theirs on first use.
 """
 
-from kerasft.recipes._runner import RecipeResult
+import importlib as _importlib
+import sys as _sys
+import types as _types
+
 from kerasft.recipes.config import RecipeConfig
-from kerasft.recipes.fine_tuning import feature_extraction
-from kerasft.recipes.fine_tuning import full_fine_tuning
-from kerasft.recipes.fine_tuning import partial_fine_tuning
-from kerasft.recipes.fine_tuning import progressive_fine_tuning
-from kerasft.recipes.image_classification import ImageClassificationConfig
-from kerasft.recipes.image_classification import image_classification
-from kerasft.recipes.object_detection import ObjectDetectionConfig
-from kerasft.recipes.object_detection import object_detection
-from kerasft.recipes.question_answering import QuestionAnsweringConfig
-from kerasft.recipes.question_answering import question_answering
-from kerasft.recipes.text_classification import TextClassificationConfig
-from kerasft.recipes.text_classification import text_classification
+from kerasft.recipes.configs import ImageClassificationConfig
+from kerasft.recipes.configs import ObjectDetectionConfig
+from kerasft.recipes.configs import QuestionAnsweringConfig
+from kerasft.recipes.configs import TextClassificationConfig
+from kerasft.recipes.configs import TokenClassificationConfig
+
+# Public name -> the module defining it (imported on first access).
+_LAZY = {
+    "RecipeResult": "kerasft.recipes._runner",
+    "feature_extraction": "kerasft.recipes.fine_tuning",
+    "full_fine_tuning": "kerasft.recipes.fine_tuning",
+    "partial_fine_tuning": "kerasft.recipes.fine_tuning",
+    "progressive_fine_tuning": "kerasft.recipes.fine_tuning",
+    "image_classification": "kerasft.recipes.image_classification",
+    "object_detection": "kerasft.recipes.object_detection",
+    "question_answering": "kerasft.recipes.question_answering",
+    "text_classification": "kerasft.recipes.text_classification",
+    "token_classification": "kerasft.recipes.token_classification",
+}
 
 __all__ = [
     "ImageClassificationConfig",
@@ -30,6 +43,7 @@ __all__ = [
     "RecipeConfig",
     "RecipeResult",
     "TextClassificationConfig",
+    "TokenClassificationConfig",
     "feature_extraction",
     "full_fine_tuning",
     "image_classification",
@@ -38,4 +52,32 @@ __all__ = [
     "progressive_fine_tuning",
     "question_answering",
     "text_classification",
+    "token_classification",
 ]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kerasft.recipes' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+class _RecipesPackage(_types.ModuleType):
+    """Keeps `kerasft.recipes.image_classification` (and the other recipes
+    named like their module) the function: importing the submodule of the
+    same name would otherwise rebind the package attribute to the module."""
+
+    def __setattr__(self, name, value):
+        if name in _LAZY and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _RecipesPackage
+
+
+def __dir__():
+    return sorted(set(__all__) | set(globals()))

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 
 from kerasft import _io
+from kerasft import _keras_compat
 
 _CKPT = re.compile(r"^ckpt-(\d+)\.weights\.h5$")
 HISTORY_BACKUP = "history.json"
@@ -67,7 +68,7 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
             with np.load(rng_path) as saved:
                 for i, state in enumerate(_seed_states(self.model)):
                     state.assign(saved[str(i)])
-        self.model._initial_epoch = epoch
+        _keras_compat.set_initial_epoch(self.model, epoch)
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
@@ -96,8 +97,8 @@ def _rng_path(weights_path):
 def _seed_states(model):
     """State variables of every `SeedGenerator` in the model (dropout...)."""
     states = []
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        for generator in getattr(layer, "_seed_generators", ()):
+    for layer in _keras_compat.all_layers(model):
+        for generator in _keras_compat.seed_generators(layer):
             states.append(generator.state)
     return states
 

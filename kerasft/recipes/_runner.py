@@ -1,15 +1,18 @@
 """The run machinery every recipe shares: folder, strategy, fit, outputs."""
 
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
+import sys
 import typing
 
 import keras
 import tensorflow as tf
 
 from kerasft import _io
+from kerasft import _keras_compat
 from kerasft import distribute
 from kerasft.recipes import _resume
 
@@ -24,6 +27,8 @@ class RecipeResult:
         metrics: final validation/test metrics (also in `metrics.json`).
         output_dir: the run folder.
         config: the recipe config the run used.
+        skipped_files: unreadable input files the run left out (also
+            `metrics["skipped_files"]` for image recipes).
     """
 
     model: typing.Any
@@ -31,6 +36,7 @@ class RecipeResult:
     metrics: dict
     output_dir: str
     config: typing.Any
+    skipped_files: list = dataclasses.field(default_factory=list)
 
     def __repr__(self):
         return (
@@ -54,16 +60,28 @@ class Run:
 
     def __init__(self, config, overwrite=False):
         self.config = config
+        # Keras workarounds scoped to this run (see `_fit_scope`).
+        self._keras_scopes = contextlib.ExitStack()
+        self._scoped_models = set()
         self.strategy = distribute.strategy(config.strategy)
         self.chief = distribute.is_chief()
         task_type, task_id = distribute.task_info()
         self.dir = _io.worker_dir(config.output_dir, self.chief, task_type, task_id)
-        self.state = _io.prepare_run_folder(self.dir, config.to_dict(), overwrite)
+        # The options and a fingerprint of the data (see kerasft._io).
+        self.identity = config.identity()
+        self.state = _io.prepare_run_folder(
+            self.dir, self.identity, overwrite, log=self.notice
+        )
+        from kerasft.recipes.configs import ignored_values
+
+        for name, reason in ignored_values(config).items():
+            value = getattr(config, name)
+            self.notice(f"note: {_io.argument(name, value)} is ignored: {reason}.")
         self.replicas = self.strategy.num_replicas_in_sync
         self.global_batch = distribute.global_batch_size(
             config.batch_size, self.strategy
         )
-        self.on_tpu = distribute._is_tpu(self.strategy)
+        self.on_tpu = distribute.is_tpu(self.strategy)
         keras.utils.set_random_seed(config.seed)
         if self.state == "complete":
             self.policy = None
@@ -85,6 +103,11 @@ class Run:
         return distribute.scale_learning_rate(
             learning_rate, self.strategy, self.config.lr_scaling
         )
+
+    def notice(self, message):
+        """A one-line notice about the run folder, shown even when quiet."""
+        if self.chief:
+            _io.notify(message)
 
     def log(self, message):
         if self.config.verbose and self.chief:
@@ -114,13 +137,14 @@ class Run:
 
     # === Training ===
 
-    def fit(self, model, train, validation=None, callbacks=(), epochs=None):
+    def fit(self, model, train, validation=None, callbacks=(), epochs=None,
+            class_weight=None):
         """`model.fit` with resume, history log, TensorBoard, early stop.
 
         Returns the history of every epoch of the run (restarts included).
         """
         config = self.config
-        _io.write_json(os.path.join(self.dir, _io.CONFIG_FILE), config.to_dict())
+        _io.write_json(os.path.join(self.dir, _io.CONFIG_FILE), self.identity)
         history_log = _resume.HistoryLog(self.backup_dir)
         all_callbacks = [_resume.EpochSeed(self.epoch_variable), *callbacks]
         if config.early_stopping and validation is not None:
@@ -138,24 +162,50 @@ class Run:
                 os.path.join(self.dir, _io.LOGS_DIR), write_graph=False
             ),
         ]
-        if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            _build_for_multiworker(model, train, self.strategy)
         start, _ = _resume.latest_checkpoint(self.backup_dir)
         if start:
             self.log(f"Resuming from the backup after epoch {start}.")
-        model.fit(
-            train,
-            validation_data=validation,
-            epochs=epochs or config.epochs,
-            callbacks=all_callbacks,
-            verbose=config.verbose,
-            shuffle=False,  # the pipelines shuffle, seeded by the epoch
-        )
+        with self._fit_scope(model, train):
+            model.fit(
+                train,
+                validation_data=validation,
+                epochs=epochs or config.epochs,
+                callbacks=all_callbacks,
+                verbose=fit_verbosity(config.verbose),
+                shuffle=False,  # the pipelines shuffle, seeded by the epoch
+                class_weight=class_weight,
+            )
         return history_log.history
+
+    @contextlib.contextmanager
+    def _fit_scope(self, model, train):
+        """Around `model.fit`: under MultiWorkerMirroredStrategy, enters
+        `_multiworker_scope` for `model` into this run's scopes, which stay
+        open through the recipe's evaluation and close in `finish` (or
+        `close`), or at once when `fit` fails."""
+        if (
+            isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and id(model) not in self._scoped_models
+        ):
+            self._keras_scopes.enter_context(
+                _multiworker_scope(model, train, self.strategy)
+            )
+            self._scoped_models.add(id(model))
+        try:
+            yield
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        """Undoes the run's Keras workarounds (`finish` calls it)."""
+        self._keras_scopes.close()
+        self._scoped_models.clear()
 
     # === Outputs ===
 
-    def finish(self, model, history, metrics, plot=None, extra_json=None):
+    def finish(self, model, history, metrics, plot=None, extra_json=None,
+               skipped_files=None):
         """Writes the final files atomically, `metrics.json` last.
 
         Args:
@@ -164,13 +214,21 @@ class Run:
             metrics: final metrics (`metrics.json`).
             plot: optional `plot(directory)` writing PNG files atomically.
             extra_json: optional `{file name: data}` written as JSON.
+            skipped_files: unreadable input files left out; when there are
+                any, `metrics.json` lists them as `"skipped_files"` (absent
+                otherwise, so the metrics of a clean run are all numbers).
         """
+        self.close()
+        if skipped_files:
+            metrics = {**metrics, "skipped_files": list(skipped_files)}
         _io.save_model(model, os.path.join(self.dir, _io.MODEL_FILE))
         _io.write_history_csv(os.path.join(self.dir, _io.HISTORY_FILE), history)
         for name, data in (extra_json or {}).items():
             _io.write_json(os.path.join(self.dir, name), data)
         if plot is not None:
             plot(self.dir)
+        metrics = {**metrics, **self._export(model, extra_json)}
+        metrics = with_training_metrics(metrics, history, self.log)
         _io.write_json(os.path.join(self.dir, _io.METRICS_FILE), metrics)
         if os.path.isdir(self.backup_dir):
             shutil.rmtree(self.backup_dir)
@@ -182,13 +240,36 @@ class Run:
             metrics=metrics,
             output_dir=self.config.output_dir,
             config=self.config,
+            skipped_files=list(skipped_files or []),
         )
+
+    def _export(self, model, extra_json):
+        """The config's `export` formats next to `model.keras` (chief only).
+
+        A format the model cannot take is reported in `metrics.json`
+        (`"export_errors"`) rather than failing the finished run.
+        """
+        from kerasft import exporting
+        from kerasft._run_folder import class_names_of
+
+        formats = exporting.export_formats(getattr(self.config, "export", None))
+        if not formats or not self.chief:
+            return {}
+        names = class_names_of((extra_json or {}).get("labels.json"))
+        errors = {}
+        for format in formats:
+            try:
+                exporting.export_run(self.dir, model, [format], names)
+            except ValueError as e:
+                self.notice(f"Export to {format} failed: {e}")
+                errors[format] = str(e)
+        return {"export_errors": errors} if errors else {}
 
     def completed_result(self):
         """The result of a run already completed in this folder."""
-        self.log(
-            f"{self.dir!r} holds this run, completed; loading it (pass "
-            "overwrite=True / --overwrite to train again)."
+        self.notice(
+            f"{self.dir!r} holds this run (same options and data), completed; "
+            f"loading it. Pass {_io.argument('overwrite', True)} to train again."
         )
         with open(os.path.join(self.dir, _io.METRICS_FILE)) as f:
             metrics = json.load(f)
@@ -200,44 +281,77 @@ class Run:
             metrics=metrics,
             output_dir=self.config.output_dir,
             config=self.config,
+            skipped_files=list(metrics.get("skipped_files", [])),
         )
 
 
-def _build_for_multiworker(model, dataset, strategy):
-    """Builds the compiled model from one local batch, then skips Keras's own
-    build in `fit`/`evaluate`.
+def fit_verbosity(verbose):
+    """`fit`'s `verbose`: progress bars (1) only on a terminal; when stdout
+    is a file or a pipe, one line per epoch (2), as Keras's "auto" intends,
+    instead of bars full of backspaces and escape codes."""
+    if verbose == 1 and not _isatty(sys.stdout):
+        return 2
+    return verbose
 
-    Keras 3.15's `fit` builds by `strategy.reduce`-ing the first distributed
-    batch, a nested structure that MultiWorkerMirroredStrategy cannot reduce
-    ("Attempt to convert a value (PerReplica...) to a Tensor"). Building
-    from a local batch creates the same variables, in the strategy's scope.
+
+def _isatty(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def with_training_metrics(metrics, history, log=print):
+    """`metrics`, or when it holds no held-out (`val_`/`test_`) metric, the
+    last epoch's training metrics (`train_<name>`) with a one-line warning,
+    also under `"warning"`."""
+    if any(k.startswith(("val_", "test_")) for k in metrics) or not history:
+        return metrics
+    out = dict(metrics)
+    for key, values in history.items():
+        if not key.startswith("val_") and values and values[-1] is not None:
+            out[f"train_{key}"] = float(values[-1])
+    out["warning"] = (
+        "No data was held out: these are the final training metrics, not an "
+        f"estimate on unseen data. Pass {_io.argument('validation')} or "
+        f"{_io.argument('validation_split')} to hold some out."
+    )
+    log(f"Warning: {out['warning']}")
+    return out
+
+
+@contextlib.contextmanager
+def _multiworker_scope(model, dataset, strategy):
+    """Works around two Keras 3.15 multi-worker bugs for `model`'s `fit`
+    and `evaluate`; both changes are undone when the scope ends.
+
+    - `fit` builds the model by `strategy.reduce`-ing the first distributed
+      batch, a nested structure MultiWorkerMirroredStrategy cannot reduce
+      ("Attempt to convert a value (PerReplica...) to a Tensor"). The model
+      is built from one local batch instead (the same variables, in the
+      strategy's scope) and skips that step.
+    - Its TF trainer reduces every log with `strategy.reduce("MEAN", v,
+      axis=0)`, which fails on the scalar loss/metric values ("Invalid
+      reduction dimension 0 for input with 0 dimensions"). Scalars are
+      reduced with `axis=None`; everything else goes to Keras's function.
+
+    Functions traced inside (train, test) keep the scalar reduction.
     """
     batch = next(iter(dataset.take(1)))
     with strategy.scope():
-        model._symbolic_build(data_batch=batch)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-    _patch_multiworker_logs()
+        _keras_compat.symbolic_build(model, batch)
+    with _keras_compat.fit_without_symbolic_build(
+        model
+    ), _keras_compat.replaced_reduce_per_replica(_scalar_logs_reducer):
+        yield
 
 
-def _patch_multiworker_logs():
-    """Lets Keras 3.15 `fit` reduce scalar logs across workers.
-
-    Its TF trainer reduces every log with `strategy.reduce("MEAN", v,
-    axis=0)` under MultiWorkerMirroredStrategy, which fails on the scalar
-    loss/metric values ("Invalid reduction dimension 0 for input with 0
-    dimensions"). Scalars are reduced with `axis=None` instead; everything
-    else goes to the original function. Applied only by multi-worker runs.
-    """
-    from keras.src.backend.tensorflow import trainer
-
-    original = trainer.reduce_per_replica
-    if getattr(original, "_kerasft_patched", False):
-        return
-
+def _scalar_logs_reducer(original):
     def reduce_per_replica(values, strategy, reduction):
         if reduction in ("auto", "mean") and isinstance(
             strategy, tf.distribute.MultiWorkerMirroredStrategy
         ):
+
             def reduce(v):
                 local = strategy.experimental_local_results(v)[0]
                 if local.shape.rank == 0:
@@ -247,35 +361,16 @@ def _patch_multiworker_logs():
             return tf.nest.map_structure(reduce, values)
         return original(values, strategy, reduction)
 
-    reduce_per_replica._kerasft_patched = True
-    trainer.reduce_per_replica = reduce_per_replica
+    return reduce_per_replica
 
 
 def predictions(model, dataset):
-    """`(y_true, y_pred)` numpy over a batched dataset, computed on the host.
+    """`(y_true, y_pred)` numpy over a batched dataset: one pass of
+    `kerasft.evaluation.collect_predictions` (kept for the recipes that
+    still import this name)."""
+    from kerasft.evaluation import collect_predictions
 
-    The model is called directly (its variables read as in cross-replica
-    context), not through `predict_on_batch`, whose per-replica outputs
-    come back doubled under `MirroredStrategy`; every worker of a
-    multi-worker run computes the same full result.
-    """
-    import numpy as np
-
-    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    trues, preds = [], []
-    for x, y in dataset:
-        trues.append(tf.nest.map_structure(np.asarray, y))
-        preds.append(tf.nest.map_structure(np.asarray, forward(x)))
-    if not preds:
-        raise ValueError("The evaluation dataset yielded no batches.")
-
-    def concat(*parts):
-        return np.concatenate(parts)
-
-    return (
-        tf.nest.map_structure(concat, *trues),
-        tf.nest.map_structure(concat, *preds),
-    )
+    return collect_predictions(model, dataset)
 
 
 def prefixed(metrics, prefix):

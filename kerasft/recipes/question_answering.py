@@ -1,70 +1,36 @@
 """`question_answering`: extractive QA (SQuAD format) with a BERT encoder.
 
-`[CLS] question [SEP] context [SEP]` windows of `max_length` tokens; the
-`question_answering` head predicts start and end logits; spans are decoded
-with `kerasft.data.squad.decode_spans` (answers at most
-`max_answer_length` tokens, inside the context). Metrics: exact match and
-token F1 against every gold answer (SQuAD's normalization), plus the
-start/end token accuracies.
+`[CLS] question [SEP] context [SEP]` windows of `max_length` tokens; a
+context longer than one window is split into overlapping windows sharing
+`doc_stride` tokens (as Hugging Face's `run_qa.py`). The
+`question_answering` head predicts start and end logits per window;
+`kerasft.data.postprocess_predictions` picks each question's best span
+over all its windows (at most `max_answer_length` tokens, inside the
+context) with an `n_best` list, and with `version_2_with_negative` may
+answer nothing (SQuAD v2.0). Metrics: exact match and F1 by the official
+SQuAD rules (`kerasft.evaluation.squad_scores`; HasAns/NoAns parts for
+v2.0), plus the start/end token accuracies. The run folder also holds
+`predictions.json`, `nbest_predictions.json` and, for v2.0,
+`null_odds.json`, as `run_qa.py` writes them.
 """
 
-import collections
-import dataclasses
+import math
 import os
-import re
-import string
-import typing
 
-import numpy as np
-
+from kerasft.evaluation.squad import squad_scores as _squad_scores
 from kerasft.recipes import _data
-from kerasft.recipes._runner import Run, prefixed
-from kerasft.recipes.config import field, resolve_config
+from kerasft.recipes._runner import Run, predictions, prefixed
+from kerasft.recipes.config import resolve_config
+from kerasft.recipes.configs import QuestionAnsweringConfig  # noqa: F401 (re-exported)
 from kerasft.recipes.text_classification import (
-    TextConfig,
     resolve_text_backbone,
     text_optimizer,
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class QuestionAnsweringConfig(TextConfig):
-    """Options of the question answering recipe."""
-
-    train: typing.Any = field(None, "Training SQuAD-format JSON file.")
-    validation: typing.Any = field(None, "Validation SQuAD-format JSON file.")
-    max_length: int = field(384, "Tokens per question+context window.")
-    max_answer_length: int = field(30, "Longest answer span in tokens.")
-    learning_rate: float = field(3e-5, "Peak learning rate, before scaling.")
-
-
-def _normalize(text):
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def _f1(prediction, truth):
-    pred, gold = _normalize(prediction).split(), _normalize(truth).split()
-    common = collections.Counter(pred) & collections.Counter(gold)
-    same = sum(common.values())
-    if not pred or not gold:
-        return float(pred == gold)
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(pred), same / len(gold)
-    return 2 * precision * recall / (precision + recall)
-
-
-def squad_scores(predictions, examples):
-    """SQuAD exact match and F1 (max over each example's gold answers)."""
-    em, f1 = [], []
-    for prediction, example in zip(predictions, examples):
-        golds = list(example.answers) or [example.answer_text]
-        em.append(max(float(_normalize(prediction) == _normalize(g)) for g in golds))
-        f1.append(max(_f1(prediction, g) for g in golds))
-    return {"exact_match": float(np.mean(em)), "f1": float(np.mean(f1))}
+def squad_scores(predictions, examples, version="1.1"):
+    """SQuAD exact match and F1; see `kerasft.evaluation.squad_scores`."""
+    return _squad_scores(predictions, examples, version)
 
 
 def _examples(path):
@@ -82,6 +48,33 @@ def _examples(path):
     return examples
 
 
+def _check_answers(examples, config, name):
+    """Unanswerable questions need SQuAD v2.0 mode."""
+    if config.version_2_with_negative:
+        return
+    missing = [e.id for e in examples if e.answer_start < 0]
+    if missing:
+        raise ValueError(
+            f"{name} data has {len(missing)} question(s) without an answer "
+            f"(e.g. {missing[:3]}): SQuAD v2.0 data needs "
+            "version_2_with_negative=True (--version-2-with-negative)."
+        )
+
+
+def _subset(run, examples, k, seed, what):
+    """At most `k` questions, stratified by answerable / unanswerable."""
+    if examples is None:
+        return None
+    import numpy as np
+
+    from kerasft.recipes._subsets import log_subset, subset_indices, take
+
+    answerable = np.asarray([e.answer_start >= 0 for e in examples], "int64")
+    keep = subset_indices(answerable, k, seed)
+    log_subset(run, f"{what} questions", len(examples), len(keep))
+    return take(examples, keep)
+
+
 def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs):
     """Fine-tunes a BERT-family encoder for extractive question answering.
 
@@ -92,12 +85,14 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
         **kwargs: config fields, overriding `config`.
 
     Returns:
-        A `RecipeResult`; metrics hold `val_exact_match`, `val_f1`.
+        A `RecipeResult`; metrics hold `val_exact_match`, `val_f1` (and
+        `val_has_ans_*`, `val_no_ans_*` with `version_2_with_negative`).
 
     Example:
     ```python
     result = kerasft.recipes.question_answering(
-        train="train-v1.1.json", validation="dev-v1.1.json",
+        train="train-v2.0.json", validation="dev-v2.0.json",
+        version_2_with_negative=True, doc_stride=128,
         backbone="bert_base_en_uncased", output_dir="runs/qa")
     ```
     """
@@ -109,32 +104,55 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
         raise ValueError("`train` is required: a SQuAD-format JSON file.")
     train_examples = _examples(config.train)
     val_examples = _examples(config.validation) if config.validation else None
+    _check_answers(train_examples, config, "Training")
+    if val_examples:
+        _check_answers(val_examples, config, "Validation")
+    train_examples = _subset(run, train_examples, config.max_train_samples,
+                             config.seed, "training")
+    val_examples = _subset(run, val_examples, config.max_eval_samples,
+                           config.seed, "validation")
 
     from kerasft import heads
-    from kerasft.data.squad import decode_spans, span_texts, squad_features
+    from kerasft.data.squad import squad_features
     from kerasft.freezing import freeze
     from kerasft.model import build_model
 
+    def features(examples):
+        return squad_features(
+            examples, backbone, config.max_length, doc_stride=config.doc_stride
+        )
+
     with run.strategy.scope():
         backbone = resolve_text_backbone(config)
-        train_features = squad_features(train_examples, backbone, config.max_length)
-        val_features = (
-            squad_features(val_examples, backbone, config.max_length)
-            if val_examples else None
-        )
+        train_features = features(train_examples)
+        val_features = features(val_examples) if val_examples else None
         head = heads.question_answering(dropout=config.dropout)
         model = build_model(backbone, head)
         freeze(model, backbone, "full")
         if "pooler" in backbone.group_names:  # QA reads tokens, not the pool
             for layer in backbone.layers_of(["pooler"]):
                 layer.trainable = False
+        # Steps over windows: a long context gives several examples.
+        steps = -(-len(train_features.context_mask) // run.global_batch)
         model.compile(
-            optimizer=text_optimizer(run, config, backbone), **head.compile_kwargs()
+            optimizer=text_optimizer(
+                run, config, backbone, total_steps=config.epochs * steps
+            ),
+            **head.compile_kwargs(),
         )
-
-    train = _data.Source(
-        elements=(train_features.inputs, train_features.labels)
+    for name, part in (("training", train_features), ("validation", val_features)):
+        if part is not None and part.truncated:
+            run.log(
+                f"{part.truncated} {name} answer(s) fit in no window "
+                "(longer than a window, or cut with doc_stride=None)."
+            )
+    run.log(
+        f"Fine-tuning {backbone.name} on {len(train_examples)} questions in "
+        f"{len(train_features.context_mask)} windows, {run.replicas} "
+        f"replica(s), precision {run.policy.name}."
     )
+
+    train = _data.Source(elements=(train_features.inputs, train_features.labels))
     train_ds = run.batched(run.shuffled(train))
     val_ds = None
     if val_features is not None:
@@ -143,21 +161,14 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
         )
     history = run.fit(model, train_ds, val_ds, callbacks or [])
 
-    metrics = {}
+    metrics, outputs = {}, {}
     if val_features is not None:
         metrics.update(prefixed(model.evaluate(val_ds, verbose=0, return_dict=True), "val_"))
-        outputs = model.predict(
-            run.batched(_data.Source(elements=val_features.inputs).dataset),
-            verbose=0,
-        )
-        spans, _ = decode_spans(
-            outputs["start_logits"],
-            outputs["end_logits"],
-            val_features.context_mask,
-            config.max_answer_length,
-        )
-        answers = span_texts(val_features, spans)
-        metrics.update(prefixed(squad_scores(answers, val_examples), "val_"))
+        answers, outputs = _answers(model, val_ds, val_examples, val_features, config)
+        version = "2.0" if config.version_2_with_negative else "1.1"
+        scores = _squad_scores({a.id: a.text for a in answers}, val_examples, version)
+        metrics.update(prefixed(scores, "val_"))
+        metrics["val_windows"] = len(val_features.context_mask)
 
     from kerasft import _io, evaluation
 
@@ -167,4 +178,31 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
             with _io.atomic_path(path) as tmp:
                 evaluation.plot_history(history, tmp)
 
-    return run.finish(model, history, metrics, plot=plot)
+    return run.finish(model, history, metrics, plot=plot, extra_json=outputs)
+
+
+def _answers(model, dataset, examples, features, config):
+    """Decoded answers and the `run_qa.py`-style prediction files."""
+    from kerasft.data.squad import postprocess_predictions
+
+    _, logits = predictions(model, dataset)
+    answers = postprocess_predictions(
+        examples,
+        features,
+        logits["start_logits"],
+        logits["end_logits"],
+        n_best=config.n_best,
+        max_answer_length=config.max_answer_length,
+        version_2_with_negative=config.version_2_with_negative,
+        null_score_diff_threshold=config.null_score_diff_threshold,
+    )
+    files = {
+        "predictions.json": {a.id: a.text for a in answers},
+        "nbest_predictions.json": {a.id: list(a.n_best) for a in answers},
+    }
+    if config.version_2_with_negative:
+        files["null_odds.json"] = {
+            a.id: a.null_score - a.score if math.isfinite(a.score) else None
+            for a in answers
+        }
+    return answers, files

@@ -6,86 +6,24 @@ mapping saved as `labels.json`) or integer ids. The backbone is
 `kerasft.backbones.bert(source)`: a KerasHub preset, `hf://org/model`, or a
 local Hugging Face folder. Texts are tokenized once; AdamW with decoupled
 weight decay, optionally layer-wise LR decay (`layer_decay`) or LoRA
-(`lora_rank`).
+(`lora_rank`), and Trainer's `lr_schedule`/`warmup_ratio`. Options from
+`docs/data_strategies.md`: stratified `max_train_samples` /
+`max_eval_samples`, and `curriculum` with `difficulty` (the easiest
+examples first, `kerasft.recipes._curriculum`).
 """
 
-import dataclasses
 import os
-import typing
 
 import keras
 import numpy as np
 
 from kerasft.recipes import _data
-from kerasft.recipes._runner import Run, prefixed
-from kerasft.recipes.config import RecipeConfig, field, resolve_config
-
-
-@dataclasses.dataclass(frozen=True)
-class TextConfig(RecipeConfig):
-    """Options shared by the text recipes."""
-
-    backbone: typing.Any = field(
-        "bert_base_en_uncased",
-        "Encoder: a KerasHub preset, hf://org/model, a local Hugging Face "
-        "folder (config.json, model.safetensors, vocab.txt), or in Python a "
-        "kerasft text Backbone.",
-    )
-    max_length: int = field(128, "Tokens per example (pad/truncate).")
-    epochs: int = field(3, "Training epochs.")
-    batch_size: int = field(16, "Batch size per replica.")
-    learning_rate: float = field(
-        2e-5, "Peak learning rate (head and top layer), before replica scaling."
-    )
-    weight_decay: float = field(0.01, "AdamW decoupled weight decay.")
-    layer_decay: typing.Optional[float] = field(
-        None,
-        "Layer-wise learning-rate decay in (0, 1]: transformer layer i from "
-        "the top trains at rate x decay**i.",
-    )
-    dropout: float = field(0.1, "Dropout before the output layer.")
-
-    def _validate(self):
-        super()._validate()
-        if not isinstance(self.max_length, int) or self.max_length < 8:
-            raise ValueError(
-                "`max_length` must be an integer >= 8. Received: "
-                f"max_length={self.max_length!r}"
-            )
-        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
-            raise ValueError(
-                "`layer_decay` must be in (0, 1]. Received: "
-                f"layer_decay={self.layer_decay!r}"
-            )
-
-
-@dataclasses.dataclass(frozen=True)
-class TextClassificationConfig(TextConfig):
-    """Options of the text classification recipe."""
-
-    train: typing.Any = field(
-        None,
-        "Training CSV/TSV with text,label[,text_pair] columns; in Python "
-        "also (texts, labels).",
-    )
-    validation: typing.Any = field(None, "Validation CSV/TSV (same columns).")
-    test: typing.Any = field(None, "Test CSV/TSV (same columns).")
-    text_column: str = field("text", "Column of the (first) text.")
-    label_column: str = field("label", "Column of the label.")
-    pair_column: typing.Optional[str] = field(
-        "auto",
-        "Column of the second text of sentence pairs: auto uses text_pair "
-        "when present; none reads no pairs.",
-    )
-    num_classes: typing.Optional[int] = field(
-        None, "Number of classes; inferred from the training labels if unset."
-    )
-    freeze_backbone: bool = field(
-        False, "Train only the head (feature extraction)."
-    )
-    lora_rank: typing.Optional[int] = field(
-        None, "LoRA rank: train low-rank adapters instead of the encoder."
-    )
+from kerasft.recipes._runner import Run
+from kerasft.recipes.config import resolve_config
+from kerasft.recipes.configs import (  # noqa: F401 (re-exported)
+    TextClassificationConfig,
+    TextConfig,
+)
 
 
 def _read_table(value, config, label_mapping=None):
@@ -99,9 +37,15 @@ def _read_table(value, config, label_mapping=None):
         return text_data.TextTable(list(texts), np.asarray(labels), None, mapping)
     if isinstance(value, text_data.TextTable):
         return value
+    from kerasft.recipes import _text_options
+
+    table = _text_options.read_source(value, config, label_mapping)
+    if table is not None:  # tfds:NAME[:SPLIT] or a datasets.Dataset
+        return table
     if not isinstance(value, str):
         raise TypeError(
-            "Text data must be a CSV/TSV path, a TextTable or (texts, "
+            "Text data must be a CSV/TSV path, `tfds:NAME[:SPLIT]`, a Hugging "
+            "Face `datasets.Dataset`, a TextTable or (texts, "
             f"labels). Received: {type(value).__name__}"
         )
     if not os.path.exists(value):
@@ -113,6 +57,23 @@ def _read_table(value, config, label_mapping=None):
         pair_column=config.pair_column,
         label_mapping=label_mapping,
     )
+
+
+def _hold_out(table, fraction, seed):
+    """`(train, validation)` TextTables, stratified by label."""
+    from kerasft.data import text as text_data
+    from kerasft.data._split import holdout_indices
+
+    def take(indices):
+        return text_data.TextTable(
+            [table.texts[i] for i in indices],
+            np.asarray(table.labels)[indices],
+            None if table.pairs is None else [table.pairs[i] for i in indices],
+            table.label_mapping,
+        )
+
+    train, val = holdout_indices(table.labels, fraction, seed)
+    return take(train), take(val)
 
 
 def resolve_text_backbone(config):
@@ -129,11 +90,18 @@ def resolve_text_backbone(config):
     return backbones.bert(spec, sequence_length=config.max_length)
 
 
-def text_optimizer(run, config, backbone):
+def text_optimizer(run, config, backbone, total_steps=None):
     """AdamW at the scaled rate, in `LayerwiseLR` (groups from the backbone)
     when layer decay is on."""
+    rate = run.scaled_rate(config.learning_rate)
+    if total_steps is not None:  # lr_schedule / warmup_ratio (text recipes)
+        from kerasft.recipes import _text_options
+
+        rate = _text_options.learning_rate(
+            rate, config.lr_schedule, config.warmup_ratio, total_steps
+        )
     base = keras.optimizers.AdamW(
-        run.scaled_rate(config.learning_rate), weight_decay=config.weight_decay
+        rate, weight_decay=config.weight_decay
     )
     if config.layer_decay is None:
         return base
@@ -173,7 +141,15 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
         raise ValueError(f"Training data {config.train!r} has no labels.")
     mapping = train.label_mapping
     validation = _read_table(config.validation, config, mapping)
+    if validation is None and config.validation_split:
+        train, validation = _hold_out(train, config.validation_split, config.seed)
+        run.log(
+            f"Holding out {len(validation)} of {len(train) + len(validation)} "
+            "training texts for validation (validation_split="
+            f"{config.validation_split})."
+        )
     test = _read_table(config.test, config, mapping)
+    train, validation, test = _subsets(run, config, train, validation, test)
     num_classes = config.num_classes or (
         len(mapping) if mapping else int(np.max(train.labels)) + 1
     )
@@ -188,6 +164,16 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
     from kerasft.data import text as text_data
     from kerasft.freezing import freeze
     from kerasft.model import build_model
+    from kerasft.recipes.image_classification import (
+        _plotter,
+        classification_label_mode,
+        classification_loss,
+        classification_metrics,
+        predict,
+        resolve_class_weight,
+    )
+
+    label_mode = classification_label_mode(config)
 
     with run.strategy.scope():
         backbone = resolve_text_backbone(config)
@@ -198,43 +184,101 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
                 table.texts, backbone.tokenizer, table.pairs, config.max_length
             )
             labels = np.asarray(table.labels).astype("int64")
-            sources[name] = _data.Source(labels=labels, elements=(inputs, labels))
+            targets = labels
+            if label_mode == "categorical":
+                targets = np.eye(num_classes, dtype="float32")[labels]
+            sources[name] = _data.Source(labels=labels, elements=(inputs, targets))
         if config.lora_rank:
             from kerasft.backbones.bert import enable_lora
 
             before, after = enable_lora(backbone, config.lora_rank)
             run.log(f"LoRA rank {config.lora_rank}: {after:,} of {before:,} "
                     "backbone parameters train.")
-        head = heads.text_classification(num_classes, dropout=config.dropout)
+        head = heads.text_classification(
+            num_classes, dropout=config.dropout, label_mode=label_mode
+        )
         model = build_model(backbone, head)
         if config.freeze_backbone:
             freeze(model, backbone, "full_freeze")
         elif not config.lora_rank:
             freeze(model, backbone, "full")
+        compile_kwargs = head.compile_kwargs()
+        if classification_loss(config) is not None:
+            compile_kwargs["loss"] = classification_loss(config)
         model.compile(
-            optimizer=text_optimizer(run, config, backbone), **head.compile_kwargs()
+            optimizer=text_optimizer(
+                run, config, backbone,
+                total_steps=config.epochs
+                * -(-len(train.texts) // run.global_batch),
+            ),
+            **compile_kwargs,
         )
 
-    train_ds = run.batched(run.shuffled(sources["Training"]))
+    from kerasft.recipes import _curriculum
+
+    raw = (_raw_texts(train), np.asarray(train.labels))
+    train_ds, curriculum = _curriculum.training_data(
+        run, config, sources["Training"], raw, model.loss
+    )
     val_ds = run.batched(sources["Validation"].dataset) if validation else None
     test_ds = run.batched(sources["Test"].dataset) if test else None
     run.log(
         f"Fine-tuning {backbone.name} on {len(train)} texts, {num_classes} "
         f"classes, {run.replicas} replica(s), precision {run.policy.name}."
     )
-    history = run.fit(model, train_ds, val_ds, callbacks or [])
-
-    from kerasft.recipes.image_classification import _plotter, evaluate_classification
-
     class_names = (
         sorted(mapping, key=mapping.get) if mapping
         else [str(i) for i in range(num_classes)]
     )
-    metrics = evaluate_classification(model, val_ds, test_ds, class_names)
+    class_weight = resolve_class_weight(
+        config.class_weight, _LabelCounts(sources["Training"].labels, class_names)
+    )
+    history = run.fit(
+        model, train_ds, val_ds, [*curriculum, *(callbacks or [])],
+        class_weight=class_weight,
+    )
+    # One pass of predictions per split; every metric and plot reads them.
+    results = {"val_": predict(model, val_ds), "test_": predict(model, test_ds)}
+    metrics = classification_metrics(model, results, class_names)
     return run.finish(
         model,
         history,
         metrics,
-        plot=_plotter(model, history, val_ds or test_ds, class_names),
+        plot=_plotter(history, results["val_"] or results["test_"], class_names),
         extra_json={"labels.json": mapping or class_names},
     )
+
+
+def _subsets(run, config, train, validation, test):
+    """`max_train_samples` / `max_eval_samples`: stratified subsets."""
+    from kerasft.recipes._text_options import subset_table
+
+    out = (
+        subset_table(train, config.max_train_samples, config.seed),
+        subset_table(validation, config.max_eval_samples, config.seed),
+        subset_table(test, config.max_eval_samples, config.seed),
+    )
+    for name, before, after in zip(("training", "validation", "test"),
+                                   (train, validation, test), out):
+        if before is not None and len(after.texts) < len(before.texts):
+            run.log(f"Using {len(after.texts)} of {len(before.texts)} "
+                    f"{name} texts (stratified subset).")
+    return out
+
+
+def _raw_texts(table):
+    """The texts a `difficulty` function scores: strings, or `(text,
+    text_pair)` tuples for sentence pairs."""
+    if table.pairs is None:
+        return list(table.texts)
+    return list(zip(table.texts, table.pairs))
+
+
+class _LabelCounts:
+    """Class names and per-class counts of int labels (for class weights)."""
+
+    def __init__(self, labels, class_names):
+        self.class_names = tuple(class_names)
+        self.class_counts = tuple(
+            np.bincount(np.asarray(labels, "int64"), minlength=len(class_names))
+        )

@@ -8,10 +8,15 @@ import tensorflow as tf
 
 from kerasft.augment import ImageAugmentation
 from kerasft.augment import _affine
+from tests._required import import_required
 from tests.helpers import assert_config_roundtrip
 from tests.helpers import assert_model_roundtrip
 
-legacy_image = pytest.importorskip("keras.src.legacy.preprocessing.image")
+# The ground truth: ImageDataGenerator's own transforms (Keras 3.15 keeps
+# them only in its legacy package).
+legacy_image = import_required(
+    "keras.src.legacy.preprocessing.image", "install keras>=3.15,<3.16"
+)
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 
 

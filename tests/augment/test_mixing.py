@@ -73,3 +73,24 @@ def test_rand_augment_pass_through_runs_on_0_255_batches():
         "float32")
     out = layer(x).numpy()
     assert out.shape == x.shape and 0 <= out.min() and out.max() <= 255.0
+
+
+def test_mixing_is_keras_layers_and_stays_float32_under_mixed_policy():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    images, labels = _two_class_batch()
+    for cls, keras_cls in ((MixUp, keras.layers.MixUp), (CutMix, keras.layers.CutMix)):
+        mixer = cls(seed=0)
+        assert isinstance(mixer._layer, keras_cls)
+        mixed, soft = mixer.mix(images, labels, tf.constant([3, 4]))
+        assert mixed.dtype == tf.float32 and soft.dtype == tf.float32
+        again, _ = mixer.mix(images, labels, tf.constant([3, 4]))
+        np.testing.assert_array_equal(mixed.numpy(), again.numpy())  # stateless
+
+
+def test_keras_cutmix_labels_differ_from_pasted_area():
+    # Why CutMix draws its own box (see its docstring): Keras 3.15 mixes
+    # labels by the fractional box area but pastes whole pixels.
+    images, labels = _two_class_batch()
+    out = keras.layers.CutMix(seed=1)({"images": images, "labels": labels})
+    area = (out["images"].numpy()[..., 0] == 255.0).mean(axis=(1, 2))
+    assert np.abs(area - out["labels"].numpy()[:, 1]).max() > 0.02

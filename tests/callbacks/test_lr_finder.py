@@ -103,3 +103,11 @@ def test_lr_find_under_mirrored_strategy(two_cpu_strategy):
     assert model.optimizer is optimizer
     for b, v in zip(before, model.weights):
         np.testing.assert_array_equal(as_np(v), b)
+
+
+def test_exponential_sweep_is_keras_exponential_decay():
+    sweep = ExponentialSweep(1e-4, 1.0, 5)
+    assert isinstance(sweep, keras.optimizers.schedules.ExponentialDecay)
+    decay = keras.optimizers.schedules.ExponentialDecay(1e-4, 4, 1e4)
+    for step in range(5):
+        assert float(sweep(step)) == pytest.approx(float(decay(step)), rel=1e-6)

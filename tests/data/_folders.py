@@ -25,6 +25,34 @@ def make_folder(root, counts, size=16, fmt="png", seed=0):
     return str(root)
 
 
+def make_bad_folder(root, counts=(3, 3), size=16):
+    """`make_folder` JPEGs plus what real folders hold: in class_0 an empty
+    `empty.jpg` and a text file `notes.jpg`; in class_1 a `truncated.jpg`
+    (valid header, body cut off) and a webp image in a nested sub-folder
+    `more/deeper/`. The three bad files are to be skipped and reported."""
+    import keras
+
+    root = make_folder(root, counts, size=size, fmt="jpg")
+    class0 = os.path.join(root, "class_0")
+    open(os.path.join(class0, "empty.jpg"), "wb").close()
+    with open(os.path.join(class0, "notes.jpg"), "w") as f:
+        f.write("not an image")
+    with open(os.path.join(class0, "img_0.jpg"), "rb") as f:
+        good = f.read()
+    with open(os.path.join(root, "class_1", "truncated.jpg"), "wb") as f:
+        f.write(good[:40])
+    nested = os.path.join(root, "class_1", "more", "deeper")
+    os.makedirs(nested)
+    keras.utils.save_img(
+        os.path.join(nested, "green.webp"),
+        np.zeros((size, size, 3), np.uint8) + np.uint8(COLOURS[1]),
+    )
+    return root
+
+
+BAD_FILES = ["empty.jpg", "notes.jpg", "truncated.jpg"]
+
+
 def label_from_pixels(images):
     """Class index whose colour is nearest each image's mean colour."""
     means = np.asarray(images, np.float32).mean(axis=(1, 2))

@@ -103,7 +103,7 @@ def test_augmentation_turns_the_cache_off_with_a_clear_error(folder):
                         augment=dict(horizontal_flip=True))
     with pytest.raises(ValueError, match="augmented"):
         cache_features(_backbone(), data)
-    with pytest.raises(TypeError, match="ImageData or a tf.data.Dataset"):
+    with pytest.raises(TypeError, match="kerasft.data dataset or a tf.data.Dataset"):
         cache_features(_backbone(), np.zeros((2, 16, 16, 3)))
 
 

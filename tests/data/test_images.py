@@ -10,10 +10,11 @@ import tensorflow as tf
 
 from kerasft.augment import ImageAugmentation
 from kerasft.augment import MixUp
-from kerasft.data import ImageData
 from kerasft.data import _pipeline
+from kerasft.data import image_csv
 from kerasft.data import image_folder
 from tests.data._folders import label_from_pixels
+from tests.data._folders import make_bad_folder
 from tests.data._folders import make_folder
 
 
@@ -32,7 +33,7 @@ def folder(tmp_path_factory):
 
 def test_images_labels_and_metadata(folder):
     data = image_folder(folder, (12, 10), batch_size=4, seed=0)
-    assert isinstance(data, ImageData)
+    assert isinstance(data, tf.data.Dataset) and data.dataset is data
     assert data.class_names == ("class_0", "class_1", "class_2")
     assert data.class_counts == (6, 4, 5)
     assert data.num_samples == 15 and data.steps_per_epoch == 4
@@ -102,28 +103,101 @@ def test_validation_split_subsets_are_disjoint(folder):
         image_folder(folder, 8, 4, validation_split=0.4, seed=1)
 
 
-def test_corrupt_files_are_skipped_with_one_warning(tmp_path, caplog):
-    root = make_folder(tmp_path / "d", [3, 3], fmt="jpg")
-    class0 = os.path.join(root, "class_0")
-    open(os.path.join(class0, "empty.jpg"), "wb").close()
-    with open(os.path.join(class0, "notes.jpg"), "w") as f:
-        f.write("not an image")
-    good = open(os.path.join(class0, "img_0.jpg"), "rb").read()
-    with open(os.path.join(root, "class_1", "truncated.jpg"), "wb") as f:
-        f.write(good[:40])  # valid header, body cut off
+def test_validation_split_is_stratified_and_never_empty(tmp_path):
+    # 12 and 8 images: a 0.25 split holds out 3 and 2, each class its share.
+    root = make_folder(tmp_path / "strat", [12, 8], size=8)
+    train, val = image_folder(root, 8, batch_size=4, validation_split=0.25,
+                              subset="both", seed=3)
+    assert list(val.class_counts) == [3, 2]
+    assert list(train.class_counts) == [9, 6]
+    # A tiny folder still holds one image out instead of failing.
+    tiny = make_folder(tmp_path / "tiny", [3, 2], size=8)
+    train, val = image_folder(tiny, 8, batch_size=4, validation_split=0.1,
+                              subset="both", seed=0)
+    assert val.num_samples == 1 and train.num_samples == 4
+
+
+def _bad_folder(root):
+    return make_bad_folder(root)
+
+
+def test_corrupt_files_are_skipped_named_and_counted(tmp_path, caplog):
+    root = _bad_folder(tmp_path / "d")
     with caplog.at_level(logging.WARNING, logger="kerasft.data"):
         data = image_folder(root, 8, batch_size=2, seed=0)
-    warnings = [r for r in caplog.records if "Skipped 2" in r.getMessage()]
+    warnings = [r for r in caplog.records if "Skipped 3" in r.getMessage()]
     assert len(warnings) == 1
-    assert len(data.skipped) == 2
-    assert data.num_samples == 7  # the truncated file passes the header
-    assert data.dataset.cardinality().numpy() == 4
-    for _ in range(2):  # it fails to decode; its slot is refilled
+    names = sorted(os.path.basename(p) for p in data.skipped_files)
+    assert names == ["empty.jpg", "notes.jpg", "truncated.jpg"]
+    assert data.num_samples == 7 and data.class_counts == (3, 4)
+    assert any(p.endswith("green.webp") for p in data.file_paths)
+    assert data.cardinality().numpy() == 4
+    for _ in range(2):
         x, y = _epoch(data)
         assert len(y) == 7
         np.testing.assert_array_equal(label_from_pixels(x), y)
-    exact = image_folder(root, 8, batch_size=2, check_files="decode")
-    assert len(exact.skipped) == 3 and exact.num_samples == 6
+
+
+def test_bad_files_train_through_fit(tmp_path):
+    root = _bad_folder(tmp_path / "d")
+    data = image_folder(root, 8, batch_size=4, seed=0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Rescaling(1 / 255.0),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(2, activation="softmax"),
+    ])
+    model.compile(keras.optimizers.Adam(0.1), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    history = model.fit(data, epochs=15, verbose=0,
+                        class_weight=data.class_weights())
+    assert history.history["accuracy"][-1] > 0.8  # chance is 4/7
+
+
+def test_without_cache_the_header_check_skips(tmp_path):
+    root = _bad_folder(tmp_path / "d")
+    data = image_folder(root, 8, batch_size=2, seed=0, cache=False)
+    assert len(data.skipped_files) == 2  # the truncated file passes
+    assert data.num_samples == 8 and data.cardinality().numpy() == 4
+    for _ in range(2):  # it fails to decode; its slot is refilled
+        x, y = _epoch(data)
+        assert len(y) == 8
+        np.testing.assert_array_equal(label_from_pixels(x), y)
+    exact = image_folder(root, 8, batch_size=2, cache=False,
+                         check_files="decode")
+    assert len(exact.skipped_files) == 3 and exact.num_samples == 7
+
+
+def test_epoch_variable_makes_epochs_pure_functions_of_seed_and_epoch(folder):
+    epoch = tf.Variable(0, dtype=tf.int64)
+    aug = dict(rotation_range=30, horizontal_flip=True)
+    a = image_folder(folder, 8, batch_size=4, augment=aug, seed=5, epoch=epoch)
+    first = _epoch(a)
+    again = _epoch(a)  # same epoch number: same batches
+    np.testing.assert_array_equal(first[0], again[0])
+    epoch.assign(1)
+    second = _epoch(a)
+    assert not np.array_equal(first[1], second[1])
+    # A fresh pipeline (a restarted process) at epoch 1 gives epoch 1.
+    b = image_folder(folder, 8, batch_size=4, augment=aug, seed=5, epoch=epoch)
+    np.testing.assert_array_equal(_epoch(b)[0], second[0])
+
+
+def test_image_csv(tmp_path, folder):
+    import csv
+
+    path = tmp_path / "data.csv"
+    rows = [["filename", "label"]]
+    for c in range(3):
+        for f in sorted(os.listdir(os.path.join(folder, f"class_{c}"))):
+            rows.append([os.path.join(folder, f"class_{c}", f), f"c{c}"])
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    data = image_csv(str(path), 8, batch_size=4, seed=0)
+    assert data.class_names == ("c0", "c1", "c2")
+    assert data.class_counts == (6, 4, 5)
+    x, y = _epoch(data)
+    np.testing.assert_array_equal(label_from_pixels(x), y)
 
 
 def test_empty_and_one_class_folders_are_clear_errors(tmp_path):

@@ -143,3 +143,128 @@ def test_decode_spans_hand_made():
         squad.decode_spans(start, end, max_answer_length=0)
     with pytest.raises(ValueError, match="same shape"):
         squad.decode_spans(start, end[:, :3])
+
+
+# === Long contexts: windows with doc_stride, decoding over windows ===
+
+LONG = "the tower " * 30 + "paris"
+
+
+def _long_example(qid="x", context=LONG, answer="paris"):
+    start = context.index(answer) if answer else -1
+    return squad.SquadExample(qid, "where", context, answer, start, (answer,) if answer else ())
+
+
+def _oracle_logits(features, answer_id, noise=0.0, seed=0):
+    """Start/end logits of a model that found `answer_id` tokens: 5 there."""
+    rng = np.random.default_rng(seed)
+    ids = features.inputs["token_ids"]
+    logits = np.where(ids == answer_id, 5.0, 0.0) + noise * rng.standard_normal(ids.shape)
+    return logits, logits.copy()
+
+
+def test_windows_overlap_by_doc_stride_and_keep_offsets(backbone):
+    example = _long_example()
+    features = squad.squad_features([example], backbone, doc_stride=8)
+    # 61 context tokens, 24 - 3 - 1 ("where") = 20 per window, step 12.
+    np.testing.assert_array_equal(features.example_index, [0, 0, 0, 0, 0])
+    mask = features.context_mask.astype(bool)
+    assert mask.sum(axis=1).tolist() == [20, 20, 20, 20, 13]
+    spans = [features.offsets[w][mask[w]] for w in range(5)]
+    for w in range(4):  # consecutive windows share 8 context tokens
+        np.testing.assert_array_equal(spans[w][-8:], spans[w + 1][:8])
+    # Offsets still point at the context's characters.
+    assert [LONG[s:e] for s, e in spans[4][-3:]] == ["the", "tower", "paris"]
+    # Only the last window holds the answer; the others point at [CLS].
+    start, end = features.labels["start_logits"], features.labels["end_logits"]
+    assert start.tolist() == [0, 0, 0, 0, 15] and end.tolist() == [0, 0, 0, 0, 15]
+    assert features.truncated == 0
+    assert squad.squad_features([example], backbone).truncated == 1
+    with pytest.raises(ValueError, match="doc_stride"):
+        squad.squad_features([example], backbone, doc_stride=20)
+
+
+def test_answer_in_a_later_window_is_found_where_one_window_loses_it(backbone):
+    example = _long_example()
+    paris = backbone.tokenizer.tokenizer.token_to_id("paris")
+    windows = squad.squad_features([example], backbone, doc_stride=8)
+    start, end = _oracle_logits(windows, paris, noise=0.1)
+    (answer,) = squad.postprocess_predictions([example], windows, start, end)
+    assert answer.text == "paris" and answer.id == "x"
+    assert answer.score == pytest.approx(start[4, 15] + end[4, 15])
+    one = squad.squad_features([example], backbone)
+    start, end = _oracle_logits(one, paris, noise=0.1)
+    (lost,) = squad.postprocess_predictions([example], one, start, end)
+    assert lost.text != "paris"
+
+
+def test_n_best_spans_over_windows_hand_made(backbone):
+    example = _long_example()
+    features = squad.squad_features([example], backbone, doc_stride=8)
+    start = np.zeros(features.context_mask.shape)
+    end = np.zeros(features.context_mask.shape)
+    # Window 0 context starts at token 3 ("the tower the tower ...").
+    # Span (3, 4) "the tower" scores 1.5 + 2 = 3.5 in window 0.
+    start[0, 3], end[0, 4] = 1.5, 2.0
+    # Window 1 starts at context token 12; context tokens 12..19 are shared
+    # with window 0 (positions 15..22 there, 3..10 here). The same text
+    # "the" (context token 12) scores 4 in window 1 and 0.5 in window 0:
+    # deduplicated, the best score is kept.
+    start[1, 3], end[1, 3] = 2.0, 2.0
+    start[0, 15], end[0, 15] = 0.25, 0.25
+    # A long span (10 tokens) is allowed at max_answer_length=30, not at 5.
+    start[2, 3], end[2, 12] = 3.0, 3.0
+    (best,) = squad.postprocess_predictions(
+        [example], features, start, end, n_best=3, max_answer_length=30
+    )
+    texts = [c["text"] for c in best.n_best]
+    c12 = features.offsets[1, 3]
+    assert texts[0] == LONG[features.offsets[2, 3, 0] : features.offsets[2, 12, 1]]
+    assert best.n_best[0]["score"] == 6.0
+    assert best.n_best[1]["offsets"] == [int(c12[0]), int(c12[1])]
+    assert best.n_best[1]["score"] == 4.0 and texts[1] == "the"
+    assert best.n_best[2]["score"] == 3.5 and texts[2] == "the tower"
+    assert len({tuple(c["offsets"]) for c in best.n_best}) == 3
+    assert len(best.n_best) == 3
+    assert sum(c["probability"] for c in best.n_best) == pytest.approx(1.0)
+    assert best.text == texts[0]
+    (short,) = squad.postprocess_predictions(
+        [example], features, start, end, n_best=2, max_answer_length=5
+    )
+    # The 10-token span is too long now.
+    assert [c["score"] for c in short.n_best] == [4.0, 3.5]
+
+
+def test_unanswerable_questions_and_the_null_threshold(backbone):
+    examples = [_long_example("has"), _long_example("none", answer="")]
+    features = squad.squad_features(examples, backbone, doc_stride=8)
+    assert features.example_index.tolist() == [0] * 5 + [1] * 5
+    assert features.truncated == 0
+    assert (features.labels["start_logits"][5:] == 0).all()  # [CLS]
+    paris = backbone.tokenizer.tokenizer.token_to_id("paris")
+    start, end = _oracle_logits(features, paris)
+    # [CLS] scores: question "has" 1 + 1 = 2 below its best span (10);
+    # question "none" min over its windows 6 + 6 = 12 (one window has 14).
+    start[:5, 0] = end[:5, 0] = 1.0
+    start[5:, 0] = end[5:, 0] = [7.0, 6.0, 6.0, 6.0, 6.0]
+    has, none = squad.postprocess_predictions(
+        examples, features, start, end, version_2_with_negative=True
+    )
+    assert has.text == "paris" and has.null_score == 2.0
+    assert none.text == "" and none.null_score == 12.0 and none.score == 10.0
+    assert [c["text"] for c in none.n_best][:2] == ["", "paris"]
+    assert [c["text"] for c in none.n_best].count("") == 1
+    # null - best = 12 - 10 = 2: "no answer" up to a threshold of 2.
+    for threshold, text in ((1.9, ""), (2.1, "paris")):
+        _, none = squad.postprocess_predictions(
+            examples, features, start, end, version_2_with_negative=True,
+            null_score_diff_threshold=threshold,
+        )
+        assert none.text == text, threshold
+    # Without v2.0 mode the best span is always the answer.
+    _, none = squad.postprocess_predictions(examples, features, start, end)
+    assert none.text == "paris"
+    with pytest.raises(ValueError, match="n_best"):
+        squad.postprocess_predictions(examples, features, start, end, n_best=0)
+    with pytest.raises(ValueError, match="one row per window"):
+        squad.postprocess_predictions(examples, features, start[:3], end[:3])

@@ -1,11 +1,13 @@
 from kerasft import evaluation
 from kerasft.evaluation import boxes
+from kerasft.evaluation import entities
 from kerasft.evaluation import metrics
 from kerasft.evaluation import plots
+from kerasft.evaluation import squad
 
 
 def test_package_reexports_every_module_public_name():
-    modules = (metrics, boxes, plots)
+    modules = (metrics, boxes, plots, squad, entities)
     exported = sorted(name for module in modules for name in module.__all__)
     assert sorted(evaluation.__all__) == exported
     for module in modules:

@@ -155,3 +155,14 @@ def test_model_roundtrip():
     reloaded = assert_model_roundtrip(model, _images((2, 8, 8, 3)))
     assert isinstance(reloaded.layers[1], Preprocess)
     assert reloaded.layers[1].mode == "caffe"
+
+
+def test_warning_depends_only_on_the_array_checked():
+    layer = Preprocess("tf")
+    for _ in range(2):  # every scaled array warns, not only the first
+        with pytest.warns(UserWarning, match="look already scaled"):
+            layer(_images() / 255.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer(_images())  # raw pixels after scaled ones: still no warning
+        Preprocess("tf")(_images())

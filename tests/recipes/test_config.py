@@ -81,3 +81,65 @@ def test_text_config_defaults_and_cli_names():
     assert "max_length" in TextClassificationConfig.field_names()
     with pytest.raises(ValueError, match="`max_length` must be an integer >= 8"):
         TextClassificationConfig(max_length=4)
+
+
+def test_choices_take_hyphens_too():
+    assert ImageClassificationConfig(mode="feature-extraction").mode == "feature_extraction"
+    with pytest.raises(ValueError, match="`mode` must be one of"):
+        ImageClassificationConfig(mode="feature-extractor")
+
+
+def test_identity_records_data_fingerprints_and_loads_back(tmp_path):
+    (tmp_path / "train" / "cat").mkdir(parents=True)
+    (tmp_path / "train" / "cat" / "a.png").write_bytes(b"abc")
+    config = ImageClassificationConfig(
+        train=str(tmp_path / "train"), output_dir=str(tmp_path / "train" / "run")
+    )
+    identity = config.identity()
+    fingerprint = identity["data_fingerprint"]["train"]
+    assert fingerprint["classes"] == ["cat"] and fingerprint["files"] == 1
+    # The run's own folder inside the data folder does not count.
+    (tmp_path / "train" / "run").mkdir()
+    (tmp_path / "train" / "run" / "x.txt").write_text("x")
+    assert config.data_fingerprint() == identity["data_fingerprint"]
+    # A run's config.json works as a config file.
+    again = ImageClassificationConfig.from_dict(json.loads(json.dumps(identity)))
+    assert again == config
+
+
+def test_default_validation_split():
+    assert ImageClassificationConfig().validation_split == 0.1
+    assert TextClassificationConfig().validation_split == 0.1
+    with pytest.raises(ValueError, match="`validation_split` must be in"):
+        TextClassificationConfig(validation_split=1.0)
+
+
+def test_configs_module_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, kerasft.recipes.configs, kerasft.recipes, kerasft.cli; "
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+def test_holdout_is_stratified():
+    from kerasft.data._split import holdout_indices
+
+    labels = np.array([0] * 30 + [1] * 10)
+    train, val = holdout_indices(labels, 0.1, seed=0)
+    assert len(val) == 4 and sorted(labels[val].tolist()) == [0, 0, 0, 1]
+    assert sorted(np.concatenate([train, val]).tolist()) == list(range(40))
+    with pytest.raises(ValueError, match="leaves no training data"):
+        holdout_indices(np.array([0]), 0.5, seed=0)
+
+
+def test_ignored_values_are_those_set_away_from_defaults():
+    from kerasft.recipes.configs import ignored_values
+
+    assert ignored_values(ImageClassificationConfig(mode="feature_extraction")) == {}
+    config = ImageClassificationConfig(mode="full", unfreeze_groups=4, layer_decay=0.5)
+    assert ignored_values(config) == {
+        "unfreeze_groups": "full fine-tuning opens every group"}

@@ -52,6 +52,8 @@ def test_run_folder_states(tmp_path):
     _io.write_json(os.path.join(out, "config.json"), config)
     # Same config (verbosity does not count): resume.
     assert _io.prepare_run_folder(out, {**config, "verbose": 0}) == "resume"
+    os.makedirs(os.path.join(out, "backup"))
+    open(os.path.join(out, "backup", "ckpt-00001.weights.h5"), "w").close()
     with pytest.raises(ValueError, match=r"holds another run .*\['epochs'\]"):
         _io.prepare_run_folder(out, {**config, "epochs": 3})
     _io.write_json(os.path.join(out, "metrics.json"), {"a": 1})
@@ -76,3 +78,53 @@ def test_worker_dir():
     assert _io.worker_dir("out", False, "worker", 1) == os.path.join(
         "out", ".worker-worker-1"
     )
+
+
+def test_data_fingerprint_decides_reuse(tmp_path):
+    from kerasft.recipes.config import data_fingerprint
+
+    data = tmp_path / "data" / "cat"
+    data.mkdir(parents=True)
+    (data / "a.png").write_bytes(b"1234")
+    out = str(tmp_path / "run")
+    first = data_fingerprint(str(tmp_path / "data"))
+    assert first["classes"] == ["cat"] and first["files"] == 1
+    config = {"epochs": 1, "data_fingerprint": {"train": first}}
+    _io.write_json(os.path.join(out, "config.json"), config)
+    _io.write_json(os.path.join(out, "metrics.json"), {})
+    assert _io.prepare_run_folder(out, config) == "complete"
+    (tmp_path / "data" / "dog").mkdir()
+    (tmp_path / "data" / "dog" / "b.png").write_bytes(b"5")
+    changed = {"epochs": 1, "data_fingerprint": {
+        "train": data_fingerprint(str(tmp_path / "data"))}}
+    with pytest.raises(ValueError) as info:
+        _io.prepare_run_folder(out, changed)
+    message = str(info.value)
+    assert "completed run with the same options on other data" in message
+    assert "['cat'] -> ['cat', 'dog']" in message
+    # Python callers are told the Python argument, not the flag.
+    assert "overwrite=True" in message and "--overwrite" not in message
+    assert _io.prepare_run_folder(out, changed, overwrite=True) == "new"
+
+
+def test_small_files_are_fingerprinted_by_content(tmp_path):
+    from kerasft.recipes.config import data_fingerprint
+
+    path = tmp_path / "t.csv"
+    path.write_text("text,label\na,1\n")
+    first = data_fingerprint(str(path))
+    path.write_text("text,label\nb,1\n")  # same size, other content
+    assert data_fingerprint(str(path)) != first
+    assert data_fingerprint("tfds:beans:validation") == {
+        "tfds": "beans", "split": "validation"}
+
+
+def test_leftovers_without_a_completed_epoch_are_replaced(tmp_path):
+    out = tmp_path / "run"
+    (out / "logs").mkdir(parents=True)
+    (out / "config.json").write_text('{"epochs": 5}')
+    (out / "notes.txt").write_text("mine")
+    notices = []
+    assert _io.prepare_run_folder(str(out), {"epochs": 1}, log=notices.append) == "new"
+    assert len(notices) == 1 and "never completed an epoch" in notices[0]
+    assert sorted(os.listdir(out)) == ["notes.txt"]

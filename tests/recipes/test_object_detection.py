@@ -32,17 +32,49 @@ def _boxes_csv(root, n=12, rows=None):
     return path
 
 
-def test_detection_run_writes_iou_and_map(tmp_path):
-    path = _boxes_csv(str(tmp_path / "data"))
+def _add_bad_files(root, path):
+    """An empty file, a truncated JPEG and a webp named in the CSV."""
+    open(os.path.join(root, "empty.jpg"), "wb").close()
+    keras.utils.save_img(os.path.join(root, "whole.jpg"),
+                         np.full((24, 24, 3), 128, "uint8"))
+    with open(os.path.join(root, "whole.jpg"), "rb") as f:
+        data = f.read()
+    with open(os.path.join(root, "truncated.jpg"), "wb") as f:
+        f.write(data[:40])
+    image = np.zeros((24, 24, 3), "uint8")
+    image[2:10, 2:10, 0] = 250
+    os.makedirs(os.path.join(root, "nested"))
+    keras.utils.save_img(os.path.join(root, "nested", "a.webp"), image)
+    with open(path, "a", newline="") as f:
+        csv.writer(f).writerows([
+            ["empty.jpg", 1, 1, 5, 5, "cat"],
+            ["truncated.jpg", 1, 1, 5, 5, "dog"],
+            ["nested/a.webp", 2, 2, 10, 10, "cat"],
+        ])
+
+
+@pytest.mark.parametrize("mode", ["feature_extraction", "partial"])
+def test_detection_learns_and_reports_skipped_files(tmp_path, mode):
+    root = str(tmp_path / "data")
+    path = _boxes_csv(root, n=24)
+    _add_bad_files(root, path)
     out = str(tmp_path / "run")
     result = recipes.object_detection(
-        train=path, validation=path, backbone=tiny_backbone(), epochs=2,
-        conv_filters=(8,), batch_size=4, learning_rate=1e-2,
-        precision="float32", strategy="default", verbose=0, output_dir=out,
+        train=path, validation=path, backbone=tiny_backbone(), epochs=8,
+        conv_filters=(8,), batch_size=8, learning_rate=0.05,
+        fine_tune_learning_rate=0.005, mode=mode, head_epochs=4,
+        unfreeze_groups=1, precision="float32", strategy="default",
+        verbose=0, output_dir=out,
     )
-    for key in ("val_mean_iou", "val_map50", "val_loss"):
+    for key in ("val_mean_iou", "val_map50", "val_loss", "val_accuracy",
+                "val_bbox_regression_loss", "val_classification_loss"):
         assert key in result.metrics, sorted(result.metrics)
-    assert 0 <= result.metrics["val_mean_iou"] <= 1
+    assert result.metrics["val_accuracy"] > 0.75  # chance: 0.5
+    assert result.metrics["val_mean_iou"] > 0.2
+    names = sorted(os.path.basename(p) for p in result.skipped_files)
+    assert names == ["empty.jpg", "empty.jpg", "truncated.jpg", "truncated.jpg"]
+    with open(os.path.join(out, "metrics.json")) as f:
+        assert len(json.load(f)["skipped_files"]) == 4
     with open(os.path.join(out, "labels.json")) as f:
         assert json.load(f) == ["cat", "dog"]
     assert {"model.keras", "metrics.json", "history.csv"} <= set(os.listdir(out))

@@ -31,11 +31,16 @@ def _finish(proc, timeout=300):
 
 
 @pytest.mark.slow
-def test_kill_9_mid_epoch_then_same_command_matches_uninterrupted(tmp_path):
+@pytest.mark.parametrize("mode", ["--augment", "--feature-extraction"])
+def test_kill_9_mid_epoch_then_same_command_matches_uninterrupted(tmp_path, mode):
+    """With augmentation on: shuffle order and augmentation are pure
+    functions of (seed, epoch, batch), so the resumed run sees the batches
+    the uninterrupted one saw. With cached features: the head, trained on
+    features computed again after the restart, resumes the same way."""
     straight = str(tmp_path / "straight")
     killed = str(tmp_path / "killed")
-    reference = _child(straight)  # runs alongside the one to be killed
-    victim = _child(killed, "--hold-at-epoch", "2")
+    reference = _child(straight, mode)  # alongside the killed one
+    victim = _child(killed, "--hold-at-epoch", "2", mode)
     marker = killed + ".marker"
     deadline = time.time() + 300
     while not os.path.exists(marker):
@@ -51,7 +56,7 @@ def test_kill_9_mid_epoch_then_same_command_matches_uninterrupted(tmp_path):
     assert not left & {"model.keras", "metrics.json", "history.csv"}
     assert not [n for n in left if ".tmp" in n]
 
-    _finish(_child(killed))  # the same command again
+    _finish(_child(killed, mode))  # the same command again
     _finish(reference)
 
     history = [_io.read_history_csv(os.path.join(d, "history.csv")) for d in (straight, killed)]

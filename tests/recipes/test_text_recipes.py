@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import random
 
 import pytest
 
@@ -22,18 +23,26 @@ def _csv(path, rows, header=("text", "label")):
 
 
 @pytest.mark.slow
-def test_text_classification_string_labels_from_csv(tmp_path):
+def test_text_classification_learns_imbalanced_string_labels(tmp_path):
+    """1:3 imbalanced classes, told apart by one word; focal loss, label
+    smoothing and balanced class weights; ~30 s on 2 cores."""
     folder, _ = make_tiny_folder(str(tmp_path / "bert"))
-    good = ["a good film", "a great book", "very fine movie", "really good"]
-    bad = ["a bad film", "an awful book", "very dull movie", "not good"]
-    rows = [(t, "pos") for t in good] + [(t, "neg") for t in bad]
+    rng = random.Random(0)
+    filler = ["a", "the", "film", "book", "movie", "very", "really"]
+    rows = []
+    for i in range(48):
+        label = "pos" if i % 4 == 0 else "neg"
+        word = "good" if label == "pos" else "bad"
+        rows.append((f"{rng.choice(filler)} {word} {rng.choice(filler)}", label))
     train = _csv(str(tmp_path / "train.csv"), rows)
     out = str(tmp_path / "run")
     result = recipes.text_classification(
-        train=train, validation=train, backbone=folder, epochs=1, batch_size=4,
-        max_length=8, learning_rate=1e-3, output_dir=out, **FAST,
+        train=train, validation=train, backbone=folder, epochs=6, batch_size=8,
+        max_length=8, learning_rate=5e-3, loss="focal", label_smoothing=0.1,
+        class_weight="balanced", output_dir=out, **FAST,
     )
-    assert 0 <= result.metrics["val_accuracy"] <= 1
+    assert result.metrics["val_accuracy"] > 0.9  # majority class: 0.75
+    assert result.metrics["val_recall"] > 0.9  # macro: the rare class too
     with open(os.path.join(out, "labels.json")) as f:
         assert json.load(f) == {"neg": 0, "pos": 1}
     assert {"model.keras", "history.csv", "metrics.json"} <= set(os.listdir(out))
@@ -63,7 +72,7 @@ def test_question_answering_on_a_squad_file(tmp_path):
         json.dump(squad, f)
     result = recipes.question_answering(
         train=path, validation=path, backbone=folder, epochs=1, batch_size=2,
-        max_length=24, output_dir=str(tmp_path / "qa"), **FAST,
+        max_length=24, doc_stride=4, output_dir=str(tmp_path / "qa"), **FAST,
     )
     for key in ("val_exact_match", "val_f1", "val_loss"):
         assert key in result.metrics

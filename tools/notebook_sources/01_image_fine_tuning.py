@@ -112,7 +112,7 @@ def load_data():
 
 
 train, val, dataset_name = load_data()
-train_ds, val_ds, class_names = train.dataset, val.dataset, train.class_names
+train_ds, val_ds, class_names = train, val, train.class_names
 num_classes = len(class_names)
 print(dataset_name, class_names)
 print(train.num_samples, "training and", val.num_samples, "validation images")

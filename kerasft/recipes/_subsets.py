@@ -1,0 +1,60 @@
+"""`max_train_samples` / `max_eval_samples`: every recipe's subsets, one rule.
+
+Pure numpy: `subset_indices` picks a seeded subset, stratified by label
+where the task has one integer label per example (scikit-learn's
+`train_test_split`), else uniformly at random. The recipes apply it after
+`validation_split` has held validation data out, so the held-out set does
+not depend on the subset size.
+"""
+
+import numpy as np
+
+
+def subset_indices(labels, k, seed):
+    """Sorted indices of a `k`-example subset, stratified by label.
+
+    Args:
+        labels: one label per example (integer labels stratify), or the
+            number of examples when they have no single label (a seeded
+            random subset).
+        k: the subset size; `None` or `k >= len(labels)` keeps everything.
+        seed: the run's seed.
+
+    Returns:
+        A sorted int array of indices.
+    """
+    if np.ndim(labels) == 0:  # a count: nothing to stratify by
+        labels = np.full(int(labels), np.nan)
+    labels = np.asarray(labels)
+    n = len(labels)
+    if k is None or k >= n:
+        return np.arange(n)
+    stratify = None
+    if labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer):
+        counts = np.unique(labels, return_counts=True)[1]
+        if counts.min() >= 2 and len(counts) <= k <= n - len(counts):
+            stratify = labels
+    if stratify is None:
+        return np.sort(np.random.RandomState(seed).permutation(n)[:k])
+    from sklearn.model_selection import train_test_split
+
+    _, keep = train_test_split(
+        np.arange(n), test_size=k, stratify=stratify, random_state=seed
+    )
+    return np.sort(keep)
+
+
+def take(values, keep):
+    """`values` (a list, an array or `None`) at the indices `keep`."""
+    if values is None:
+        return None
+    if isinstance(values, np.ndarray):
+        return values[keep]
+    return [values[i] for i in keep]
+
+
+def log_subset(run, what, before, after):
+    """One log line when a subset left examples out."""
+    if after < before:
+        run.log(f"Using {after} of {before} {what} (max_train_samples / "
+                "max_eval_samples subset).")

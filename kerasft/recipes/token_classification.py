@@ -1,0 +1,228 @@
+"""`token_classification`: named-entity recognition with a BERT encoder.
+
+Sentences come from CoNLL-2003-style files, JSON lines of `{"tokens",
+"tags"}` or Python `(sentences, tags)` lists (`kerasft.data.read_token_tags`).
+Words are tokenized with the backbone's WordPiece tokenizer; each word's tag
+sits on its first piece and the other pieces are ignored by the loss
+(`label_all_tokens` labels them too). The `token_classification` head gives
+per-token logits; predictions are read at each word's first piece. Metrics:
+entity-level precision, recall and F1 over BIO/IOB2 spans (micro, as
+`seqeval`), per entity type, word accuracy, and the head's token accuracy.
+The run folder holds `labels.json` (the tag set) and `predictions.conll`
+(`word gold predicted` lines for the validation, else test, sentences).
+"""
+
+import os
+
+from kerasft.recipes import _data
+from kerasft.recipes._runner import Run, predictions, prefixed
+from kerasft.recipes.config import resolve_config
+from kerasft.recipes.configs import TokenClassificationConfig  # noqa: F401 (re-exported)
+from kerasft.recipes.text_classification import (
+    resolve_text_backbone,
+    text_optimizer,
+)
+
+
+def _labels(config, train):
+    from kerasft.data.conll import label_list
+
+    if config.labels is None:
+        return label_list(train.tags)
+    labels = config.labels
+    if isinstance(labels, str):
+        labels = [t.strip() for t in labels.split(",") if t.strip()]
+    labels = list(labels)
+    if not labels or not all(isinstance(t, str) for t in labels):
+        raise ValueError(
+            "`labels` must be tag names, e.g. 'O,B-PER,I-PER'. Received: "
+            f"labels={config.labels!r}"
+        )
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"`labels` has duplicates: {labels}")
+    return labels
+
+
+def _read(config):
+    """`{"Training": TokenTagData, ...}` for the configured splits."""
+    from kerasft.data.conll import read_token_tags
+
+    if config.train is None:
+        raise ValueError(
+            "`train` is required: a CoNLL file, JSON lines of "
+            '{"tokens", "tags"}, or (sentences, tags).'
+        )
+    data = {}
+    for name, value in (
+        ("Training", config.train),
+        ("Validation", config.validation),
+        ("Test", config.test),
+    ):
+        if value is None:
+            continue
+        part = read_token_tags(value, config.tag_column)
+        if part.tags is None:
+            raise ValueError(f"{name} data {value!r} has no tags.")
+        data[name] = part
+    return data
+
+
+def _subsets(run, config, data):
+    """`max_train_samples` / `max_eval_samples`: seeded random subsets of
+    sentences (a sentence has no single label to stratify by)."""
+    from kerasft.data.conll import TokenTagData
+    from kerasft.recipes._subsets import log_subset, subset_indices, take
+
+    out = {}
+    for name, part in data.items():
+        k = (config.max_train_samples if name == "Training"
+             else config.max_eval_samples)
+        keep = subset_indices(len(part.sentences), k, config.seed)
+        out[name] = TokenTagData(take(part.sentences, keep), take(part.tags, keep))
+        log_subset(run, f"{name.lower()} sentences", len(part.sentences), len(keep))
+    return out
+
+
+def token_classification(config=None, *, overwrite=False, callbacks=None, **kwargs):
+    """Fine-tunes a BERT-family encoder to tag words (NER, chunking, POS).
+
+    Args:
+        config: a `TokenClassificationConfig`, a dict or a JSON/YAML path.
+        overwrite: replace another run's outputs. Defaults to `False`.
+        callbacks: extra Keras callbacks. Defaults to `None`.
+        **kwargs: config fields, overriding `config`.
+
+    Returns:
+        A `RecipeResult`; metrics hold `val_precision`, `val_recall`,
+        `val_f1` (entity level), `val_accuracy` (words),
+        `val_token_accuracy` (the head's) and `val_per_type` (and `test_*`).
+
+    Example:
+    ```python
+    result = kerasft.recipes.token_classification(
+        train="eng.train", validation="eng.testa",
+        backbone="bert_base_en_uncased", output_dir="runs/ner")
+    ```
+    """
+    config = resolve_config(TokenClassificationConfig, config, **kwargs)
+    run = Run(config, overwrite)
+    if run.state == "complete":
+        return run.completed_result()
+    data = _read(config)
+    labels = _labels(config, data["Training"])  # before subsetting: every tag
+    data = _subsets(run, config, data)
+
+    from kerasft import heads
+    from kerasft.data.conll import encode_tags, token_features
+    from kerasft.freezing import freeze
+    from kerasft.model import build_model
+
+    tag_ids = {
+        name: encode_tags(part.tags, labels, f"{name} data")
+        for name, part in data.items()
+    }
+    with run.strategy.scope():
+        backbone = resolve_text_backbone(config)
+        features = {
+            name: token_features(
+                part.sentences, backbone, config.max_length, tags=tag_ids[name],
+                label_all_tokens=config.label_all_tokens, labels=labels,
+            )
+            for name, part in data.items()
+        }
+        if config.lora_rank:
+            from kerasft.backbones.bert import enable_lora
+
+            before, after = enable_lora(backbone, config.lora_rank)
+            run.log(f"LoRA rank {config.lora_rank}: {after:,} of {before:,} "
+                    "backbone parameters train.")
+        head = heads.token_classification(len(labels), dropout=config.dropout)
+        model = build_model(backbone, head)
+        if config.freeze_backbone:
+            freeze(model, backbone, "full_freeze")
+        elif not config.lora_rank:
+            freeze(model, backbone, "full")
+        if "pooler" in backbone.group_names:  # tags read tokens, not the pool
+            for layer in backbone.layers_of(["pooler"]):
+                layer.trainable = False
+        steps = -(-len(data["Training"].sentences) // run.global_batch)
+        model.compile(
+            optimizer=text_optimizer(
+                run, config, backbone, total_steps=config.epochs * steps
+            ),
+            **head.compile_kwargs(),
+        )
+    for name, part in features.items():
+        if part.truncated_words:
+            run.log(
+                f"{part.truncated_words} {name.lower()} word(s) past "
+                f"max_length={config.max_length} are cut (predicted 'O')."
+            )
+    datasets = {
+        name: _data.Source(elements=(part.inputs, part.labels))
+        for name, part in features.items()
+    }
+    train_ds = run.batched(run.shuffled(datasets["Training"]))
+    eval_ds = {
+        name: run.batched(datasets[name].dataset)
+        for name in ("Validation", "Test") if name in datasets
+    }
+    run.log(
+        f"Fine-tuning {backbone.name} on {len(data['Training'])} sentences, "
+        f"{len(labels)} tags, {run.replicas} replica(s), precision "
+        f"{run.policy.name}."
+    )
+    history = run.fit(model, train_ds, eval_ds.get("Validation"), callbacks or [])
+
+    metrics, written = {}, None
+    for name, dataset in eval_ds.items():
+        prefix = "val_" if name == "Validation" else "test_"
+        metrics.update(prefixed(model.evaluate(dataset, verbose=0, return_dict=True), prefix))
+        predicted = _word_predictions(model, dataset, features[name], data[name], labels)
+        metrics.update(prefixed(_scores(data[name].tags, predicted), prefix))
+        if written is None:
+            written = (data[name], predicted)
+    return run.finish(
+        model, history, metrics, plot=_plotter(history, written),
+        extra_json={"labels.json": labels},
+    )
+
+
+def _word_predictions(model, dataset, features, part, labels):
+    from kerasft.data.conll import word_tags
+
+    _, logits = predictions(model, dataset)
+    return word_tags(features, logits, part.sentences, labels)
+
+
+def _scores(gold, predicted):
+    from kerasft.evaluation.entities import entity_scores
+
+    scores = entity_scores(gold, predicted)
+    return {
+        "precision": scores["precision"],
+        "recall": scores["recall"],
+        "f1": scores["f1"],
+        "accuracy": scores["accuracy"],
+        "per_type": scores["per_type"],
+    }
+
+
+def _plotter(history, written):
+    """Writes `predictions.conll` and the training curves."""
+    from kerasft import _io, evaluation
+    from kerasft.data.conll import write_conll
+
+    def plot(directory):
+        if written is not None:
+            part, predicted = written
+            path = os.path.join(directory, "predictions.conll")
+            with _io.atomic_path(path) as tmp:
+                write_conll(tmp, part.sentences, part.tags, predicted)
+        if history:
+            path = os.path.join(directory, "training_curves.png")
+            with _io.atomic_path(path) as tmp:
+                evaluation.plot_history(history, tmp)
+
+    return plot
+
