@@ -27,18 +27,29 @@ def holdout_indices(labels, fraction, seed):
             f"`validation_split`={fraction} of {n} examples leaves no "
             "training data. Pass less, or pass validation data."
         )
-    index = np.arange(n)
+    return split_off(labels, n_val, seed)
+
+
+def split_off(labels, k, seed):
+    """`(rest, part)` sorted index arrays, `part` holding `k` examples.
+
+    Stratified by label (scikit-learn's `train_test_split`) when `labels`
+    are 1-D integers, every class has two examples or more and both sides
+    have room for every class; otherwise a seeded random split.
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
     stratify = None
     if labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer):
         counts = np.unique(labels, return_counts=True)[1]
-        if counts.min() >= 2 and n_val >= len(counts) and n - n_val >= len(counts):
+        if counts.min() >= 2 and len(counts) <= k <= n - len(counts):
             stratify = labels
     if stratify is None:
         order = np.random.RandomState(seed).permutation(n)
-        return np.sort(order[n_val:]), np.sort(order[:n_val])
+        return np.sort(order[k:]), np.sort(order[:k])
     from sklearn.model_selection import train_test_split
 
-    train, val = train_test_split(
-        index, test_size=n_val, stratify=stratify, random_state=seed
+    rest, part = train_test_split(
+        np.arange(n), test_size=k, stratify=stratify, random_state=seed
     )
-    return np.sort(train), np.sort(val)
+    return np.sort(rest), np.sort(part)

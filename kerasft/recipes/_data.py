@@ -21,14 +21,19 @@ from kerasft.data import _pipeline
 def images(value, run, image_size, *, channels=3, class_names=None,
            num_classes=None, default_split="train", augment=None,
            shuffle=False, label_mode="int", validation_split=None,
-           what="Training"):
+           what="Training", max_samples=None, max_held_out=None):
     """The `kerasft.data` dataset for a recipe data option, or `None`.
 
     With `validation_split`, returns `(training, validation)` (validation
-    neither shuffled nor augmented).
+    neither shuffled nor augmented). `max_samples` (and `max_held_out` for
+    the validation part) keep stratified subsets (`_subsets.subset_indices`)
+    of the files or arrays, taken after the split and before any decoding;
+    `tfds:` names and `tf.data` datasets, which have no index access, are
+    not subset (said in the log).
     """
     if value is None:
         return None
+    limits = _Limits(run, what, max_samples, max_held_out)
     common = dict(
         batch_size=run.global_batch,
         seed=run.config.seed,
@@ -36,12 +41,12 @@ def images(value, run, image_size, *, channels=3, class_names=None,
         label_mode=label_mode,
         drop_remainder=run.on_tpu,
     )
-    split = dict(validation_split=validation_split, subset="both") if (
-        validation_split) else {}
     if isinstance(value, tuple) and len(value) == 2:
         return _arrays(value, channels, image_size, class_names, num_classes,
-                       augment, shuffle, validation_split, what, common)
+                       augment, shuffle, validation_split, what, common,
+                       limits)
     if isinstance(value, tf.data.Dataset):
+        limits.not_applied("tf.data datasets")
         return _unsplit(run, validation_split, sharded(kft_data.image_arrays(
             value, image_size=image_size, channels=channels,
             class_names=class_names, num_classes=num_classes,
@@ -55,10 +60,10 @@ def images(value, run, image_size, *, channels=3, class_names=None,
     value = os.fspath(value)
     files = dict(
         image_size=image_size, augment=augment, shuffle=shuffle,
-        class_names=class_names,
-        color_mode="grayscale" if channels == 1 else "rgb", **common, **split,
+        color_mode="grayscale" if channels == 1 else "rgb", **common,
     )
     if value.startswith("tfds:"):
+        limits.not_applied("tfds names")
         parts = value.split(":")
         split_name = parts[2] if len(parts) > 2 else default_split
         return _unsplit(run, validation_split, sharded(kft_data.tfds(
@@ -66,16 +71,71 @@ def images(value, run, image_size, *, channels=3, class_names=None,
             shuffle=shuffle, **common,
         )))
     if os.path.isdir(value):
-        return sharded(kft_data.image_folder(value, **files))
-    if value.lower().endswith(".csv"):
-        return sharded(kft_data.image_csv(value, **files))
-    raise ValueError(
-        f"Data source {value!r} is not a folder, a .csv file or 'tfds:NAME'."
-    )
+        from kerasft.data._listing import list_image_files
+
+        names, paths, labels = list_image_files(value, class_names)
+    elif value.lower().endswith(".csv"):
+        from kerasft.data.images import read_image_csv
+
+        paths, labels, names = read_image_csv(value, class_names=class_names)
+    else:
+        raise ValueError(
+            f"Data source {value!r} is not a folder, a .csv file or "
+            "'tfds:NAME'."
+        )
+    return sharded(_files(value, list(paths), np.asarray(labels, "int64"),
+                          names, validation_split, limits, files))
+
+
+def _files(where, paths, labels, names, validation_split, limits, files):
+    """`kerasft.data.image_files` of a listed folder or CSV: the held-out
+    part split off (as `image_files` splits), then each part subset."""
+    from kerasft.data.images import image_files
+    from kerasft.recipes._subsets import take
+
+    def read(keep, held_out=False, **kwargs):
+        keep = limits.keep(labels[keep], held_out, keep)
+        return image_files(take(paths, keep), labels[keep], names,
+                           where=where, **{**files, **kwargs})
+
+    if not validation_split:
+        return read(np.arange(len(paths)))
+    from kerasft.data._split import holdout_indices
+
+    train, val = holdout_indices(labels, validation_split, files["seed"])
+    # Validation data is never augmented or shuffled.
+    return read(train), read(val, True, shuffle=False, augment=None)
+
+
+class _Limits:
+    """A call's `max_samples` / `max_held_out`: which indices to keep."""
+
+    def __init__(self, run, what, max_samples, max_held_out):
+        self.run, self.what = run, what
+        self.max_samples, self.max_held_out = max_samples, max_held_out
+
+    def keep(self, labels, held_out=False, index=None):
+        """`index` (default: all) at a stratified subset of `labels`."""
+        from kerasft.recipes._subsets import log_subset, subset_indices
+
+        k = self.max_held_out if held_out else self.max_samples
+        index = np.arange(len(labels)) if index is None else np.asarray(index)
+        keep = subset_indices(labels, k, self.run.config.seed)
+        what = "validation" if held_out else self.what.lower()
+        log_subset(self.run, f"{what} images", len(labels), len(keep))
+        return index[keep]
+
+    def not_applied(self, kind):
+        if self.max_samples is not None or self.max_held_out is not None:
+            self.run.log(
+                f"max_train_samples / max_eval_samples not applied to "
+                f"{self.what.lower()} data: {kind} have no index access; "
+                "pass a folder, a CSV or arrays to take subsets."
+            )
 
 
 def _arrays(value, channels, image_size, class_names, num_classes, augment,
-            shuffle, validation_split, what, common):
+            shuffle, validation_split, what, common, limits):
     x, y = np.asarray(value[0]), np.asarray(value[1])
     if num_classes is None and class_names is not None:
         num_classes = len(class_names)
@@ -89,20 +149,61 @@ def _arrays(value, channels, image_size, class_names, num_classes, augment,
             )
     kwargs = dict(image_size=image_size, channels=channels,
                   class_names=class_names, num_classes=num_classes, **common)
+    # Classes counted on all the labels: a split or subset may miss some.
+    if kwargs["num_classes"] is None and class_names is None and (
+            y.ndim == 1 and len(y)):
+        kwargs["num_classes"] = int(y.max()) + 1
     if not validation_split:
+        keep = limits.keep(y)
         return sharded(kft_data.image_arrays(
-            x, y, augment=augment, shuffle=shuffle, **kwargs))
+            x[keep], y[keep], augment=augment, shuffle=shuffle, **kwargs))
     from kerasft.data._split import holdout_indices
 
     # Stratified by label when every class can be in both parts.
     train, val = holdout_indices(y, validation_split, common["seed"])
-    if kwargs["num_classes"] is None and len(y):
-        kwargs["num_classes"] = int(y.max()) + 1
+    train = limits.keep(y[train], index=train)
+    val = limits.keep(y[val], True, val)
     return (
         sharded(kft_data.image_arrays(
             x[train], y[train], augment=augment, shuffle=shuffle, **kwargs)),
         sharded(kft_data.image_arrays(x[val], y[val], shuffle=False, **kwargs)),
     )
+
+
+def decoded(ds):
+    """`(images, int labels)` numpy arrays of an unshuffled, unaugmented
+    `kerasft.data` dataset: its decoded examples in order (uint8 where the
+    pixels are whole numbers in [0, 255], as decoded files are)."""
+    images, labels = [], []
+    for x, y in ds:
+        images.append(x.numpy())
+        y = y.numpy()
+        labels.append(y.argmax(-1) if y.ndim == 2 else y)
+    x, y = np.concatenate(images), np.concatenate(labels).astype("int64")
+    if x.min() >= 0 and x.max() <= 255 and np.array_equal(x, np.round(x)):
+        x = x.astype("uint8")
+    return x, y
+
+
+def curriculum_images(curriculum, x, y, like, run, augment, label_mode):
+    """The training pipeline of a `Curriculum` over decoded `(x, y)`.
+
+    Each epoch yields the examples the curriculum picks for it (the
+    easiest fraction its pacing allows, in its `(seed, epoch)` order),
+    augmented and batched as every `kerasft.data` pipeline is, by
+    `(seed, epoch, batch)`: deterministic, and resumable at any epoch.
+    `like` is the same data's dataset, whose information is kept.
+    """
+    augment = _pipeline.resolve_augment(augment)
+    ds = _pipeline.finish(
+        curriculum.examples(x, y.astype("int32")), num_samples=len(y),
+        num_classes=len(like.class_names), batch_size=run.global_batch,
+        augment=augment, cache=False, shuffle=False, seed=run.config.seed,
+        label_mode=label_mode, drop_remainder=run.on_tpu,
+        epoch=run.epoch_variable,
+    )
+    info = {name: getattr(like, name) for name in _pipeline.INFO}
+    return sharded(_pipeline.with_info(ds, **{**info, "augment": augment}))
 
 
 def _unsplit(run, validation_split, ds):

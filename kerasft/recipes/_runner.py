@@ -364,13 +364,40 @@ def _scalar_logs_reducer(original):
     return reduce_per_replica
 
 
-def predictions(model, dataset):
-    """`(y_true, y_pred)` numpy over a batched dataset: one pass of
-    `kerasft.evaluation.collect_predictions` (kept for the recipes that
-    still import this name)."""
-    from kerasft.evaluation import collect_predictions
+def head_scores(head, y_true, y_pred):
+    """The head's loss and metrics on one split's predictions.
 
-    return collect_predictions(model, dataset)
+    Keys are those `model.evaluate(..., return_dict=True)` gives for a
+    model compiled with `head.compile_kwargs()`: `loss`, and for dict
+    outputs `<output>_loss` and `<output>_<metric>`, else `<metric>`. The
+    loss is the mean over the whole split (summed over outputs, unweighted
+    as the heads compile), without the weights' regularization terms.
+
+    Args:
+        head: the `kerasft.heads.Head` the model was compiled with.
+        y_true: labels from `kerasft.evaluation.collect_predictions`.
+        y_pred: predictions from the same pass.
+
+    Returns:
+        `{name: float}`.
+    """
+    losses, metrics = head.loss, head.metrics
+    if not isinstance(y_pred, dict):
+        losses, metrics = {None: losses}, {None: metrics}
+        y_true, y_pred = {None: y_true}, {None: y_pred}
+    scores = {}
+    for output, loss in losses.items():
+        value = keras.losses.get(loss)(y_true[output], y_pred[output])
+        scores[output] = float(keras.ops.convert_to_numpy(value))
+    out = {"loss": sum(scores.values())}
+    if None not in scores:
+        out.update({f"{output}_loss": value for output, value in scores.items()})
+    for output, group in metrics.items():
+        for metric in group:
+            metric.update_state(y_true[output], y_pred[output])
+            name = metric.name if output is None else f"{output}_{metric.name}"
+            out[name] = float(keras.ops.convert_to_numpy(metric.result()))
+    return out
 
 
 def prefixed(metrics, prefix):

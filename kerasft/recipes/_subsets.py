@@ -1,10 +1,10 @@
 """`max_train_samples` / `max_eval_samples`: every recipe's subsets, one rule.
 
 Pure numpy: `subset_indices` picks a seeded subset, stratified by label
-where the task has one integer label per example (scikit-learn's
-`train_test_split`), else uniformly at random. The recipes apply it after
-`validation_split` has held validation data out, so the held-out set does
-not depend on the subset size.
+where the task has one integer label per example, else uniformly at random
+(the rule `validation_split` follows too: `kerasft.data._split`). The
+recipes apply it after `validation_split` has held validation data out, so
+the held-out set does not depend on the subset size.
 """
 
 import numpy as np
@@ -29,19 +29,9 @@ def subset_indices(labels, k, seed):
     n = len(labels)
     if k is None or k >= n:
         return np.arange(n)
-    stratify = None
-    if labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer):
-        counts = np.unique(labels, return_counts=True)[1]
-        if counts.min() >= 2 and len(counts) <= k <= n - len(counts):
-            stratify = labels
-    if stratify is None:
-        return np.sort(np.random.RandomState(seed).permutation(n)[:k])
-    from sklearn.model_selection import train_test_split
+    from kerasft.data._split import split_off
 
-    _, keep = train_test_split(
-        np.arange(n), test_size=k, stratify=stratify, random_state=seed
-    )
-    return np.sort(keep)
+    return split_off(labels, k, seed)[1]
 
 
 def take(values, keep):

@@ -142,6 +142,31 @@ class SubsetConfig(RecipeConfig):
 
 
 @dataclasses.dataclass(frozen=True)
+class ImbalanceConfig(RecipeConfig):
+    """`class_weight`, `label_smoothing` and `loss` of classification recipes."""
+
+    class_weight: typing.Any = field(
+        None,
+        "Class weights for imbalanced data: balanced (scikit-learn's "
+        "compute_class_weight on the training labels) or JSON "
+        "'{\"class\": weight, ...}' keyed by class name or id; none: equal.",
+    )
+    label_smoothing: float = field(
+        0.0, "Label smoothing in [0, 1) of the cross-entropy (or focal) loss."
+    )
+    loss: str = field(
+        "crossentropy",
+        "Classification loss: crossentropy, or focal (Keras's "
+        "CategoricalFocalCrossentropy, for imbalanced data).",
+        choices=LOSSES,
+    )
+
+    def _validate(self):
+        super()._validate()
+        check_imbalance_options(self)
+
+
+@dataclasses.dataclass(frozen=True)
 class CurriculumConfig(RecipeConfig):
     """`curriculum` / `difficulty` (`kerasft.recipes._curriculum`)."""
 
@@ -253,7 +278,8 @@ class ImageBackboneConfig(RecipeConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class ImageClassificationConfig(ImageBackboneConfig):
+class ImageClassificationConfig(ImageBackboneConfig, SubsetConfig,
+                                CurriculumConfig, ImbalanceConfig):
     """Options of the image classification recipes."""
 
     validation_split: float = field(
@@ -270,21 +296,6 @@ class ImageClassificationConfig(ImageBackboneConfig):
         "ImageDataGenerator-style augmentation as JSON, e.g. "
         '\'{"rotation_range": 20, "horizontal_flip": true}\'.',
     )
-    class_weight: typing.Any = field(
-        None,
-        "Class weights for imbalanced data: balanced (scikit-learn's "
-        "compute_class_weight on the training labels) or JSON "
-        "'{\"class\": weight, ...}' keyed by class name or id; none: equal.",
-    )
-    label_smoothing: float = field(
-        0.0, "Label smoothing in [0, 1) of the cross-entropy (or focal) loss."
-    )
-    loss: str = field(
-        "crossentropy",
-        "Classification loss: crossentropy, or focal (Keras's "
-        "CategoricalFocalCrossentropy, for imbalanced data).",
-        choices=LOSSES,
-    )
     feature_cache: str = field(
         "auto",
         "feature_extraction without augmentation runs the frozen backbone "
@@ -296,7 +307,6 @@ class ImageClassificationConfig(ImageBackboneConfig):
 
     def _validate(self):
         super()._validate()
-        check_imbalance_options(self)
         if not 0 <= self.validation_split < 1:
             raise ValueError(
                 "`validation_split` must be in [0, 1). Received: "
@@ -387,7 +397,7 @@ class TextConfig(SubsetConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class TextClassificationConfig(TextConfig, CurriculumConfig):
+class TextClassificationConfig(TextConfig, CurriculumConfig, ImbalanceConfig):
     """Options of the text classification recipe."""
 
     train: typing.Any = field(
@@ -414,21 +424,6 @@ class TextClassificationConfig(TextConfig, CurriculumConfig):
     lora_rank: typing.Optional[int] = field(
         None, "LoRA rank: train low-rank adapters instead of the encoder."
     )
-    class_weight: typing.Any = field(
-        None,
-        "Class weights for imbalanced data: balanced (scikit-learn's "
-        "compute_class_weight on the training labels) or JSON "
-        "'{\"class\": weight, ...}' keyed by class name or id; none: equal.",
-    )
-    label_smoothing: float = field(
-        0.0, "Label smoothing in [0, 1) of the cross-entropy (or focal) loss."
-    )
-    loss: str = field(
-        "crossentropy",
-        "Classification loss: crossentropy, or focal (Keras's "
-        "CategoricalFocalCrossentropy, for imbalanced data).",
-        choices=LOSSES,
-    )
     validation_split: float = field(
         0.1,
         "Fraction of --train held out for validation (stratified by label) "
@@ -437,7 +432,6 @@ class TextClassificationConfig(TextConfig, CurriculumConfig):
 
     def _validate(self):
         super()._validate()
-        check_imbalance_options(self)
         if not 0 <= self.validation_split < 1:
             raise ValueError(
                 "`validation_split` must be in [0, 1). Received: "

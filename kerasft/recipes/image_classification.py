@@ -16,6 +16,10 @@ Modes (`mode=`), the tutorial's four strategies done right:
   `fine_tune_learning_rate`, then every group at a tenth of it.
 - `"full"`: head only for `head_epochs`, then everything at
   `fine_tune_learning_rate` (`head_epochs=0`: everything from the start).
+
+Options from `docs/data_strategies.md`: stratified `max_train_samples` /
+`max_eval_samples` (chosen from the file list or arrays before decoding),
+and `curriculum` with `difficulty` (the easiest images first).
 """
 
 import os
@@ -24,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasft.recipes import _data
+from kerasft.recipes import _curriculum, _data
 from kerasft.recipes._runner import Run, prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import (  # noqa: F401 (re-exported)
@@ -77,10 +81,14 @@ def run_image_classification(config, overwrite=False, callbacks=None):
         raise ValueError("`train` is required: the training images.")
     on_features = _caches_features(run, config)
     label_mode = classification_label_mode(config)
+    curriculum = _curriculum.pacing_options(config.curriculum) is not None
     # Shuffled either way: if the model cannot be split at the backbone,
-    # the end-to-end fallback trains on this very dataset.
+    # the end-to-end fallback trains on this very dataset. A curriculum
+    # reads the training images in order, then picks them per epoch.
     train, validation, test = read_splits(
-        run, config, image_size, label_mode, augment=config.augment
+        run, config, image_size, label_mode,
+        augment=None if curriculum else config.augment,
+        shuffle_train=not curriculum,
     )
     num_classes = _num_classes(config, train)
     class_names = list(train.class_names)
@@ -102,6 +110,12 @@ def run_image_classification(config, overwrite=False, callbacks=None):
         )
 
     all_callbacks = with_unfreeze(run, config, backbone, callbacks)
+    if curriculum:
+        train, picker = _curriculum_data(
+            run, config, train, label_mode,
+            classification_loss(config) or head.compile_kwargs()["loss"],
+        )
+        all_callbacks = [picker, *all_callbacks]
     if config.mode == "feature_extraction" or config.head_epochs:
         from kerasft.recipes._checks import check_frozen_features
 
@@ -140,6 +154,22 @@ def run_image_classification(config, overwrite=False, callbacks=None):
     )
 
 
+def _curriculum_data(run, config, train, label_mode, loss):
+    """`(training dataset, Curriculum)` of `curriculum=`: the training
+    images (read in order) ranked by `difficulty`, each epoch the easiest
+    fraction the pacing allows."""
+    x, y = _data.decoded(train)
+    targets = keras.ops.convert_to_numpy(
+        keras.ops.one_hot(y, len(train.class_names))
+    ) if label_mode == "categorical" else y
+    scores = _curriculum.difficulty_scores(run, config, (x, y), x, targets,
+                                           loss)
+    picker = _curriculum.curriculum_callback(run, config, scores)
+    return _data.curriculum_images(
+        picker, x, y, train, run, config.augment, label_mode
+    ), picker
+
+
 def _splittable(value):
     """Whether `validation_split` can hold data out of `value` (a folder,
     a CSV or arrays; not `tfds:` names or datasets)."""
@@ -165,21 +195,24 @@ def read_splits(run, config, image_size, label_mode, augment=None,
                 "No validation data: validation_split needs a folder, a CSV "
                 "or arrays as train; pass validation data to hold some out."
             )
+    max_eval = config.max_eval_samples
     train = _data.images(
         config.train, augment=augment, shuffle=shuffle_train,
         num_classes=config.num_classes, validation_split=validation_split,
-        **read,
+        max_samples=config.max_train_samples,
+        max_held_out=max_eval, **read,
     )
     if validation_split:
         train, validation = train
     else:
         validation = _data.images(
             config.validation, class_names=train.class_names,
-            default_split="validation", what="Validation", **read,
+            default_split="validation", what="Validation",
+            max_samples=max_eval, **read,
         )
     test = _data.images(
         config.test, class_names=train.class_names, default_split="test",
-        what="Test", **read,
+        what="Test", max_samples=max_eval, **read,
     )
     return train, validation, test
 
@@ -258,6 +291,12 @@ def resolve_class_weight(value, train):
 def _caches_features(run, config):
     """Whether `feature_extraction` trains the head on cached features."""
     if config.mode != "feature_extraction" or config.feature_cache == "off":
+        return False
+    if _curriculum.pacing_options(config.curriculum) is not None:
+        run.log(
+            "Features are not cached: a curriculum changes the examples "
+            "every epoch, so the frozen backbone runs on every batch."
+        )
         return False
     if config.augment:
         run.log(

@@ -7,10 +7,11 @@ context longer than one window is split into overlapping windows sharing
 `kerasft.data.postprocess_predictions` picks each question's best span
 over all its windows (at most `max_answer_length` tokens, inside the
 context) with an `n_best` list, and with `version_2_with_negative` may
-answer nothing (SQuAD v2.0). Metrics: exact match and F1 by the official
-SQuAD rules (`kerasft.evaluation.squad_scores`; HasAns/NoAns parts for
-v2.0), plus the start/end token accuracies. The run folder also holds
-`predictions.json`, `nbest_predictions.json` and, for v2.0,
+answer nothing (SQuAD v2.0). Metrics, all from one pass of predictions
+over the validation windows: exact match and F1 by the official SQuAD
+rules (`kerasft.evaluation.squad_scores`; HasAns/NoAns parts for v2.0),
+plus the head's loss and start/end token accuracies. The run folder also
+holds `predictions.json`, `nbest_predictions.json` and, for v2.0,
 `null_odds.json`, as `run_qa.py` writes them.
 """
 
@@ -19,7 +20,7 @@ import os
 
 from kerasft.evaluation.squad import squad_scores as _squad_scores
 from kerasft.recipes import _data
-from kerasft.recipes._runner import Run, predictions, prefixed
+from kerasft.recipes._runner import Run, head_scores, prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import QuestionAnsweringConfig  # noqa: F401 (re-exported)
 from kerasft.recipes.text_classification import (
@@ -163,8 +164,11 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
 
     metrics, outputs = {}, {}
     if val_features is not None:
-        metrics.update(prefixed(model.evaluate(val_ds, verbose=0, return_dict=True), "val_"))
-        answers, outputs = _answers(model, val_ds, val_examples, val_features, config)
+        from kerasft.evaluation import collect_predictions
+
+        labels, logits = collect_predictions(model, val_ds)  # the one pass
+        metrics.update(prefixed(head_scores(head, labels, logits), "val_"))
+        answers, outputs = _answers(logits, val_examples, val_features, config)
         version = "2.0" if config.version_2_with_negative else "1.1"
         scores = _squad_scores({a.id: a.text for a in answers}, val_examples, version)
         metrics.update(prefixed(scores, "val_"))
@@ -181,11 +185,10 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
     return run.finish(model, history, metrics, plot=plot, extra_json=outputs)
 
 
-def _answers(model, dataset, examples, features, config):
+def _answers(logits, examples, features, config):
     """Decoded answers and the `run_qa.py`-style prediction files."""
     from kerasft.data.squad import postprocess_predictions
 
-    _, logits = predictions(model, dataset)
     answers = postprocess_predictions(
         examples,
         features,

@@ -5,9 +5,10 @@ Sentences come from CoNLL-2003-style files, JSON lines of `{"tokens",
 Words are tokenized with the backbone's WordPiece tokenizer; each word's tag
 sits on its first piece and the other pieces are ignored by the loss
 (`label_all_tokens` labels them too). The `token_classification` head gives
-per-token logits; predictions are read at each word's first piece. Metrics:
-entity-level precision, recall and F1 over BIO/IOB2 spans (micro, as
-`seqeval`), per entity type, word accuracy, and the head's token accuracy.
+per-token logits; predictions are read at each word's first piece. Metrics,
+all from one pass of predictions per split: the head's loss, entity-level
+precision, recall and F1 over BIO/IOB2 spans (micro, as `seqeval`), per
+entity type, word accuracy, and the head's token accuracy.
 The run folder holds `labels.json` (the tag set) and `predictions.conll`
 (`word gold predicted` lines for the validation, else test, sentences).
 """
@@ -15,7 +16,7 @@ The run folder holds `labels.json` (the tag set) and `predictions.conll`
 import os
 
 from kerasft.recipes import _data
-from kerasft.recipes._runner import Run, predictions, prefixed
+from kerasft.recipes._runner import Run, head_scores, prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import TokenClassificationConfig  # noqa: F401 (re-exported)
 from kerasft.recipes.text_classification import (
@@ -174,11 +175,15 @@ def token_classification(config=None, *, overwrite=False, callbacks=None, **kwar
     )
     history = run.fit(model, train_ds, eval_ds.get("Validation"), callbacks or [])
 
+    from kerasft.data.conll import word_tags
+    from kerasft.evaluation import collect_predictions
+
     metrics, written = {}, None
     for name, dataset in eval_ds.items():
         prefix = "val_" if name == "Validation" else "test_"
-        metrics.update(prefixed(model.evaluate(dataset, verbose=0, return_dict=True), prefix))
-        predicted = _word_predictions(model, dataset, features[name], data[name], labels)
+        y_true, logits = collect_predictions(model, dataset)  # the one pass
+        metrics.update(prefixed(head_scores(head, y_true, logits), prefix))
+        predicted = word_tags(features[name], logits, data[name].sentences, labels)
         metrics.update(prefixed(_scores(data[name].tags, predicted), prefix))
         if written is None:
             written = (data[name], predicted)
@@ -186,13 +191,6 @@ def token_classification(config=None, *, overwrite=False, callbacks=None, **kwar
         model, history, metrics, plot=_plotter(history, written),
         extra_json={"labels.json": labels},
     )
-
-
-def _word_predictions(model, dataset, features, part, labels):
-    from kerasft.data.conll import word_tags
-
-    _, logits = predictions(model, dataset)
-    return word_tags(features, logits, part.sentences, labels)
 
 
 def _scores(gold, predicted):

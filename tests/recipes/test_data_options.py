@@ -246,3 +246,185 @@ def test_object_detection_subsets_are_stratified_rows(tmp_path, capsys):
     assert f"Using 6 of 12 rows of {path}" in out
     assert f"Using 4 of 12 rows of {path}" in out
     assert "val_mean_iou" in result.metrics
+
+
+def _fake_run(seed=0, batch=4):
+    logged = []
+    run = types.SimpleNamespace(
+        global_batch=batch, config=types.SimpleNamespace(seed=seed),
+        epoch_variable=None, on_tpu=False, log=logged.append,
+    )
+    return run, logged
+
+
+def _png_classes(root, n):
+    from tests.recipes.tiny import tiny_images
+
+    x, y = tiny_images(n, size=16)
+    for i, (image, label) in enumerate(zip(x, y)):
+        os.makedirs(os.path.join(root, f"class_{label}"), exist_ok=True)
+        keras.utils.save_img(os.path.join(root, f"class_{label}", f"{i}.png"),
+                             np.clip(image, 0, 255).astype("uint8"))
+    return root
+
+
+@pytest.mark.parametrize("source", ["arrays", "folder", "csv"])
+def test_image_subsets_are_stratified_after_the_split(tmp_path, source):
+    from kerasft.recipes import _data
+    from tests.recipes.tiny import tiny_images
+
+    if source == "arrays":
+        value = tiny_images(30, size=16)
+    else:
+        value = _png_classes(str(tmp_path / "images"), 30)
+    if source == "csv":
+        rows = [f"class_{i % 3}/{i}.png,class_{i % 3}" for i in range(30)]
+        value = os.path.join(value, "train.csv")
+        with open(value, "w") as f:
+            f.write("filename,label\n" + "\n".join(rows) + "\n")
+    run, logged = _fake_run()
+    read = dict(image_size=(16, 16), validation_split=0.2, shuffle=True)
+    train, val = _data.images(value, run, max_samples=12, max_held_out=3,
+                              **read)
+    # 30 -> 24 training / 6 held out, then 12 and 3 of them, per class.
+    assert train.class_counts == (4, 4, 4) and val.class_counts == (1, 1, 1)
+    assert "Using 12 of 24 training images" in logged[0]
+    assert "Using 3 of 6 validation images" in logged[1]
+    # The held-out part does not depend on the subset sizes.
+    _, whole = _data.images(value, run, **read)
+    if source != "arrays":
+        assert set(val.file_paths) < set(whole.file_paths)
+    again, _ = _data.images(value, _fake_run()[0], max_samples=12, **read)
+    if source != "arrays":
+        assert sorted(again.file_paths) == sorted(train.file_paths)
+
+
+def test_image_classification_subsets_in_every_mode(tmp_path, capsys):
+    from tests.recipes.tiny import tiny_backbone, tiny_images
+
+    x, y = tiny_images(30, size=16)
+    for mode in ("feature_extraction", "full"):
+        result = recipes.image_classification(
+            train=(x, y), validation=(x, y), backbone=tiny_backbone(),
+            mode=mode, epochs=1, head_epochs=0, batch_size=4,
+            max_train_samples=12,
+            max_eval_samples=6, precision="float32", strategy="default",
+            verbose=1, output_dir=str(tmp_path / mode),
+        )
+        assert int(result.model.optimizer.iterations) == 3  # 12 / batch 4
+        out = capsys.readouterr().out
+        assert "Using 12 of 30 training images" in out
+        assert "Using 6 of 30 validation images" in out
+        assert "val_accuracy" in result.metrics
+
+
+def test_cli_image_subsets_from_a_folder(tmp_path, capsys):
+    from tests.recipes.tiny import tiny_model
+
+    train = _png_classes(str(tmp_path / "train"), 12)
+    backbone = str(tmp_path / "tiny.keras")
+    tiny_model().save(backbone)
+    out = str(tmp_path / "out")
+    code = cli.main(
+        ["partial-fine-tuning", "--train", train, "--val", train,
+         "--backbone", backbone, "--image-size", "16", "--epochs", "1",
+         "--head-epochs", "0", "--batch-size", "3", "--max-train-samples", "6",
+         "--max-eval-samples", "3", "--precision", "float32",
+         "--strategy", "default", "--verbose", "1", "--output", out]
+    )
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "Using 6 of 12 training images" in printed.out
+    assert "Using 3 of 12 validation images" in printed.out
+    with open(os.path.join(out, "config.json")) as f:
+        saved = json.load(f)
+    assert (saved["max_train_samples"], saved["max_eval_samples"]) == (6, 3)
+    model = keras.models.load_model(os.path.join(out, "model.keras"))
+    assert int(model.optimizer.iterations) == 2  # 6 images / batch 3
+
+
+@pytest.mark.parametrize("source", ["arrays", "dataset"])
+def test_image_curriculum_restricts_early_epochs_to_easy_images(tmp_path,
+                                                                source):
+    import tensorflow as tf
+
+    from kerasft.recipes import _data
+    from kerasft.recipes.image_classification import _curriculum_data
+
+    x = np.repeat(np.arange(20.0), 16 * 16 * 3).reshape(20, 16, 16, 3)
+    y = np.arange(20) % 2
+    run, _ = _fake_run()
+    run.backup_dir = str(tmp_path / "backup")
+    config = types.SimpleNamespace(
+        seed=0, augment=None,
+        difficulty=lambda images, labels: images[:, 0, 0, 0],
+        curriculum={"pacing": "linear", "start_fraction": 0.25, "ramp_epochs": 2},
+    )
+    data = (x, y) if source == "arrays" else (
+        tf.data.Dataset.from_tensor_slices((x, y)).batch(6))
+    ordered = _data.images(data, run, (16, 16), shuffle=False)
+    dataset, curriculum = _curriculum_data(
+        run, config, ordered, "int", "sparse_categorical_crossentropy")
+    assert dataset.class_names == ordered.class_names and (
+        dataset.num_samples == 20)
+
+    def seen(epoch):
+        curriculum.on_epoch_begin(epoch)
+        return np.concatenate([b[0].numpy()[:, 0, 0, 0] for b in dataset])
+
+    first = seen(0)
+    assert len(first) == 20 and set(first) == {0, 1, 2, 3, 4}  # the easiest
+    assert set(seen(1)) == set(range(13))  # ceil(0.625 x 20)
+    assert set(seen(2)) == set(range(20))
+    np.testing.assert_array_equal(seen(0), first)  # a function of the epoch
+
+
+def test_image_curriculum_resumes_like_an_uninterrupted_run(tmp_path):
+    from tests.recipes.tiny import tiny_backbone, tiny_images
+
+    x, y = tiny_images(24, size=16)
+    common = dict(
+        train=(x, y), validation=(x, y), mode="full", head_epochs=0,
+        epochs=3, batch_size=8, augment={"horizontal_flip": True},
+        curriculum={"pacing": "step", "start_fraction": 0.25, "ramp_epochs": 2},
+        difficulty=np.arange(24.0), **FAST,
+    )
+    straight = recipes.image_classification(
+        output_dir=str(tmp_path / "a"), backbone=tiny_backbone(), **common)
+    crashed = str(tmp_path / "b")
+    with pytest.raises(_Crash):
+        recipes.image_classification(
+            output_dir=crashed, backbone=tiny_backbone(),
+            callbacks=[_CrashAtEpoch(2)], **common)
+    resumed = recipes.image_classification(
+        output_dir=crashed, backbone=tiny_backbone(), **common)
+    assert int(resumed.model.optimizer.iterations) == 9  # 24 / 8, 3 epochs
+    np.testing.assert_allclose(resumed.history["loss"], straight.history["loss"],
+                               rtol=1e-4)
+    for a, b in zip(straight.model.weights, resumed.model.weights):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(b), keras.ops.convert_to_numpy(a),
+            rtol=1e-4, atol=1e-6, err_msg=a.path)
+
+
+def test_cli_image_curriculum_ranked_by_a_first_run(tmp_path, capsys):
+    from tests.recipes.tiny import tiny_model
+
+    train = _png_classes(str(tmp_path / "train"), 12)
+    backbone = str(tmp_path / "tiny.keras")
+    tiny_model().save(backbone)
+    common = ["feature-extraction", "--train", train, "--backbone", backbone,
+              "--image-size", "16", "--batch-size", "4", "--precision",
+              "float32", "--strategy", "default", "--verbose", "1"]
+    first = str(tmp_path / "first")
+    assert cli.main(common + ["--epochs", "1", "--output", first]) == 0
+    out = str(tmp_path / "curriculum")
+    assert cli.main(common + [
+        "--epochs", "2", "--output", out, "--max-train-samples", "8",
+        "--curriculum", '{"pacing": "root", "start_fraction": 0.5, '
+        '"ramp_epochs": 2}', "--difficulty", first]) == 0
+    printed = capsys.readouterr().out
+    assert "Curriculum (root): epoch 0 trains on the easiest 50%" in printed
+    assert "Features are not cached: a curriculum" in printed
+    with open(os.path.join(out, "config.json")) as f:
+        assert json.load(f)["difficulty"] == first

@@ -107,3 +107,27 @@ def test_doc_stride_must_leave_a_step(tmp_path):
             train="x.json", max_length=32, doc_stride=16,
             output_dir=str(tmp_path / "r"), **FAST,
         )
+
+
+def test_head_scores_match_evaluate_on_one_batch():
+    """On a single batch `evaluate`'s numbers are the whole-split ones, so
+    the scores computed from collected predictions must equal them, key by
+    key."""
+    import keras
+
+    from kerasft.evaluation import collect_predictions
+    from kerasft.heads import question_answering
+    from kerasft.recipes._runner import head_scores
+
+    sequence = keras.Input((6, 4))
+    head = question_answering()
+    model = keras.Model(sequence, head({"sequence_output": sequence}))
+    model.compile(optimizer="sgd", **head.compile_kwargs())
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 6, 4)).astype("float32")
+    y = {"start_logits": rng.integers(0, 6, 5), "end_logits": rng.integers(0, 6, 5)}
+    expected = model.evaluate(x, y, batch_size=5, verbose=0, return_dict=True)
+    got = head_scores(head, *collect_predictions(model, (x, y)))
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(float(value), rel=1e-5), key

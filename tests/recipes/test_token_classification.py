@@ -100,6 +100,54 @@ def test_cli_runs_and_a_completed_run_reloads(tmp_path, folder, capsys):
     assert again.model.output_shape[-1] == 5  # O, B-DATE, B-FAC, B-LOC, I-FAC
 
 
+def test_each_split_is_predicted_once(tmp_path, folder, monkeypatch):
+    """Loss, token accuracy and entity scores all come from one
+    `collect_predictions` pass per split: no `evaluate` after `fit`, no
+    second prediction pass."""
+    from kerasft import evaluation
+
+    calls = {"fitting": False, "evaluate": 0, "batches": 0, "splits": []}
+    fit, evaluate = keras.Model.fit, keras.Model.evaluate
+    predict_on_batch = keras.Model.predict_on_batch
+    collect = evaluation.collect_predictions
+
+    def fitting(self, *args, **kwargs):
+        calls["fitting"] = True
+        try:
+            return fit(self, *args, **kwargs)
+        finally:
+            calls["fitting"] = False
+
+    def counted_evaluate(self, *args, **kwargs):
+        calls["evaluate"] += not calls["fitting"]  # fit's own val pass is fine
+        return evaluate(self, *args, **kwargs)
+
+    def counted_batch(self, *args, **kwargs):
+        calls["batches"] += 1
+        return predict_on_batch(self, *args, **kwargs)
+
+    def counted_collect(model, dataset):
+        y_true, y_pred = collect(model, dataset)
+        calls["splits"].append(len(y_pred))
+        return y_true, y_pred
+
+    monkeypatch.setattr(keras.Model, "fit", fitting)
+    monkeypatch.setattr(keras.Model, "evaluate", counted_evaluate)
+    monkeypatch.setattr(keras.Model, "predict_on_batch", counted_batch)
+    monkeypatch.setattr(evaluation, "collect_predictions", counted_collect)
+    train, val, test = (ner_sentences(n, seed=s) for n, s in ((16, 5), (10, 6), (6, 7)))
+    result = recipes.token_classification(
+        train=train, validation=val, test=test, backbone=folder, epochs=1,
+        batch_size=4, max_length=16, output_dir=str(tmp_path / "once"), **FAST,
+    )
+    assert calls["evaluate"] == 0
+    assert calls["splits"] == [10, 6]  # validation, then test: once each
+    assert calls["batches"] == 3 + 2  # ceil(10 / 4) + ceil(6 / 4)
+    for prefix in ("val_", "test_"):
+        for key in ("loss", "token_accuracy", "f1", "accuracy"):
+            assert np.isfinite(result.metrics[prefix + key]), prefix + key
+
+
 def test_lora_layer_decay_mirrored_bfloat16(tmp_path, folder):
     sentences, tags = ner_sentences(16, seed=3)
     result = recipes.token_classification(
