@@ -160,3 +160,17 @@ def test_cli_tune_then_rerun_best_config(tmp_path, capsys):
         "tune", "feature-extraction", "--search-space", str(tmp_path / "empty.json"),
         "--config", str(tmp_path / "base.json"), "--output", str(search)]) == 2
     assert "search space is empty" in capsys.readouterr().err
+
+
+def test_hyperband_gives_trials_their_epoch_budgets(tmp_path):
+    # max_epochs 3 (the config's epochs), factor 3: the first bracket's
+    # trials get 1 epoch, the trials that go on get all 3.
+    result = _result(_run(tmp_path / "search", "hyperband", 6,
+                          env={"EPOCHS": "3"}))
+    assert all(t["status"] == "COMPLETED" for t in result["trials"])
+    epochs = []
+    for t in result["trials"]:
+        trial_dir = tmp_path / "search" / "trials" / f"trial_{t['trial_id']}"
+        with open(trial_dir / "config.json") as f:
+            epochs.append(json.load(f)["epochs"])
+    assert set(epochs) == {1, 3}
