@@ -39,11 +39,15 @@ _FUNCTIONS = {
     # cannot shadow `kerasft.export` / `kerasft.tune` (issue 14).
     "export": "kerasft.exporting",
     "tune": "kerasft.tuning",
+    "generate": "kerasft.generation",
 }
 # The modules whose import registers kerasft's Keras objects.
-_REGISTERING = ("augment", "callbacks", "heads", "layers", "optimizers", "remat")
+_REGISTERING = ("augment", "callbacks", "heads", "layers", "optimizers", "remat",
+                # The T5 converter's `gelu_approximate` activation.
+                "backbones.t5_checkpoint")
 
-__all__ = ["__version__", "build_model", "freeze", "export", "tune", *_SUBMODULES]
+__all__ = ["__version__", "build_model", "freeze", "export", "tune", "generate",
+           *_SUBMODULES]
 
 
 def __getattr__(name):

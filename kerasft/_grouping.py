@@ -39,14 +39,16 @@ def tag_model(model, backbone):
 
 
 def _variable_groups(model, backbone):
-    layer_group = {}
-    for group in backbone.groups:
-        for layer_name in group.layers:
-            layer_group[layer_name] = group.name
     in_backbone = {}
     for layer in backbone.model.layers:
         for v in layer.weights:
-            in_backbone[id(v)] = layer_group.get(layer.name)
+            in_backbone[id(v)] = None
+    # Per group through `layers_of`, so `"<layer>/<sublayer>"` entries (ViT's
+    # blocks inside its encoder layer) get their own group, not the head's.
+    for group in backbone.groups:
+        for layer in backbone.layers_of([group.name]):
+            for v in layer.weights:
+                in_backbone[id(v)] = group.name
     return [(v, in_backbone.get(id(v), HEAD)) for v in model.weights]
 
 

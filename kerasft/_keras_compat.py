@@ -439,3 +439,86 @@ def preset_file_exists(preset, file_name, feature="Loading a KerasHub preset"):
 def preset_get_file(preset, file_name, feature="Loading a KerasHub preset"):
     """A local path to the preset's `file_name` (downloaded if remote)."""
     return _preset_call(feature, "get_file", preset, file_name)
+
+
+# === KerasHub RetinaNet parts (not exported by keras_hub) ===
+
+_RETINANET_CHECKED = "KerasHub 0.32.0, Keras 3.15.1"
+_RETINANET = "kerasft's RetinaNet head (kerasft.heads.retinanet)"
+
+
+def _retinanet_class(module, name):
+    try:
+        imported = __import__(
+            f"keras_hub.src.models.retinanet.{module}", fromlist=[name]
+        )
+        return getattr(imported, name)
+    except (ImportError, AttributeError) as error:
+        raise missing(
+            _RETINANET, f"keras_hub.src.models.retinanet.{module}.{name}",
+            _RETINANET_CHECKED, error,
+        ) from None
+
+
+def retinanet_feature_pyramid_class():
+    """KerasHub's `FeaturePyramid` layer (FPN over `{"P3": ..., ...}`).
+    Checked on KerasHub 0.32.0 with Keras 3.15.1."""
+    return _retinanet_class("feature_pyramid", "FeaturePyramid")
+
+
+def retinanet_prediction_head_class():
+    """KerasHub's RetinaNet `PredictionHead` layer (conv tower + logits).
+    Checked on KerasHub 0.32.0 with Keras 3.15.1."""
+    return _retinanet_class("prediction_head", "PredictionHead")
+
+
+def retinanet_label_encoder_class():
+    """KerasHub's `RetinaNetLabelEncoder` (anchor matching + box deltas).
+    Checked on KerasHub 0.32.0 with Keras 3.15.1."""
+    return _retinanet_class("retinanet_label_encoder", "RetinaNetLabelEncoder")
+
+
+# === Variable paths and LoRA (kerasft.backbones.keras_hub, .lora) ===
+
+_LORA_CHECKED = "Keras 3.15.1, KerasHub 0.32.0"
+
+
+def set_variable_path(variable, path):
+    """Sets `variable.path` (`keras.Variable._path`; the property is
+    read-only). KerasHub's T5 creates its relative attention bias outside
+    its layer's name scope, so the encoder's and the decoder's both read
+    `self_attention/embeddings`; group regexes need them apart. Checked on
+    Keras 3.15.1 (the path is only read for display, optimizer slot names
+    and kerasft's grouping; saving goes by position)."""
+    if not hasattr(variable, "_path"):
+        raise missing(
+            "kerasft.backbones.from_keras_hub (variable paths)",
+            "keras.Variable._path",
+            _LORA_CHECKED,
+        )
+    variable._path = path
+
+
+def lora_base_kernel(layer):
+    """The kernel variable of a LoRA-enabled `Dense`/`EinsumDense` without
+    its adapters (`layer._kernel`; the `kernel` property adds
+    `lora_alpha / lora_rank * lora_kernel_a @ lora_kernel_b` and casts to
+    the compute dtype). Checked on Keras 3.15.1."""
+    try:
+        return layer._kernel
+    except AttributeError as error:
+        raise missing(
+            "kerasft.backbones.merge_lora",
+            f"{type(layer).__name__}._kernel",
+            _LORA_CHECKED,
+            error,
+        ) from None
+
+
+def forget_lora_layers(hub_backbone):
+    """Clears a KerasHub `Backbone`'s record of its LoRA layers
+    (`_lora_enabled_layers`, set by `Backbone.enable_lora` and read by its
+    `save_lora_weights`) once the adapters are merged away. Checked on
+    KerasHub 0.32.0."""
+    if hasattr(hub_backbone, "_lora_enabled_layers"):
+        hub_backbone._lora_enabled_layers = []

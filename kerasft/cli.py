@@ -31,6 +31,7 @@ import typing
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from kerasft import _tool_commands  # noqa: E402 (export/predict/tune)
+from kerasft import generation as _generation  # noqa: E402 (generate)
 from kerasft._version import __version__  # noqa: E402
 from kerasft.recipes.configs import ignored_options  # noqa: E402
 
@@ -95,7 +96,14 @@ _COMMANDS = {
     "object-detection": _Command(
         "kerasft.recipes.object_detection:object_detection",
         "ObjectDetectionConfig",
-        "One box + class per image (MobileNetV2 + detection head).",
+        "One box + class per image (MobileNetV2 + detection head), or "
+        "--kind retinanet: many boxes per image from CSV, COCO or VOC.",
+    ),
+    "segmentation": _Command(
+        "kerasft.recipes.segmentation:segmentation",
+        "SegmentationConfig",
+        "Per-pixel classes: a backbone's feature pyramid + U-Net or "
+        "DeepLabV3+ decoder, from images/ + masks/ folders.",
     ),
     "text-classification": _Command(
         "kerasft.recipes.text_classification:text_classification",
@@ -112,6 +120,28 @@ _COMMANDS = {
         "TokenClassificationConfig",
         "NER / word tagging on CoNLL or JSON-lines data with a BERT-family "
         "encoder.",
+    ),
+    "video-classification": _Command(
+        "kerasft.recipes.video_classification:video_classification",
+        "VideoClassificationConfig",
+        "Video clips: an image backbone per frame + a temporal head (GRU).",
+    ),
+    "image-captioning": _Command(
+        "kerasft.recipes.image_captioning:image_captioning",
+        "ImageCaptioningConfig",
+        "Image captioning: an image backbone encoder + a Transformer "
+        "decoder, from image,caption CSV or COCO captions JSON.",
+    ),
+    "seq2seq": _Command(
+        "kerasft.recipes.seq2seq:seq2seq",
+        "Seq2SeqConfig",
+        "Translation / summarization: fine-tune T5 or BART on source,target "
+        "pairs.",
+    ),
+    "causal-lm": _Command(
+        "kerasft.recipes.causal_lm:causal_lm",
+        "CausalLMConfig",
+        "Domain adaptation of a GPT-2-family model on a text corpus.",
     ),
 }
 
@@ -297,6 +327,7 @@ def _command_in(argv):
     for word in argv:
         if not word.startswith("-"):
             known = word in _COMMANDS or word in _tool_commands.COMMANDS
+            known = known or word == "generate"
             return word if known or word == "demo" else None
     return None
 
@@ -348,6 +379,7 @@ def build_parser(commands=None):
     )
 
     _tool_commands.add_parsers(sub)
+    _generation.add_parser(sub)
     for command, entry in _COMMANDS.items():
         p = sub.add_parser(command, help=entry.help, description=entry.help)
         if commands is None or command in commands:
@@ -518,6 +550,9 @@ def main(argv=None):
                 overwrite=args.overwrite,
             )
             return 0
+        if args.command == "generate":
+            quiet_tensorflow()
+            return _generation.run_command(args)
         if args.command in _tool_commands.COMMANDS:
             quiet_tensorflow()
             return _tool_commands.run(args)

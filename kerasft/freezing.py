@@ -168,11 +168,29 @@ def _apply(backbone, layer_names, train_batchnorm):
     model.trainable = True
     trained = []
     for layer in model.layers:
-        train = layer.name in wanted
+        trained.extend(_apply_layer(layer, layer.name, wanted, train_batchnorm))
+    return tuple(trained)
+
+
+def _apply_layer(layer, name, wanted, train_batchnorm):
+    """Sets `layer` (called `name` in the groups); a group may also name a
+    sublayer as `<layer>/<sublayer>` (ViT's blocks inside `vit_encoder`)."""
+    prefix = name + "/"
+    if name in wanted or not any(w.startswith(prefix) for w in wanted):
+        train = name in wanted
         _set_layer(layer, train, train_batchnorm)
         if train and layer.trainable and layer.trainable_weights:
-            trained.append(layer.name)
-    return tuple(trained)
+            return [name]
+        return []
+    layer.trainable = True
+    trained = []
+    for sublayer in _keras_compat.sublayers(layer):
+        trained.extend(
+            _apply_layer(
+                sublayer, prefix + sublayer.name, wanted, train_batchnorm
+            )
+        )
+    return trained
 
 
 def set_trainable_groups(backbone, group_names, train_batchnorm=False):
@@ -223,7 +241,9 @@ def freeze(
     safely.
 
     Args:
-        model: the model holding `backbone.model` as a layer.
+        model: the model holding `backbone.model` as a layer: one made by
+            `kerasft.build_model`, or a KerasHub task (`GPT2CausalLM`, ...)
+            with `backbone = kerasft.backbones.from_keras_hub(task)`.
         backbone: the `kerasft.backbones.Backbone` inside `model`.
         strategy: `"full_freeze"`, `"head_only"`, `"partial"`,
             `"progressive"` (start state: head only) or `"full"`.
@@ -277,8 +297,11 @@ def freeze(
         )
     model.trainable = True
     trained = _apply(backbone, layer_names, train_batchnorm)
+    # A KerasHub task reuses backbone layers (the tied token embedding as
+    # its output projection): those follow the plan, not the head.
+    in_backbone = {id(layer) for layer in backbone.model.layers}
     for layer in model.layers:
-        if layer is not nested:
+        if layer is not nested and id(layer) not in in_backbone:
             layer.trainable = True
 
     trained_set = set(trained)

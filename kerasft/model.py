@@ -29,6 +29,12 @@ def build_model(backbone, head, name=None, remat=False, train_batchnorm=False):
     `ProgressiveUnfreeze` keep them so. This also makes the step cheaper
     (measured: bf16 ResNet50 1.45x -> 1.8x the float32 tutorial step).
 
+    Video: a head with a `frames` attribute (`kerasft.heads.
+    video_classification`) makes the input clips `Input(name="video")`
+    `[batch, frames, h, w, c]`; the frames are folded into the batch before
+    the preprocessing and the backbone and unfolded after it, so the head
+    receives per-frame features `[batch, frames, ...]`.
+
     Every variable's group (`"head"` or a backbone group) is recorded for
     `kerasft.optimizers.LayerwiseLR`.
 
@@ -67,16 +73,38 @@ def build_model(backbone, head, name=None, remat=False, train_batchnorm=False):
             "`train_batchnorm` must be a bool. Received: "
             f"train_batchnorm={train_batchnorm!r}"
         )
+    if backbone.task in ("causal_lm", "seq2seq"):
+        raise ValueError(
+            f"`build_model` takes image and text encoder backbones; "
+            f"{backbone.name!r} is a {backbone.task} model, which keeps its "
+            "own language-model head. Fine-tune its KerasHub task directly "
+            "(`kerasft.recipes.seq2seq` / `causal_lm`, or `model.fit` with "
+            "`kerasft.freeze(task, backbone, ...)`). Received: "
+            f"backbone.task={backbone.task!r}"
+        )
     if name is None:
         name = f"{backbone.name}_{getattr(head, 'name', 'head')}"
+    # Video heads declare `frames`: clips in, the backbone runs per frame.
+    frames = getattr(head, "frames", None) if backbone.task != "text" else None
     if backbone.task == "text":
         inputs = keras.tree.map_structure(_mirror_input, backbone.model.input)
         x = inputs
+    elif frames:
+        from kerasft.heads.video_classification import (
+            FramesFromBatch,
+            FramesToBatch,
+        )
+
+        inputs = keras.Input(
+            shape=(frames, *backbone.model.input_shape[1:]), name="video"
+        )
+        x = FramesToBatch(name="frames_to_batch")(inputs)
     else:
         inputs = keras.Input(
             shape=tuple(backbone.model.input_shape[1:]), name="image"
         )
         x = inputs
+    if backbone.task != "text":
         if backbone.preprocess_mode not in (None, "none"):
             # Imported here: kerasft.layers must not be needed to import
             # this module.
@@ -90,6 +118,10 @@ def build_model(backbone, head, name=None, remat=False, train_batchnorm=False):
     else:
         nested = backbone.model
     features = nested(x, training=False)
+    if frames:
+        features = FramesFromBatch(frames, name="batch_to_frames")(
+            features
+        )
     if (
         isinstance(features, dict)
         and isinstance(inputs, dict)

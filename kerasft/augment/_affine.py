@@ -105,22 +105,19 @@ def warp(images, matrix, fill_mode="nearest", cval=0.0, order=1):
     """
     shape = tf.shape(images)
     height, width = shape[1], shape[2]
-    transforms = tf.concat(
-        [matrix[:, 0, :], matrix[:, 1, :], tf.zeros_like(matrix[:, 0, :2])],
-        axis=-1,
-    )
     kernel_mode = {"constant": "NEAREST", "wrap": "WRAP"}.get(
         fill_mode, fill_mode.upper()
     )
     if fill_mode == "wrap":
         return _sample_wrapped(images, matrix, order)
-    out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=transforms,
-        output_shape=tf.stack([height, width]),
-        fill_value=tf.cast(cval, tf.float32),
+    out = project(
+        images,
+        matrix,
+        height,
+        width,
         interpolation="BILINEAR" if order == 1 else "NEAREST",
         fill_mode=kernel_mode,
+        fill_value=cval,
     )
     if fill_mode == "constant":
         xs, ys = _source_coordinates(matrix, height, width)
@@ -129,6 +126,51 @@ def warp(images, matrix, fill_mode="nearest", cval=0.0, order=1):
         inside = (xs >= 0.0) & (xs <= w1) & (ys >= 0.0) & (ys <= h1)
         out = tf.where(inside[..., None], out, tf.cast(cval, out.dtype))
     return out
+
+
+def project(images, matrix, height, width, interpolation="BILINEAR",
+            fill_mode="NEAREST", fill_value=0.0):
+    """One `ImageProjectiveTransformV3` call: `[b, height, width, c]` float32
+    outputs sampled from `images` at `matrix @ (x, y, 1)`.
+
+    `interpolation` and `fill_mode` are the kernel's (`"BILINEAR"` /
+    `"NEAREST"`; `"NEAREST"`, `"REFLECT"`, `"WRAP"`, `"CONSTANT"`): with
+    `"CONSTANT"` and nearest sampling, an output pixel takes `fill_value`
+    exactly when its nearest source pixel lies outside the image.
+    """
+    transforms = tf.concat(
+        [matrix[:, 0, :], matrix[:, 1, :], tf.zeros_like(matrix[:, 0, :2])],
+        axis=-1,
+    )
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images,
+        transforms=transforms,
+        output_shape=tf.stack([height, width]),
+        fill_value=tf.cast(fill_value, tf.float32),
+        interpolation=interpolation,
+        fill_mode=fill_mode,
+    )
+
+
+def crop_matrix(top, left, crop_height, crop_width, height, width):
+    """`[b, 3, 3]` output->input maps that resize the window `(top, left,
+    crop_height, crop_width)` of each image to `height x width` pixels, with
+    half-pixel centres as `tf.image.resize` aligns them."""
+    f = [tf.cast(v, tf.float32) for v in
+         (top, left, crop_height, crop_width)]
+    top, left, crop_height, crop_width = f
+    sy = crop_height / tf.cast(height, tf.float32)
+    sx = crop_width / tf.cast(width, tf.float32)
+    zeros = tf.zeros_like(sx)
+    ones = tf.ones_like(sx)
+    return tf.stack(
+        [
+            tf.stack([sx, zeros, left + 0.5 * sx - 0.5], -1),
+            tf.stack([zeros, sy, top + 0.5 * sy - 0.5], -1),
+            tf.stack([zeros, zeros, ones], -1),
+        ],
+        axis=-2,
+    )
 
 
 def _source_coordinates(matrix, height, width):

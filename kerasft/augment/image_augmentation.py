@@ -1,6 +1,5 @@
 """`ImageAugmentation`: ImageDataGenerator's augmentation as one Keras layer."""
 
-import difflib
 import numbers
 
 import keras
@@ -8,40 +7,8 @@ import tensorflow as tf
 
 from kerasft import _keras_compat
 from kerasft.augment import _affine
-
-# ImageDataGenerator arguments this layer does not take, and what to do.
-_REDIRECTS = {
-    "featurewise_center": (
-        "dataset statistics belong in the model: use the backbone's "
-        "preprocessing, or a `keras.layers.Normalization` layer adapted "
-        "on the training images"
-    ),
-    "featurewise_std_normalization": (
-        "use the backbone's preprocessing, or a `keras.layers.Normalization` "
-        "layer adapted on the training images"
-    ),
-    "zca_whitening": (
-        "ZCA whitening is not supported; use the backbone's preprocessing"
-    ),
-    "zca_epsilon": "ZCA whitening is not supported",
-    "samplewise_center": (
-        "per-image statistics belong in the model: add a layer computing "
-        "`x - mean(x)` before the backbone"
-    ),
-    "samplewise_std_normalization": (
-        "per-image statistics belong in the model: add a layer computing "
-        "`x / std(x)` before the backbone"
-    ),
-    "preprocessing_function": (
-        "apply it with `dataset.map(...)` after this layer, or use the "
-        "backbone's preprocessing inside the model"
-    ),
-    "validation_split": (
-        "pass `validation_split` to `kerasft.data.image_folder`"
-    ),
-    "data_format": "images are channels-last (`[batch, height, width, channels]`)",
-}
-_LAYER_KWARGS = ("name", "dtype", "trainable")
+from kerasft.augment import _dense
+from kerasft.augment import _idg_arguments as _args
 
 
 @keras.saving.register_keras_serializable(package="kerasft")
@@ -91,6 +58,22 @@ class ImageAugmentation(keras.layers.Layer):
             (nearest). Defaults to `1`.
         seed: integer seed; the same seed gives the same sequence of
             augmentations. Defaults to `None`.
+        bounding_box_format: format of `inputs["bounding_boxes"]["boxes"]`
+            when the layer gets Keras's dict input, one of
+            `keras.utils.bounding_boxes.convert_format`'s formats (`"xyxy"`,
+            `"rel_xyxy"`, `"xywh"`, `"center_xywh"`, `"yxyx"`, ...); boxes
+            come back in it. Defaults to `None` (no boxes).
+        max_boxes: number of box rows in the output (kept boxes first, then
+            padding with label `-1` and zero boxes), for static shapes.
+            Defaults to `None`: as many rows as the input has (ragged inputs
+            are padded to the longest row).
+        min_box_area_fraction: a box is dropped, with its label, when the
+            part of its transformed box left inside the image is smaller
+            than this fraction of it; boxes that leave the image are always
+            dropped. Defaults to `0.0`.
+        mask_fill_value: value of `segmentation_masks` pixels whose source
+            lies outside the image (e.g. `255` with an ignore index).
+            Defaults to `0`.
         **kwargs: `name`, `dtype` or `trainable` of the Keras layer; any
             other keyword is an error listing the supported ones.
 
@@ -102,6 +85,17 @@ class ImageAugmentation(keras.layers.Layer):
                             fill_mode="nearest", seed=1)
     images = np.random.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
     augmented = aug(images)
+    ```
+
+    Boxes and masks follow the pixels (Keras's dict convention):
+    ```python
+    aug = ImageAugmentation(rotation_range=20, horizontal_flip=True,
+                            bounding_box_format="xyxy", max_boxes=8)
+    out = aug({"images": images,
+               "bounding_boxes": {"boxes": np.array([[[4., 4., 12., 20.]]] * 4),
+                                  "labels": np.array([[1]] * 4)},
+               "segmentation_masks": np.zeros((4, 32, 32, 1), "uint8")})
+    out["bounding_boxes"]["boxes"].shape    # (4, 8, 4)
     ```
     """
 
@@ -121,22 +115,32 @@ class ImageAugmentation(keras.layers.Layer):
         rescale=None,
         interpolation_order=1,
         seed=None,
+        bounding_box_format=None,
+        max_boxes=None,
+        min_box_area_fraction=0.0,
+        mask_fill_value=0,
         **kwargs,
     ):
-        _check_unknown(kwargs)
+        _args.check_unknown(kwargs)
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        self.rotation_range = _non_negative("rotation_range", rotation_range)
-        self.width_shift_range = _shift("width_shift_range", width_shift_range)
-        self.height_shift_range = _shift(
+        self.rotation_range = _args.non_negative(
+            "rotation_range", rotation_range
+        )
+        self.width_shift_range = _args.shift(
+            "width_shift_range", width_shift_range
+        )
+        self.height_shift_range = _args.shift(
             "height_shift_range", height_shift_range
         )
-        self.shear_range = _non_negative("shear_range", shear_range)
-        self.zoom_range = _zoom(zoom_range)
-        self.horizontal_flip = _bool("horizontal_flip", horizontal_flip)
-        self.vertical_flip = _bool("vertical_flip", vertical_flip)
-        self.brightness_range = _brightness(brightness_range)
-        self.channel_shift_range = _non_negative(
+        self.shear_range = _args.non_negative("shear_range", shear_range)
+        self.zoom_range = _args.zoom(zoom_range)
+        self.horizontal_flip = _args.boolean(
+            "horizontal_flip", horizontal_flip
+        )
+        self.vertical_flip = _args.boolean("vertical_flip", vertical_flip)
+        self.brightness_range = _args.brightness(brightness_range)
+        self.channel_shift_range = _args.non_negative(
             "channel_shift_range", channel_shift_range
         )
         if fill_mode not in _affine.FILL_MODES:
@@ -145,9 +149,9 @@ class ImageAugmentation(keras.layers.Layer):
                 f"Received: fill_mode={fill_mode!r}"
             )
         self.fill_mode = fill_mode
-        self.cval = float(_number("cval", cval))
+        self.cval = float(_args.number("cval", cval))
         if rescale is not None:
-            rescale = float(_number("rescale", rescale))
+            rescale = float(_args.number("rescale", rescale))
         self.rescale = rescale
         if interpolation_order not in (0, 1):
             raise ValueError(
@@ -160,6 +164,14 @@ class ImageAugmentation(keras.layers.Layer):
                 f"`seed` must be an int or None. Received: seed={seed!r}"
             )
         self.seed = seed
+        self._dense_options = _dense.DenseOptions(
+            bounding_box_format, max_boxes, min_box_area_fraction,
+            mask_fill_value,
+        )
+        self.bounding_box_format = self._dense_options.bounding_box_format
+        self.max_boxes = self._dense_options.max_boxes
+        self.min_box_area_fraction = self._dense_options.min_box_area_fraction
+        self.mask_fill_value = self._dense_options.mask_fill_value
         self.seed_generator = keras.random.SeedGenerator(seed)
         # The warp has no XLA kernel; Keras then compiles without XLA.
         self.supports_jit = False
@@ -168,32 +180,71 @@ class ImageAugmentation(keras.layers.Layer):
     # === Layer API ===
 
     def call(self, inputs, training=True):
-        images = tf.cast(inputs, tf.float32)
         if training:
             seed = tf.cast(self.seed_generator.next(), tf.int32)
-            return self.augment(images, seed)
-        return self._rescale(images)
+            return self.augment(inputs, seed)
+        if isinstance(inputs, dict):
+            return _dense.passthrough(
+                inputs, self._dense_options, self._rescale
+            )
+        return self._rescale(tf.cast(inputs, tf.float32))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
-    def augment(self, images, seed):
+    def compute_output_spec(self, inputs, training=True):
+        if isinstance(inputs, dict):
+            return _dense.output_spec(inputs, self._dense_options)
+        return keras.KerasTensor(tuple(inputs.shape), "float32")
+
+    def augment(self, inputs, seed):
         """The training-mode transform with a stateless `seed` (`[2]` ints).
 
-        Same `seed`, same result; `rescale` included. `kerasft.data` calls
-        this with per-batch seeds so pipelines are reproducible.
+        `inputs` are images or Keras's dict of `"images"`,
+        `"bounding_boxes"` and `"segmentation_masks"`. Same `seed`, same
+        result; `rescale` included. `kerasft.data` calls this with
+        per-batch seeds so pipelines are reproducible.
         """
-        images = tf.cast(images, tf.float32)
+        if isinstance(inputs, dict):
+            return _dense.apply(
+                inputs,
+                self._dense_options,
+                lambda images: self._plan(images, seed),
+            )
+        images = tf.cast(inputs, tf.float32)
         single = images.shape.rank == 3
         if single:
             images = images[None]
+        matrix, image_fn = self._plan(images, seed)
+        images = image_fn(images)
+        return images[0] if single else images
+
+    def transform_matrix(self, images, seed):
+        """The `[b, 3, 3]` output->input pixel maps `augment` warps with.
+
+        Coordinates are `(x, y) = (column, row)` of pixel centres; `None`
+        when the layer has no geometric transform.
+        """
+        images = tf.convert_to_tensor(images)
+        if images.shape.rank == 3:
+            images = images[None]
+        return self._plan(images, seed)[0]
+
+    def _plan(self, images, seed):
+        """`(matrix or None, image_fn)` for a `[b, h, w, c]` float batch."""
         p = self.transform_parameters(images, seed)
         shape = tf.shape(images)
+        matrix = None
         if self._has_geometry():
             matrix = _affine.idg_matrix(
                 p["theta"], p["tx"], p["ty"], p["shear"], p["zx"], p["zy"],
                 shape[1], shape[2], p["flip_horizontal"], p["flip_vertical"],
             )
+        return matrix, lambda images: self._apply(images, matrix, p)
+
+    def _apply(self, images, matrix, p):
+        images = tf.cast(images, tf.float32)
+        if matrix is not None:
             images = _affine.warp(
                 images,
                 matrix,
@@ -209,8 +260,7 @@ class ImageAugmentation(keras.layers.Layer):
         if self.brightness_range is not None:
             factor = p["brightness"][:, None, None, None]
             images = tf.clip_by_value(images * factor, 0.0, 255.0)
-        images = self._rescale(images)
-        return images[0] if single else images
+        return self._rescale(images)
 
     def transform_parameters(self, images, seed):
         """The per-image random parameters `augment(images, seed)` applies.
@@ -291,126 +341,10 @@ class ImageAugmentation(keras.layers.Layer):
                 "rescale": self.rescale,
                 "interpolation_order": self.interpolation_order,
                 "seed": self.seed,
+                **self._dense_options.config(),
             }
         )
         return config
-
-
-# === Argument checks ===
-
-_SUPPORTED = (
-    "rotation_range",
-    "width_shift_range",
-    "height_shift_range",
-    "shear_range",
-    "zoom_range",
-    "horizontal_flip",
-    "vertical_flip",
-    "brightness_range",
-    "channel_shift_range",
-    "fill_mode",
-    "cval",
-    "rescale",
-    "interpolation_order",
-    "seed",
-)
-
-
-def _check_unknown(kwargs):
-    for key in kwargs:
-        if key in _LAYER_KWARGS:
-            continue
-        if key in _REDIRECTS:
-            raise ValueError(
-                f"ImageAugmentation does not take `{key}`: {_REDIRECTS[key]}."
-                f" Supported arguments: {', '.join(_SUPPORTED)}."
-            )
-        close = difflib.get_close_matches(key, _SUPPORTED, n=1)
-        hint = f" Did you mean `{close[0]}`?" if close else ""
-        raise TypeError(
-            f"ImageAugmentation got an unexpected keyword argument `{key}`."
-            f"{hint} Supported arguments: {', '.join(_SUPPORTED)} (and the "
-            f"layer's {', '.join(_LAYER_KWARGS)})."
-        )
-
-
-def _number(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"`{name}` must be a number. Received: {name}={value!r}"
-        )
-    return value
-
-
-def _non_negative(name, value):
-    value = _number(name, value)
-    if value < 0:
-        raise ValueError(
-            f"`{name}` must be >= 0. Received: {name}={value!r}"
-        )
-    return float(value)
-
-
-def _bool(name, value):
-    if not isinstance(value, bool):
-        raise TypeError(
-            f"`{name}` must be True or False. Received: {name}={value!r}"
-        )
-    return value
-
-
-def _shift(name, value):
-    """Float, int or list, kept in the form IDG distinguishes them by."""
-    if isinstance(value, (list, tuple)):
-        if not value:
-            raise ValueError(f"`{name}` must not be an empty list.")
-        return [_non_negative(name, v) for v in value]
-    if isinstance(value, bool):
-        raise TypeError(
-            f"`{name}` must be a float, an int or a list of numbers. "
-            f"Received: {name}={value!r}"
-        )
-    if isinstance(value, numbers.Integral):
-        if value < 0:
-            raise ValueError(f"`{name}` must be >= 0. Received: {name}={value}")
-        return int(value)
-    return _non_negative(name, value)
-
-
-def _zoom(value):
-    if isinstance(value, (list, tuple)):
-        if len(value) != 2:
-            raise ValueError(
-                "`zoom_range` must be a float or a pair [lower, upper]. "
-                f"Received: zoom_range={value!r}"
-            )
-        lo, hi = (float(_number("zoom_range", v)) for v in value)
-    else:
-        z = _non_negative("zoom_range", value)
-        lo, hi = 1.0 - z, 1.0 + z
-    if not 0 < lo <= hi:
-        raise ValueError(
-            "`zoom_range` must give 0 < lower <= upper. "
-            f"Received: zoom_range={value!r}"
-        )
-    return (lo, hi)
-
-
-def _brightness(value):
-    if value is None:
-        return None
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ValueError(
-            "`brightness_range` must be None or a pair [lower, upper]. "
-            f"Received: brightness_range={value!r}"
-        )
-    lo, hi = (float(_number("brightness_range", v)) for v in value)
-    if not 0 <= lo <= hi:
-        raise ValueError(
-            "`brightness_range` must give 0 <= lower <= upper. "
-            f"Received: brightness_range={value!r}"
-        )
-    return (lo, hi)
 
 
 def _active(shift):

@@ -4,6 +4,9 @@ import dataclasses
 import re
 from typing import Callable, Optional, Sequence
 
+# What a backbone's model does with its inputs (see `Backbone`).
+TASKS = ("image", "text", "causal_lm", "seq2seq")
+
 
 @dataclasses.dataclass(frozen=True)
 class Group:
@@ -38,7 +41,12 @@ class Backbone:
             `"none"` (images); `None` for non-image backbones.
         input_range: the value range the model expects on its raw input,
             e.g. `(0, 255)`; `None` when it does not apply (token ids).
-        task: `"image"` or `"text"`.
+        task: what the model does with its inputs, one of `TASKS`:
+            `"image"` (image features), `"text"` (text features),
+            `"causal_lm"` (a KerasHub `CausalLM` task: next-token logits)
+            or `"seq2seq"` (a KerasHub `Seq2SeqLM` task: encoder-decoder
+            logits). `kerasft.build_model` puts a head on `"image"` and
+            `"text"` backbones; the generative ones are fit as they are.
         tokenizer: for text backbones, the matching KerasHub preprocessor or
             tokenizer. Defaults to `None`.
     """
@@ -62,9 +70,9 @@ class Backbone:
             raise ValueError(
                 f"Group names must be unique. Received: {names}"
             )
-        if task not in ("image", "text"):
+        if task not in TASKS:
             raise ValueError(
-                f"`task` must be 'image' or 'text'. Received: task={task!r}"
+                f"`task` must be one of {TASKS}. Received: task={task!r}"
             )
         self.model = model
         self.preprocess = preprocess
@@ -113,14 +121,30 @@ class Backbone:
         }
 
     def layers_of(self, group_names):
-        """The Keras layers of `self.model` in the given groups."""
+        """The Keras layers of `self.model` in the given groups, in model
+        order (a name `"<layer>/<sublayer>"` is a sublayer of a layer)."""
         wanted = set()
         for name in group_names:
             wanted.update(self.group(name).layers)
-        return [l for l in self.model.layers if l.name in wanted]
+        return _find_layers(self.model.layers, "", wanted)
 
     def __repr__(self):
         return (
             f"Backbone(name={self.name!r}, task={self.task!r}, "
             f"groups={self.group_names})"
         )
+
+
+def _find_layers(layers, prefix, wanted):
+    found = []
+    for layer in layers:
+        path = prefix + layer.name
+        if path in wanted:
+            found.append(layer)
+        elif any(w.startswith(path + "/") for w in wanted):
+            # Imported here: this module stays Keras-free until then.
+            from kerasft import _keras_compat
+
+            sublayers = _keras_compat.sublayers(layer)
+            found.extend(_find_layers(sublayers, path + "/", wanted))
+    return found

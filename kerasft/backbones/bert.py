@@ -173,7 +173,8 @@ def bert(
 def enable_lora(backbone, rank):
     """Turns on KerasHub LoRA adapters; returns trainable counts before/after.
 
-    Calls `backbone.model.enable_lora(rank)`: the query and value projection
+    Calls `kerasft.backbones.enable_lora(backbone, rank)` (KerasHub's
+    `enable_lora` on `backbone.model`): the query and value projection
     kernels of every transformer layer freeze and gain trainable low-rank
     factors `A (d x rank)` and `B (rank x d)`; their biases stay trainable
     (Keras's LoRA keeps biases); everything else in the backbone
@@ -195,10 +196,8 @@ def enable_lora(backbone, rank):
     before, after = enable_lora(backbone, rank=4)
     ```
     """
-    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-        raise ValueError(
-            f"`rank` must be a positive integer. Received: rank={rank!r}"
-        )
+    from kerasft.backbones import lora
+
     if not hasattr(backbone.model, "enable_lora"):
         raise TypeError(
             "`backbone.model` has no `enable_lora`; LoRA needs a KerasHub "
@@ -206,8 +205,7 @@ def enable_lora(backbone, rank):
             f"Received: {type(backbone.model).__name__}"
         )
     before = _count(backbone.model.trainable_weights)
-    backbone.model.enable_lora(rank)
-    after = _count(backbone.model.trainable_weights)
+    _, after = lora.enable_lora(backbone, rank, verbose=False)
     return before, after
 
 

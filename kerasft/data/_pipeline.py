@@ -219,7 +219,7 @@ def finish(
     buffer = max(1, min(buffer, num_samples))
 
     def transform(step_seed, x, y):
-        if isinstance(augment, ImageAugmentation):
+        if hasattr(augment, "augment"):  # stateless: exact resume
             x = augment.augment(x, _fold(step_seed, 0))
         elif augment is not None:
             x = _call_augment(augment, x)

@@ -9,9 +9,15 @@ from kerasft.heads.regression import RegressionHead
 from kerasft.heads.regression import regression
 from kerasft.heads.detection import DetectionHead
 from kerasft.heads.detection import detection
+from kerasft.heads.retinanet import RetinaNetHead, RetinaNetPredictor
 from kerasft.heads.text import TextClassificationHead, text_classification
 from kerasft.heads.question_answering import QuestionAnsweringHead, question_answering
 from kerasft.heads.token_classification import TokenClassificationHead, token_classification
+from kerasft.heads.segmentation import SegmentationHead, segmentation
+from kerasft.heads._segmentation_loss import SegmentationLoss
+from kerasft.heads.video_classification import VideoClassificationHead, video_classification
+from kerasft.heads.captioning import caption_model
+from kerasft.heads.caption_decoding import CaptionGenerator
 
 __all__ = [
     "ClassificationHead",
@@ -19,6 +25,8 @@ __all__ = [
     "Head",
     "MultilabelHead",
     "RegressionHead",
+    "RetinaNetHead",
+    "RetinaNetPredictor",
     "classification",
     "detection",
     "multilabel",
@@ -26,4 +34,7 @@ __all__ = [
     "TextClassificationHead", "text_classification",
     "QuestionAnsweringHead", "question_answering",
     "TokenClassificationHead", "token_classification",
+    "SegmentationHead", "SegmentationLoss", "segmentation",
+    "VideoClassificationHead", "video_classification",
+    "CaptionGenerator", "caption_model",
 ]

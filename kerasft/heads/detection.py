@@ -8,6 +8,11 @@ from kerasft.heads.head import validate_positive_int
 BBOX = "bbox_regression"
 CLASSES = "classification"
 _LABEL_MODES = ("int", "categorical")
+_KINDS = ("single", "retinanet")
+_SINGLE_DEFAULTS = dict(
+    conv_filters=(256,), hidden_units=(), dropout=0.0, l2=0.0, pooling="avg",
+    activation="relu", bbox_loss="mse", bbox_loss_weight=1.0, label_mode="int",
+)
 
 
 @keras.saving.register_keras_serializable(package="kerasft")
@@ -187,17 +192,51 @@ def detection(
     bbox_loss_weight=1.0,
     label_mode="int",
     name="head",
+    kind="single",
+    **retinanet_options,
 ):
-    """A single-object detection head (`DetectionHead`).
+    """A detection head: one box per image, or RetinaNet.
 
-    Two outputs, `"bbox_regression"` (4 sigmoid units, normalized box) and
+    `kind="single"` (the tutorial's head, `DetectionHead`): two outputs,
+    `"bbox_regression"` (4 sigmoid units, normalized box) and
     `"classification"` (softmax), each with its own loss.
+    `kind="retinanet"`: `kerasft.heads.RetinaNetHead(num_classes,
+    **retinanet_options)` for any number of boxes per image, on a
+    `kerasft.backbones.feature_pyramid`; the single-box arguments do not
+    apply to it and must keep their defaults.
 
     Example:
     ```python
     head = kerasft.heads.detection(3, conv_filters=(128,))
+    many = kerasft.heads.detection(3, kind="retinanet", max_level=5)
     ```
     """
+    if kind not in _KINDS:
+        raise ValueError(
+            f"`kind` must be one of {_KINDS}. Received: kind={kind!r}"
+        )
+    single_options = dict(
+        conv_filters=conv_filters, hidden_units=hidden_units, dropout=dropout,
+        l2=l2, pooling=pooling, activation=activation, bbox_loss=bbox_loss,
+        bbox_loss_weight=bbox_loss_weight, label_mode=label_mode,
+    )
+    if kind == "retinanet":
+        from kerasft.heads.retinanet import RetinaNetHead
+
+        changed = sorted(
+            k for k, v in single_options.items() if v != _SINGLE_DEFAULTS[k]
+        )
+        if changed:
+            raise ValueError(
+                f"{changed} only apply to kind='single'. Received them with "
+                "kind='retinanet'."
+            )
+        return RetinaNetHead(num_classes, name=name, **retinanet_options)
+    if retinanet_options:
+        raise TypeError(
+            f"Unknown argument(s) {sorted(retinanet_options)} for "
+            "kind='single' (RetinaNet options need kind='retinanet')."
+        )
     return DetectionHead(
         num_classes,
         conv_filters=conv_filters,

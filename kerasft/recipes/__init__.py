@@ -16,43 +16,63 @@ import sys as _sys
 import types as _types
 
 from kerasft.recipes.config import RecipeConfig
+from kerasft.recipes.configs import CausalLMConfig
+from kerasft.recipes.configs import ImageCaptioningConfig
 from kerasft.recipes.configs import ImageClassificationConfig
 from kerasft.recipes.configs import ObjectDetectionConfig
 from kerasft.recipes.configs import QuestionAnsweringConfig
+from kerasft.recipes.configs import Seq2SeqConfig
+from kerasft.recipes.configs import SegmentationConfig
 from kerasft.recipes.configs import TextClassificationConfig
 from kerasft.recipes.configs import TokenClassificationConfig
+from kerasft.recipes.configs import VideoClassificationConfig
 
 # Public name -> the module defining it (imported on first access).
 _LAZY = {
     "RecipeResult": "kerasft.recipes._runner",
+    "causal_lm": "kerasft.recipes.causal_lm",
     "feature_extraction": "kerasft.recipes.fine_tuning",
     "full_fine_tuning": "kerasft.recipes.fine_tuning",
     "partial_fine_tuning": "kerasft.recipes.fine_tuning",
     "progressive_fine_tuning": "kerasft.recipes.fine_tuning",
+    "image_captioning": "kerasft.recipes.image_captioning",
     "image_classification": "kerasft.recipes.image_classification",
     "object_detection": "kerasft.recipes.object_detection",
     "question_answering": "kerasft.recipes.question_answering",
+    "segmentation": "kerasft.recipes.segmentation",
+    "seq2seq": "kerasft.recipes.seq2seq",
     "text_classification": "kerasft.recipes.text_classification",
     "token_classification": "kerasft.recipes.token_classification",
+    "video_classification": "kerasft.recipes.video_classification",
 }
 
 __all__ = [
+    "CausalLMConfig",
+    "ImageCaptioningConfig",
     "ImageClassificationConfig",
     "ObjectDetectionConfig",
     "QuestionAnsweringConfig",
     "RecipeConfig",
     "RecipeResult",
+    "SegmentationConfig",
+    "Seq2SeqConfig",
+    "causal_lm",
     "TextClassificationConfig",
     "TokenClassificationConfig",
+    "VideoClassificationConfig",
     "feature_extraction",
     "full_fine_tuning",
+    "image_captioning",
     "image_classification",
     "object_detection",
     "partial_fine_tuning",
     "progressive_fine_tuning",
     "question_answering",
+    "segmentation",
+    "seq2seq",
     "text_classification",
     "token_classification",
+    "video_classification",
 ]
 
 

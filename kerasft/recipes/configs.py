@@ -13,21 +13,27 @@ import typing
 from kerasft.recipes.config import RecipeConfig, field
 
 __all__ = [
+    "CausalLMConfig",
     "CurriculumConfig",
     "ImageBackboneConfig",
+    "ImageCaptioningConfig",
     "ImageClassificationConfig",
     "MODES",
     "ObjectDetectionConfig",
     "QuestionAnsweringConfig",
+    "Seq2SeqConfig",
     "SubsetConfig",
     "TextClassificationConfig",
     "TextConfig",
     "TokenClassificationConfig",
+    "SegmentationConfig",
+    "VideoClassificationConfig",
     "ignored_options",
     "ignored_values",
 ]
 
 MODES = ("feature_extraction", "partial", "progressive", "full")
+DETECTION_KINDS = ("single", "retinanet")
 
 # Options nothing trains with when the backbone stays frozen.
 _FROZEN_BACKBONE_IGNORES = (
@@ -335,6 +341,351 @@ class ObjectDetectionConfig(ImageBackboneConfig, SubsetConfig):
     bbox_loss_weight: float = field(
         1.0, "Weight of the box loss against the class loss."
     )
+    kind: str = field(
+        "single",
+        "Detector: single (one box and class per image, the tutorial's "
+        "head) or retinanet (any number of boxes per image: feature pyramid, "
+        "anchors, focal loss, NMS; train/validation/test may then also be a "
+        "COCO .json file or a Pascal VOC folder).",
+        choices=DETECTION_KINDS,
+    )
+    augment: typing.Optional[dict] = field(
+        None,
+        "kind=retinanet: ImageDataGenerator-style augmentation as JSON; "
+        "boxes move with the pixels, e.g. '{\"horizontal_flip\": true}'.",
+    )
+    max_boxes: typing.Optional[int] = field(
+        None,
+        "kind=retinanet: box rows per image (static shapes); none: the most "
+        "any training image has.",
+    )
+    anchor_size: float = field(
+        4.0,
+        "kind=retinanet: anchors at pyramid level L have side "
+        "anchor_size * 2**L pixels (4: 32 px at stride 8).",
+    )
+    max_level: int = field(
+        7,
+        "kind=retinanet: highest pyramid level; levels above the backbone's "
+        "stride 32 (P5) are strided convs.",
+    )
+    fpn_filters: int = field(256, "kind=retinanet: channels of the feature pyramid.")
+    head_filters: int = field(
+        256, "kind=retinanet: channels of the box and class towers."
+    )
+    head_conv_layers: int = field(4, "kind=retinanet: 3x3 convs per tower.")
+
+    def _validate(self):
+        super()._validate()
+        retinanet_only = ("augment", "max_boxes", "anchor_size", "max_level",
+                          "fpn_filters", "head_filters", "head_conv_layers")
+        single_only = ("conv_filters", "bbox_loss", "bbox_loss_weight")
+        wrong = single_only if self.kind == "retinanet" else retinanet_only
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        changed = [n for n in wrong if getattr(self, n) != defaults[n]
+                   and not (isinstance(defaults[n], tuple)
+                            and tuple(getattr(self, n)) == defaults[n])]
+        if changed:
+            other = "single" if self.kind == "retinanet" else "retinanet"
+            raise ValueError(
+                f"{changed} only apply to kind={other!r}. Received them "
+                f"with kind={self.kind!r}."
+            )
+        if self.kind == "retinanet" and self.image_size % 32:
+            raise ValueError(
+                "kind='retinanet' needs `image_size` to be a multiple of 32 "
+                "(the pyramid's stride 32 level must tile the image). "
+                f"Received: image_size={self.image_size}"
+            )
+
+
+SEGMENTATION_KINDS = ("unet", "deeplabv3plus")
+SEGMENTATION_LOSSES = ("crossentropy", "crossentropy_dice")
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentationConfig(ImageBackboneConfig):
+    """Options of the semantic segmentation recipe."""
+
+    train: typing.Any = field(
+        None,
+        "Training data: a folder holding images/ and masks/ (masks: palette "
+        "or integer PNGs named like their image), or tfds:NAME[:SPLIT]. In "
+        "Python also (image_dir, mask_dir) or (images, masks) arrays.",
+        required=True,
+    )
+    validation: typing.Any = field(
+        None, "Validation data, in the same forms as --train."
+    )
+    test: typing.Any = field(None, "Test data, in the same forms as --train.")
+    backbone: typing.Any = field(
+        "mobilenetv2",
+        "Backbone: a registry name, a saved .keras model, or in Python a "
+        "kerasft Backbone; its feature pyramid feeds the decoder.",
+    )
+    image_size: int = field(
+        128, "Image side in pixels (images bilinear, masks nearest)."
+    )
+    num_classes: typing.Optional[int] = field(
+        None,
+        "Number of classes (background included); inferred from the "
+        "training masks (largest label + 1) if unset.",
+    )
+    kind: str = field(
+        "unet",
+        "Decoder: unet (upsampling with a skip from every level) or "
+        "deeplabv3plus (ASPP on the deepest level + a low-level skip).",
+        choices=SEGMENTATION_KINDS,
+    )
+    levels: tuple = field(
+        (),
+        "Feature-pyramid levels (level L = stride 2**L), e.g. 1,2,3,4,5; "
+        "empty: unet 1-5 (those the backbone has), deeplabv3plus 2 and the "
+        "deepest up to 5.",
+    )
+    decoder_filters: typing.Optional[int] = field(
+        None, "Channels of the decoder convs; none: 64 unet, 256 deeplabv3plus."
+    )
+    loss: str = field(
+        "crossentropy",
+        "Loss: crossentropy, or crossentropy_dice (plus dice_weight x soft "
+        "Dice).",
+        choices=SEGMENTATION_LOSSES,
+    )
+    dice_weight: float = field(1.0, "Weight of the Dice term (crossentropy_dice).")
+    ignore_index: typing.Optional[int] = field(
+        255,
+        "Mask label of pixels to ignore in the loss and metrics (VOC's 255); "
+        "none: every label is a class.",
+    )
+    class_names: typing.Any = field(
+        None,
+        "Class names in id order, comma-separated (labels.json, metrics); "
+        "none: the ids.",
+    )
+    validation_split: float = field(
+        0.1,
+        "Fraction of --train held out for validation when --val is not "
+        "given (folders and arrays); 0 trains on everything.",
+    )
+    augment: typing.Optional[dict] = field(
+        None,
+        "ImageDataGenerator-style augmentation as JSON; masks move with the "
+        "pixels (nearest), uncovered mask pixels get ignore_index, e.g. "
+        '\'{"horizontal_flip": true, "rotation_range": 15}\'.',
+    )
+
+    def _validate(self):
+        super()._validate()
+        if not 0 <= self.validation_split < 1:
+            raise ValueError(
+                "`validation_split` must be in [0, 1). Received: "
+                f"validation_split={self.validation_split!r}"
+            )
+        if self.loss != "crossentropy_dice" and self.dice_weight != 1.0:
+            raise ValueError(
+                "`dice_weight` only applies with loss='crossentropy_dice'. "
+                f"Received: dice_weight={self.dice_weight!r}, loss={self.loss!r}"
+            )
+        if not self.dice_weight > 0:
+            raise ValueError(
+                f"`dice_weight` must be > 0. Received: dice_weight={self.dice_weight!r}"
+            )
+        if any(isinstance(l, bool) or not isinstance(l, int) or l < 0
+               for l in self.levels) or list(self.levels) != sorted(set(self.levels)):
+            raise ValueError(
+                "`levels` must be strictly increasing non-negative ints, e.g. "
+                f"1,2,3,4,5. Received: levels={self.levels!r}"
+            )
+        if self.num_classes is not None and self.num_classes < 2:
+            raise ValueError(
+                "`num_classes` must be >= 2 (background counts as a class). "
+                f"Received: num_classes={self.num_classes!r}"
+            )
+        names = self.class_name_list()
+        if names is not None and self.num_classes is not None and (
+            len(names) != self.num_classes
+        ):
+            raise ValueError(
+                f"{len(names)} `class_names` but "
+                f"num_classes={self.num_classes}. Pass one of them."
+            )
+
+    def class_name_list(self):
+        """`class_names` as a list (split at commas), or `None`."""
+        names = self.class_names
+        if names is None:
+            return None
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(",") if n.strip()]
+        return [str(n) for n in names] or None
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoClassificationConfig(ImageBackboneConfig):
+    """Options of the video classification recipe (`video_classification`)."""
+
+    train: typing.Any = field(
+        None,
+        "Training clips: a folder with one sub-folder per class holding "
+        "video files (mp4, avi, webm, mkv) or folders of frame images.",
+        required=True,
+    )
+    validation: typing.Any = field(
+        None, "Validation clips, a folder laid out as --train."
+    )
+    test: typing.Any = field(None, "Test clips, a folder laid out as --train.")
+    backbone: typing.Any = field(
+        "mobilenetv2",
+        "Image backbone run on every frame: a registry name, a saved .keras "
+        "model, or in Python a kerasft Backbone.",
+    )
+    image_size: int = field(112, "Frame side in pixels (frames are resized).")
+    batch_size: int = field(8, "Clips per batch per replica.")
+    frames: int = field(16, "Frames per clip.")
+    sampling: str = field(
+        "uniform",
+        "Which frames: uniform (spread over the clip, chosen once) or "
+        "random_consecutive (a random window every epoch).",
+        choices=("uniform", "random_consecutive"),
+    )
+    temporal: str = field(
+        "gru",
+        "Temporal model over the frame features: gru, transformer, conv1d "
+        "or mean (order-blind baseline).",
+        choices=("gru", "transformer", "conv1d", "mean"),
+    )
+    temporal_units: int = field(128, "Width of the temporal model.")
+    head_units: tuple = field(
+        (), "Hidden Dense layer sizes after the temporal model, e.g. 256."
+    )
+    validation_split: float = field(
+        0.1,
+        "Fraction of --train held out for validation when --val is not "
+        "given; 0 trains on everything.",
+    )
+    augment: typing.Optional[dict] = field(
+        None,
+        "ImageDataGenerator-style augmentation as JSON, one random transform "
+        'per clip, e.g. \'{"horizontal_flip": true, "zoom_range": 0.1}\'.',
+    )
+    feature_cache: str = field(
+        "auto",
+        "feature_extraction with uniform sampling and no augmentation runs "
+        "the frozen backbone once per split and trains the head on cached "
+        "per-frame features: auto (memory, disk above 2 GiB), memory, disk, "
+        "or off.",
+        choices=("auto", "memory", "disk", "off"),
+    )
+
+    def _validate(self):
+        super()._validate()
+        if isinstance(self.frames, bool) or not isinstance(self.frames, int) or (
+            self.frames < 1
+        ):
+            raise ValueError(
+                "`frames` must be a positive integer (frames per clip). "
+                f"Received: frames={self.frames!r}"
+            )
+        if not 0 <= self.validation_split < 1:
+            raise ValueError(
+                "`validation_split` must be in [0, 1). Received: "
+                f"validation_split={self.validation_split!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageCaptioningConfig(ImageBackboneConfig):
+    """Options of the image captioning recipe (`image_captioning`)."""
+
+    train: typing.Any = field(
+        None,
+        "Training captions: a CSV of image,caption rows (several rows per "
+        "image allowed) or a COCO captions JSON; image paths relative to "
+        "--image-dir or the file's folder. In Python also a list of "
+        "(image_path, caption) pairs.",
+        required=True,
+    )
+    validation: typing.Any = field(
+        None, "Validation captions, in the same forms as --train."
+    )
+    test: typing.Any = field(None, "Test captions, in the same forms as --train.")
+    num_classes: typing.Optional[int] = field(
+        None, "Not used by captioning (leave unset): the vocabulary sets the "
+        "outputs."
+    )
+    image_dir: typing.Optional[str] = field(
+        None, "Folder the image paths are relative to (default: the file's)."
+    )
+    image_column: str = field("image", "CSV column of image paths.")
+    caption_column: str = field("caption", "CSV column of captions.")
+    validation_split: float = field(
+        0.1,
+        "Fraction of the training images (with all their captions) held out "
+        "for validation when --val is not given; 0 trains on everything.",
+    )
+    vocabulary: typing.Optional[str] = field(
+        None,
+        "A WordPiece vocabulary file (one token per line, starting [PAD], "
+        "[UNK], [START], [END]); none: built from the training captions.",
+    )
+    vocabulary_size: int = field(
+        5000, "Most WordPiece tokens when building the vocabulary."
+    )
+    max_length: int = field(
+        24,
+        "Decoder positions per caption, [START] included (longer captions "
+        "are cut, counted).",
+    )
+    embed_dim: int = field(256, "Width of the Transformer decoder.")
+    decoder_layers: int = field(2, "TransformerDecoder blocks.")
+    num_heads: int = field(4, "Attention heads of each decoder block.")
+    dropout: float = field(0.1, "Dropout inside the decoder blocks.")
+    num_beams: int = field(
+        3,
+        "Evaluation decodes greedily, and with more than 1 also by beam "
+        "search with this many beams (scores under val_beam_*).",
+    )
+    samples: int = field(
+        16, "Images (with generated and reference captions) in captions.png."
+    )
+
+    def _validate(self):
+        super()._validate()
+        if self.export is not None:
+            raise ValueError(
+                "`export` is not supported by image_captioning (captions come "
+                "from a generation loop, not one model call). Received: "
+                f"export={self.export!r}"
+            )
+        if self.num_classes is not None:
+            raise ValueError(
+                "`num_classes` is not used by image_captioning (the vocabulary "
+                f"sets the outputs). Received: num_classes={self.num_classes!r}"
+            )
+        if not 0 <= self.validation_split < 1:
+            raise ValueError(
+                "`validation_split` must be in [0, 1). Received: "
+                f"validation_split={self.validation_split!r}"
+            )
+        if not 0 <= self.dropout < 1:
+            raise ValueError(
+                f"`dropout` must be in [0, 1). Received: dropout={self.dropout!r}"
+            )
+        for name, low in (("vocabulary_size", 8), ("max_length", 2),
+                          ("embed_dim", 1), ("decoder_layers", 1),
+                          ("num_heads", 1), ("num_beams", 1), ("samples", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(
+                    f"`{name}` must be an integer >= {low}. Received: "
+                    f"{name}={value!r}"
+                )
+        if self.embed_dim % self.num_heads:
+            raise ValueError(
+                "`embed_dim` must be a multiple of `num_heads`. Received: "
+                f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"
+            )
 
 
 # === Text recipes ===
@@ -529,3 +880,302 @@ class TokenClassificationConfig(TextConfig):
     lora_rank: typing.Optional[int] = field(
         None, "LoRA rank: train low-rank adapters instead of the encoder."
     )
+
+
+# === Causal language modelling ===
+
+SAMPLERS = ("greedy", "top_k", "top_p")
+
+
+@dataclasses.dataclass(frozen=True)
+class CausalLMConfig(RecipeConfig):
+    """Options of the causal language modelling recipe (`causal_lm`)."""
+
+    train: typing.Any = field(
+        None,
+        "Training corpus: a text file, a folder of .txt files (one document "
+        "per file) or a CSV/TSV (one document per row of --text-column); in "
+        "Python also a list of strings.",
+        required=True,
+    )
+    validation: typing.Any = field(
+        None, "Validation corpus, in the same forms as --train."
+    )
+    validation_split: float = field(
+        0.1,
+        "Fraction of the training tokens (the end of the corpus) held out "
+        "for validation when --val is not given; 0 trains on everything.",
+    )
+    text_column: str = field("text", "CSV/TSV column holding the documents.")
+    backbone: typing.Any = field(
+        "gpt2_base_en",
+        "Model: a KerasHub preset, hf://org/name, a local Hugging Face GPT-2 "
+        "folder (config.json, model.safetensors, vocab.json, merges.txt) or "
+        "KerasHub preset folder; in Python also a KerasHub CausalLM task.",
+    )
+    sequence_length: int = field(
+        256, "Tokens per training window (at most the model's maximum)."
+    )
+    stride: typing.Optional[int] = field(
+        None,
+        "Tokens between the starts of consecutive windows, in [1, "
+        "sequence_length]; smaller overlaps the windows (more context per "
+        "token); none: sequence_length (no overlap).",
+    )
+    epochs: int = field(3, "Training epochs.")
+    batch_size: int = field(8, "Windows per batch per replica.")
+    learning_rate: float = field(
+        5e-5, "Peak learning rate (AdamW), before replica scaling."
+    )
+    warmup_ratio: float = field(
+        0.1,
+        "Fraction of the training steps warming the rate up linearly from 0; "
+        "then it decays linearly to 0.",
+    )
+    weight_decay: float = field(0.01, "AdamW decoupled weight decay.")
+    layer_decay: typing.Optional[float] = field(
+        None,
+        "Layer-wise learning-rate decay in (0, 1]: transformer layer i from "
+        "the top trains at rate x decay**i.",
+    )
+    lora_rank: typing.Optional[int] = field(
+        None,
+        "LoRA rank: train low-rank adapters on the attention projections "
+        "only (saved alone as lora.weights.h5).",
+    )
+    merge_lora: bool = field(
+        False,
+        "With --lora-rank: fold the adapters into the weights and write the "
+        "whole model as model.keras.",
+    )
+    prompts: typing.Any = field(
+        (),
+        "Prompts to sample from after training, separated by '|' (written "
+        "with their samples to samples.json); in Python a list of strings.",
+    )
+    sample_length: typing.Optional[int] = field(
+        None,
+        "Tokens per sample, prompt included (at most the model's maximum); "
+        "none: sequence_length.",
+    )
+    sampler: str = field(
+        "top_k", "How samples pick tokens: greedy, top_k or top_p.",
+        choices=SAMPLERS,
+    )
+    top_k: int = field(50, "top_k sampling: tokens considered per step.")
+    top_p: float = field(
+        0.9, "top_p sampling: smallest set of tokens with this probability."
+    )
+
+    def _validate(self):
+        super()._validate()
+        if isinstance(self.validation_split, bool) or not isinstance(
+            self.validation_split, (int, float)
+        ) or not 0 <= self.validation_split < 1:
+            raise ValueError(
+                "`validation_split` must be in [0, 1). Received: "
+                f"validation_split={self.validation_split!r}"
+            )
+        if isinstance(self.warmup_ratio, bool) or not isinstance(
+            self.warmup_ratio, (int, float)
+        ) or not 0 <= self.warmup_ratio < 1:
+            raise ValueError(
+                "`warmup_ratio` must be in [0, 1). Received: "
+                f"warmup_ratio={self.warmup_ratio!r}"
+            )
+        for name in ("sequence_length", "sample_length", "top_k"):
+            value = getattr(self, name)
+            if name == "sample_length" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"`{name}` must be a positive integer. Received: "
+                    f"{name}={value!r}"
+                )
+        stride = self.stride
+        if stride is not None and (
+            isinstance(stride, bool) or not isinstance(stride, int)
+            or not 1 <= stride <= self.sequence_length
+        ):
+            raise ValueError(
+                f"`stride` must be an integer in [1, sequence_length="
+                f"{self.sequence_length}] or None. Received: stride={stride!r}"
+            )
+        if not 0 < self.top_p <= 1:
+            raise ValueError(
+                f"`top_p` must be in (0, 1]. Received: top_p={self.top_p!r}"
+            )
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            raise ValueError(
+                "`layer_decay` must be in (0, 1]. Received: "
+                f"layer_decay={self.layer_decay!r}"
+            )
+        if self.lora_rank is not None and (
+            isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int)
+            or self.lora_rank < 1
+        ):
+            raise ValueError(
+                "`lora_rank` must be a positive integer or None. Received: "
+                f"lora_rank={self.lora_rank!r}"
+            )
+        if self.merge_lora and not self.lora_rank:
+            raise ValueError(
+                "`merge_lora` needs `lora_rank` (there are no adapters to "
+                "merge). Received: merge_lora=True, lora_rank=None"
+            )
+        prompt_list(self.prompts)  # raises on a bad value
+        if self.export is not None:
+            raise ValueError(
+                "`export` is not supported by causal_lm (generation loops do "
+                "not export to SavedModel/TFLite here). Received: "
+                f"export={self.export!r}"
+            )
+
+
+def prompt_list(prompts):
+    """`prompts` as a list of strings: `"a|b"` (the command line) or a
+    list/tuple of strings; empty prompts are dropped."""
+    if prompts is None:
+        return []
+    if isinstance(prompts, str):
+        return [p for p in prompts.split("|") if p.strip()]
+    if isinstance(prompts, (list, tuple)) and all(isinstance(p, str) for p in prompts):
+        return [p for p in prompts if p.strip()]
+    raise ValueError(
+        "`prompts` must be a list of strings or one string of prompts "
+        f"separated by '|'. Received: prompts={prompts!r}"
+    )
+
+
+# === Sequence to sequence ===
+
+
+def _check_optional_positive(config, *names):
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ValueError(
+                f"`{name}` must be a positive integer or None. Received: "
+                f"{name}={value!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Seq2SeqConfig(SubsetConfig):
+    """Options of the sequence-to-sequence recipe (`seq2seq`)."""
+
+    train: typing.Any = field(
+        None,
+        "Training pairs: a CSV/TSV with --source-column and --target-column; "
+        "in Python also a list of (source, target) pairs or a tf.data "
+        "dataset of them.",
+        required=True,
+    )
+    validation: typing.Any = field(
+        None, "Validation pairs, in the same forms as --train."
+    )
+    test: typing.Any = field(None, "Test pairs, in the same forms as --train.")
+    validation_split: float = field(
+        0.1,
+        "Fraction of --train held out (at random) for validation when --val "
+        "is not given; 0 trains on everything.",
+    )
+    source_column: str = field("source", "CSV/TSV column of the inputs.")
+    target_column: str = field("target", "CSV/TSV column of the outputs.")
+    backbone: typing.Any = field(
+        "t5_small_multi",
+        "Model: a KerasHub preset (T5, BART), hf://org/name, a local Hugging "
+        "Face folder (config.json, model.safetensors + tokenizer files) or "
+        "KerasHub preset folder; in Python also a KerasHub Seq2SeqLM task.",
+    )
+    task_prefix: str = field(
+        "",
+        "Text put before every source, as T5 was trained, e.g. 'translate "
+        "English to German: '.",
+    )
+    source_length: int = field(
+        128, "Encoder tokens per example (longer sources are cut, counted)."
+    )
+    target_length: int = field(
+        64, "Decoder tokens per example (longer targets are cut, counted)."
+    )
+    epochs: int = field(3, "Training epochs.")
+    batch_size: int = field(16, "Pairs per batch per replica.")
+    learning_rate: float = field(
+        3e-4, "Peak learning rate (AdamW), before replica scaling."
+    )
+    warmup_ratio: float = field(
+        0.1,
+        "Fraction of the training steps warming the rate up linearly from 0; "
+        "then it decays linearly to 0.",
+    )
+    weight_decay: float = field(0.01, "AdamW decoupled weight decay.")
+    layer_decay: typing.Optional[float] = field(
+        None,
+        "Layer-wise learning-rate decay in (0, 1]: transformer layer i from "
+        "the top (decoder layers above encoder layers) trains at rate x "
+        "decay**i.",
+    )
+    lora_rank: typing.Optional[int] = field(
+        None,
+        "LoRA rank: train low-rank adapters on the attention projections "
+        "only (saved alone as lora.weights.h5).",
+    )
+    merge_lora: bool = field(
+        False,
+        "With --lora-rank: fold the adapters into the weights and write the "
+        "whole model as model.keras.",
+    )
+    num_beams: int = field(
+        1,
+        "Evaluation decodes greedily, and with more than 1 also by beam "
+        "search with this many beams (scores under val_beam_*).",
+    )
+    generation_length: typing.Optional[int] = field(
+        None,
+        "Most decoder tokens per generated prediction (start token "
+        "included); none: target_length.",
+    )
+
+    def _validate(self):
+        super()._validate()
+        if self.export is not None:
+            raise ValueError(
+                "`export` is not supported by seq2seq (generation loops do "
+                "not export to SavedModel/TFLite here). Received: "
+                f"export={self.export!r}"
+            )
+        for name in ("validation_split", "warmup_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(
+                value, (int, float)
+            ) or not 0 <= value < 1:
+                raise ValueError(
+                    f"`{name}` must be in [0, 1). Received: {name}={value!r}"
+                )
+        for name in ("source_length", "target_length", "num_beams"):
+            value = getattr(self, name)
+            low = 1 if name == "num_beams" else 2
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(
+                    f"`{name}` must be an integer >= {low}. Received: "
+                    f"{name}={value!r}"
+                )
+        _check_optional_positive(self, "lora_rank", "generation_length")
+        if not isinstance(self.task_prefix, str):
+            raise ValueError(
+                "`task_prefix` must be a string. Received: "
+                f"task_prefix={self.task_prefix!r}"
+            )
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            raise ValueError(
+                "`layer_decay` must be in (0, 1]. Received: "
+                f"layer_decay={self.layer_decay!r}"
+            )
+        if self.merge_lora and not self.lora_rank:
+            raise ValueError(
+                "`merge_lora` needs `lora_rank` (there are no adapters to "
+                "merge). Received: merge_lora=True, lora_rank=None"
+            )

@@ -1,4 +1,7 @@
-"""`object_detection`: one box and one class per image (the tutorial's head).
+"""`object_detection`: one box and one class per image (the tutorial's head),
+or, with `kind="retinanet"`, any number of boxes per image
+(`kerasft.recipes._retinanet_run`: CSV, COCO JSON or Pascal VOC data,
+COCO mAP, `predictions.csv` and a PNG grid of boxes).
 
 Data is a CSV with the header `filename,xmin,ymin,xmax,ymax,label`: image
 paths relative to the CSV's folder, box corners in pixels of the original
@@ -16,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasft.data import _pipeline
-from kerasft.data.images import load_files, read_image_csv
+from kerasft.data.images import load_files
 from kerasft.recipes import _data
 from kerasft.recipes._runner import Run, prefixed
 from kerasft.recipes.config import resolve_config
@@ -30,35 +33,27 @@ from kerasft.recipes.image_classification import (
     with_unfreeze,
 )
 
-COLUMNS = ("filename", "xmin", "ymin", "xmax", "ymax", "label")
-_CORNERS = ("xmin", "ymin", "xmax", "ymax")
 
 
 def _read_boxes(path, class_names=None):
-    if not isinstance(path, str):
-        raise TypeError(
-            "Detection data must be a CSV path with columns "
-            f"{','.join(COLUMNS)}. Received: {type(path).__name__}"
-        )
-    files, labels, names, rows = read_image_csv(
-        path, "filename", "label", class_names, columns=_CORNERS
-    )
-    boxes = []
-    for i, row in enumerate(rows, start=2):
-        try:
-            box = [float(row[k]) for k in _CORNERS]
-        except ValueError:
-            raise ValueError(
-                f"{path!r} line {i}: box corners must be numbers. Received: "
-                f"{[row[k] for k in _CORNERS]}"
-            ) from None
-        if not (0 <= box[0] < box[2] and 0 <= box[1] < box[3]):
-            raise ValueError(
-                f"{path!r} line {i}: a box needs 0 <= xmin < xmax and "
-                f"0 <= ymin < ymax (pixels). Received: {box}"
-            )
-        boxes.append(box)
-    return files, np.asarray(boxes, "float32"), labels, names
+    """`(files, boxes, labels, class_names)`, one row per box, read by
+    `kerasft.data.read_boxes` (CSV, COCO JSON or a Pascal VOC folder): the
+    one-box head trains on each box of an image as its own example."""
+    from kerasft.data.boxes import read_boxes
+
+    annotations = read_boxes(path, class_names)
+    files, boxes, labels = [], [], []
+    for file, image_boxes, image_labels in zip(
+        annotations.paths, annotations.boxes, annotations.labels
+    ):
+        for box, label in zip(image_boxes, image_labels):
+            files.append(file)
+            boxes.append(box)
+            labels.append(int(label))
+    if not files:
+        raise ValueError(f"{path!r} holds no box.")
+    return (files, np.asarray(boxes, "float32").reshape(-1, 4),
+            np.asarray(labels, "int64"), list(annotations.class_names))
 
 
 def _boxes_data(path, run, image_size, class_names=None, shuffle=False,
@@ -110,7 +105,14 @@ def _boxes_data(path, run, image_size, class_names=None, shuffle=False,
 
 
 def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
-    """Trains a single-object detector (box + class) on a CSV of boxes.
+    """Trains a detector: one box + class per image, or RetinaNet.
+
+    `kind="single"` (default) trains the tutorial's head on a CSV of boxes.
+    `kind="retinanet"` trains `kerasft.heads.RetinaNetHead` on the
+    backbone's `feature_pyramid` from a CSV (several rows per image), a
+    COCO JSON file or a Pascal VOC folder; metrics are COCO's (`val_map`,
+    `val_map50`, ...), and the run folder also holds `predictions.csv` and
+    `validation_boxes.png`.
 
     Args:
         config: an `ObjectDetectionConfig`, a dict or a JSON/YAML path.
@@ -120,19 +122,28 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
 
     Returns:
         A `RecipeResult`; metrics hold `val_iou`, `val_map50` and the
-        per-output losses.
+        per-output losses (`kind="single"`), or the losses and COCO
+        metrics `val_map`, `val_map50`, `val_map75`, ... (`"retinanet"`).
 
     Example:
     ```python
     result = kerasft.recipes.object_detection(
         train="boxes/train.csv", validation="boxes/val.csv",
         epochs=10, output_dir="runs/boxes")
+    many = kerasft.recipes.object_detection(
+        train="coco/train.json", validation="coco/val.json",
+        kind="retinanet", backbone="resnet50", image_size=512,
+        output_dir="runs/coco")
     ```
     """
     config = resolve_config(ObjectDetectionConfig, config, **kwargs)
     run = Run(config, overwrite)
     if run.state == "complete":
         return run.completed_result()
+    if config.kind == "retinanet":
+        from kerasft.recipes._retinanet_run import run_retinanet
+
+        return run_retinanet(run, config, callbacks)
     image_size = check_backbone(config.backbone, config.image_size)
     size = (image_size, image_size)
     if config.train is None:

@@ -155,8 +155,8 @@ history = model.fit(train_ds, validation_data=val_ds, epochs=EPOCHS, verbose=2)
 
 # %%
 lora_backbone = load_encoder()
-before, after = kerasft.backbones.enable_lora(lora_backbone, rank=LORA_RANK)
-print(f"trainable encoder parameters: {before:,} -> {after:,} ({after / before:.1%})")
+total, trainable = kerasft.backbones.enable_lora(lora_backbone, rank=LORA_RANK)
+print(f"trainable encoder parameters: {trainable:,} of {total:,} ({trainable / total:.1%})")
 lora_head = kerasft.heads.text_classification(1)
 lora_model = kerasft.build_model(lora_backbone, lora_head)
 lora_model.compile(optimizer=keras.optimizers.Adam(1e-3), **lora_head.compile_kwargs())

@@ -1,0 +1,294 @@
+"""Glue shared by the generative recipes (`seq2seq`, `causal_lm`).
+
+- `resolve_task`: the KerasHub task a run trains, from the config's
+  `backbone` (a preset, `hf://` handle, local folder or a Python task, read
+  by `kerasft.backbones.load_task`), built inside the run's strategy scope
+  under its precision policy. A task given as a Python object is rebuilt
+  there from its config and weights (the object itself is left untouched).
+- `optimizer`: AdamW with linear warmup then linear decay to 0 (Hugging
+  Face Trainer's default schedule), inside `LayerwiseLR` over the groups of
+  `kerasft.backbones.from_keras_hub` when `layer_decay` is set.
+- `enable_adapters`: `lora_rank` through `kerasft.backbones.enable_lora`.
+- `without_preprocessor`: `fit`/`evaluate` on token ids the recipe made
+  once, instead of KerasHub mapping the preprocessor over every epoch.
+- The run folder (read back by `load_finished_task` and `kerasft
+  generate`): `generative.json`; `model.keras` (the whole task with its
+  preprocessor) unless LoRA adapters stay unmerged, then `lora.weights.h5`
+  (adapters only) and, when the base was a Python object, `base_preset/`
+  (`task.save_to_preset`, written once before any adapter exists).
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+
+import keras
+
+from kerasft import _io
+
+GENERATIVE_FILE = "generative.json"
+LORA_FILE = "lora.weights.h5"
+BASE_PRESET_DIR = "base_preset"
+PREDICTIONS_FILE = "predictions.csv"
+# What the generative recipes write besides the files every run writes
+# (`_io.RUN_OUTPUTS`); a new run removes them first.
+OUTPUTS = (
+    GENERATIVE_FILE, LORA_FILE, BASE_PRESET_DIR, PREDICTIONS_FILE,
+    "samples.txt", "samples.json",
+)
+KINDS = ("seq2seq", "causal_lm")
+
+
+def clear_outputs(directory):
+    """Removes the generative outputs (`OUTPUTS`) a former run left in
+    `directory`, and half-written `base_preset/` copies."""
+    if not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if name in OUTPUTS or name.startswith(f".{BASE_PRESET_DIR}."):
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+
+
+# === The model ===
+
+
+def is_task(value):
+    """True for a KerasHub task object (what `backbone` may hold in Python)."""
+    import keras_hub
+
+    return isinstance(value, keras_hub.models.Task)
+
+
+def load_task(source, kind, sequence_length=None):
+    """`kerasft.backbones.load_task(source, kind, sequence_length)`."""
+    from kerasft import backbones
+
+    return backbones.load_task(source, kind, sequence_length=sequence_length)
+
+
+def resolve_task(run, source, kind, sequence_length=None):
+    """The task to train, its variables in the run's strategy and policy.
+
+    Call it inside `run.strategy.scope()`.
+
+    Args:
+        run: the `Run`.
+        source: the config's `backbone`: a source string for `load_task`,
+            or a KerasHub task (rebuilt from its config and weights).
+        kind: `"seq2seq"` or `"causal_lm"`.
+        sequence_length: the preprocessor's length(s), checked against
+            the model's maximum by `load_task` (for seq2seq a
+            `(source_length, target_length)` pair).
+
+    Returns:
+        `(task, base)`: `base` is the source string, or `None` for a
+        Python object.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"`kind` must be one of {KINDS}. Received: kind={kind!r}")
+    if is_task(source):
+        checked = load_task(source, kind, sequence_length)
+        return _rebuilt(checked), None
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            "`backbone` must be a KerasHub preset name, an hf:// handle, a "
+            "local folder or (in Python) a KerasHub task. Received: "
+            f"backbone={source!r}"
+        )
+    return load_task(os.fspath(source), kind, sequence_length), os.fspath(source)
+
+
+def _rebuilt(task):
+    """A copy of `task` made in the current scope and dtype policy: the
+    backbone from its config (its dtype dropped, so the policy applies)
+    and weights; the same preprocessor object."""
+    backbone = task.backbone
+    config = backbone.get_config()
+    config.pop("dtype", None)
+    copy = type(backbone).from_config(config)
+    copy.set_weights(backbone.get_weights())
+    return type(task)(backbone=copy, preprocessor=task.preprocessor)
+
+
+@contextlib.contextmanager
+def without_preprocessor(task):
+    """Detaches `task.preprocessor` (KerasHub's documented way to feed
+    token ids to `fit`/`evaluate`) and attaches it again afterwards."""
+    preprocessor = task.preprocessor
+    task.preprocessor = None
+    try:
+        yield task
+    finally:
+        task.preprocessor = preprocessor
+
+
+def enable_adapters(run, task, rank):
+    """LoRA of rank `rank` on `task` (`kerasft.backbones.enable_lora`):
+    only the adapters train. Logs the trainable share."""
+    from kerasft import backbones
+
+    total, trainable = backbones.enable_lora(task, rank, verbose=False)
+    run.log(
+        f"LoRA rank {rank}: {trainable:,} of {total:,} parameters train "
+        f"({100.0 * trainable / max(total, 1):.2f}%)."
+    )
+    return total, trainable
+
+
+# === Optimizer ===
+
+
+def optimizer(run, config, task, total_steps):
+    """AdamW at the run's scaled rate, warmup over `config.warmup_ratio` of
+    `total_steps` then linear decay to 0, in `LayerwiseLR` when
+    `config.layer_decay` is set (groups from `from_keras_hub(task)`)."""
+    from kerasft.recipes import _text_options
+
+    rate = _text_options.learning_rate(
+        run.scaled_rate(config.learning_rate), "linear", config.warmup_ratio,
+        total_steps,
+    )
+    base = keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
+    if config.layer_decay is None:
+        return base
+    from kerasft.backbones import from_keras_hub
+    from kerasft.optimizers import LayerwiseLR
+
+    return LayerwiseLR(
+        base, layer_decay=config.layer_decay, groups=from_keras_hub(task)
+    )
+
+
+# === Run folder ===
+
+
+def save_base_preset(run, task):
+    """`task.save_to_preset(run.dir/base_preset)`, once (a resumed run finds
+    it), through a temporary folder renamed when complete."""
+    path = os.path.join(run.dir, BASE_PRESET_DIR)
+    if os.path.isdir(path) or not run.chief:
+        return
+    os.makedirs(run.dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{BASE_PRESET_DIR}.", dir=run.dir)
+    try:
+        task.save_to_preset(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp)
+
+
+def finish(run, task, history, metrics, info, files=None):
+    """Writes the run's final files, `metrics.json` last (as `Run.finish`,
+    with the generative model files).
+
+    Args:
+        run: the `Run`.
+        task: the trained task, its preprocessor attached.
+        history: per-epoch logs.
+        metrics: final metrics.
+        info: `generative.json` (`kind`, `base`, `lora_rank`, `merged`,
+            ...): unmerged adapters (`lora_rank` set, `merged` false) are
+            saved alone, anything else as `model.keras`.
+        files: `{file name: text}` written as they are (`predictions.csv`).
+
+    Returns:
+        A `RecipeResult`.
+    """
+    from kerasft.recipes._runner import RecipeResult, with_training_metrics
+
+    run.close()
+    if info.get("lora_rank") and not info.get("merged"):
+        from kerasft import backbones
+
+        with _io.atomic_path(os.path.join(run.dir, LORA_FILE)) as tmp:
+            backbones.save_lora(task, tmp)
+    else:
+        _io.save_model(task, os.path.join(run.dir, _io.MODEL_FILE))
+    _io.write_history_csv(os.path.join(run.dir, _io.HISTORY_FILE), history)
+    for name, text in (files or {}).items():
+        _io.write_text(os.path.join(run.dir, name), text)
+    _io.write_json(os.path.join(run.dir, GENERATIVE_FILE), info)
+    metrics = with_training_metrics(metrics, history, run.log)
+    _io.write_json(os.path.join(run.dir, _io.METRICS_FILE), metrics)
+    if os.path.isdir(run.backup_dir):
+        shutil.rmtree(run.backup_dir)
+    if not run.chief:
+        shutil.rmtree(run.dir, ignore_errors=True)
+    return RecipeResult(
+        model=task, history=history, metrics=metrics,
+        output_dir=run.config.output_dir, config=run.config,
+    )
+
+
+def load_finished_task(directory):
+    """The trained task of a finished generative run folder.
+
+    `model.keras` when the run wrote one; otherwise the base
+    (`generative.json`'s `base`, or `base_preset/`) through `load_task`
+    with the adapters of `lora.weights.h5` loaded onto it. The
+    preprocessor's sequence lengths are the run's.
+
+    Args:
+        directory: the run folder.
+
+    Returns:
+        `(task, info)`: the KerasHub task and `generative.json`'s content.
+    """
+    path = os.path.join(directory, GENERATIVE_FILE)
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"{directory!r} is not a finished seq2seq/causal_lm run: it has "
+            f"no {GENERATIVE_FILE}."
+        )
+    with open(path) as f:
+        info = json.load(f)
+    import kerasft.optimizers  # noqa: F401 (registers the saved optimizer)
+
+    model_path = os.path.join(directory, _io.MODEL_FILE)
+    if os.path.isfile(model_path):
+        task = keras.saving.load_model(model_path)
+    else:
+        from kerasft import backbones
+
+        base = info.get("base") or os.path.join(directory, BASE_PRESET_DIR)
+        task = load_task(base, info["kind"])
+        backbones.load_lora(task, os.path.join(directory, LORA_FILE))
+    set_lengths(task, info)
+    return task, info
+
+
+def set_lengths(task, info):
+    """The preprocessor's lengths from `generative.json` (`source_length`
+    and `target_length` for seq2seq, `sequence_length` otherwise)."""
+    preprocessor = task.preprocessor
+    if info.get("kind") == "seq2seq":
+        preprocessor.encoder_sequence_length = info["source_length"]
+        preprocessor.decoder_sequence_length = info["target_length"]
+    elif info.get("sequence_length"):
+        preprocessor.sequence_length = info["sequence_length"]
+
+
+def completed_result(run):
+    """The `RecipeResult` of a generative run already completed in
+    `run.dir` (as `Run.completed_result`, through `load_finished_task`)."""
+    from kerasft.recipes._runner import RecipeResult
+
+    run.notice(
+        f"{run.dir!r} holds this run (same options and data), completed; "
+        f"loading it. Pass {_io.argument('overwrite', True)} to train again."
+    )
+    with open(os.path.join(run.dir, _io.METRICS_FILE)) as f:
+        metrics = json.load(f)
+    history = _io.read_history_csv(os.path.join(run.dir, _io.HISTORY_FILE))
+    task, _ = load_finished_task(run.dir)
+    return RecipeResult(
+        model=task, history=history, metrics=metrics,
+        output_dir=run.config.output_dir, config=run.config,
+    )

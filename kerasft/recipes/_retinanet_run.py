@@ -1,0 +1,217 @@
+"""`object_detection(kind="retinanet")`: many boxes per image.
+
+The run: annotations (CSV, COCO JSON or a Pascal VOC folder, checked before
+anything trains) -> `kerasft.data.box_dataset` (decoded once, padded
+boxes, box-aware augmentation) -> KerasHub's label encoder in `tf.data`
+-> backbone -> `kerasft.backbones.feature_pyramid` -> `RetinaNetHead` ->
+the image recipes' freezing, rates, precision and strategy -> resumable
+`fit` -> COCO metrics on decoded, NMS-filtered boxes, `predictions.csv`
+and a PNG grid of validation images with true and predicted boxes.
+"""
+
+import csv
+import os
+
+import numpy as np
+
+from kerasft.recipes import _data
+from kerasft.recipes._runner import prefixed
+from kerasft.recipes.image_classification import (
+    build_and_compile,
+    check_backbone,
+    resolve_backbone,
+    with_unfreeze,
+)
+
+PREDICTIONS_FILE = "predictions.csv"
+GRID_FILE = "validation_boxes.png"
+_SCORE_SHOWN = 0.3  # boxes drawn on the grid; predictions.csv keeps all
+
+
+def run_retinanet(run, config, callbacks=None):
+    """Trains and evaluates a RetinaNet run; returns `run.finish(...)`."""
+    from kerasft import backbones, data, heads
+
+    image_size = check_backbone(config.backbone, config.image_size)
+    if image_size % 32:
+        raise ValueError(
+            f"The backbone's image side {image_size} is not a multiple of 32, "
+            "which kind='retinanet' needs."
+        )
+    if config.train is None:
+        raise ValueError("`train` is required: a CSV, COCO .json or VOC folder.")
+    train_ann = _read(run, config.train, None, config.max_train_samples, "train")
+    names = train_ann.class_names
+    split_ann = {
+        "val_": _read(run, config.validation, names, config.max_eval_samples, "validation"),
+        "test_": _read(run, config.test, names, config.max_eval_samples, "test"),
+    }
+    num_classes = config.num_classes or len(names)
+    if num_classes < len(names):
+        raise ValueError(f"`num_classes`={num_classes} is less than the "
+                         f"{len(names)} classes of the training data {list(names)}.")
+    max_boxes = config.max_boxes or max(
+        [1, train_ann.max_boxes] + [a.max_boxes for a in split_ann.values() if a]
+    )
+    common = dict(image_size=image_size, batch_size=run.global_batch,
+                  max_boxes=max_boxes, seed=config.seed, epoch=run.epoch_variable,
+                  drop_remainder=run.on_tpu)
+    train = data.box_dataset(train_ann, augment=config.augment, shuffle=True, **common)
+    splits = {p: data.box_dataset(a, shuffle=False, **common) if a else None
+              for p, a in split_ann.items()}
+    skipped = _data.skipped_files(train, *splits.values())
+    if skipped:
+        run.log(f"Skipped {len(skipped)} unreadable image file(s): "
+                f"{', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}")
+
+    with run.strategy.scope():
+        backbone = resolve_backbone(config, run.strategy, image_size)
+        pyramid = backbones.feature_pyramid(backbone, levels=(3, 4, 5))
+        run.reseed()  # the head starts the same however the backbone was made
+        head = heads.detection(
+            num_classes, kind="retinanet", max_level=config.max_level,
+            anchor_size=config.anchor_size, fpn_filters=config.fpn_filters,
+            head_filters=config.head_filters,
+            head_conv_layers=config.head_conv_layers,
+        )
+        model = build_and_compile(run, config, pyramid, head)
+    run.log(f"Training RetinaNet on {backbone.name} ({config.mode}), "
+            f"{num_classes} classes, {run.replicas} replica(s), global batch "
+            f"{run.global_batch}, precision {run.policy.name}.")
+    targets = lambda ds: _data.sharded(ds).map(head.training_targets)  # noqa: E731
+    validation = splits["val_"]
+    history = run.fit(
+        model, targets(train),
+        targets(validation) if validation is not None else None,
+        with_unfreeze(run, config, pyramid, callbacks),
+    )
+    metrics, shown = {}, None
+    for prefix, ds in splits.items():
+        if ds is None:
+            continue
+        losses = model.evaluate(targets(ds), verbose=0, return_dict=True)
+        metrics.update(prefixed(losses, prefix))
+        truth, found = _detect(model, head, ds, image_size)
+        from kerasft import evaluation
+
+        metrics.update(prefixed(evaluation.coco_metrics(
+            _original(found, ds, image_size), _original(truth, ds, image_size),
+            class_names=names,
+        ), prefix))
+        if shown is None:
+            shown = (prefix, ds, truth, found)
+    return run.finish(
+        model, history, metrics, plot=_outputs(history, shown, names, image_size),
+        extra_json={"labels.json": list(names)}, skipped_files=skipped,
+    )
+
+
+def _read(run, source, class_names, max_samples, what):
+    """`BoxAnnotations` of one split, at most `max_samples` images."""
+    if source is None:
+        return None
+    from kerasft.data import read_boxes
+    from kerasft.recipes._subsets import log_subset, subset_indices
+
+    annotations = read_boxes(source, class_names)
+    keep = subset_indices(len(annotations), max_samples, run.config.seed)
+    log_subset(run, f"{what} images of {source}", len(annotations), len(keep))
+    return annotations.subset([int(i) for i in keep])
+
+
+def _detect(model, head, ds, image_size, chunk=64):
+    """`(truth, predictions)`: one dict per image, boxes in the resized
+    image's pixels; predictions after NMS. One `predict` pass (distributed
+    like `fit`), decoded in chunks."""
+    outputs = model.predict(ds.map(lambda images, targets: images), verbose=0)
+    boxes = np.concatenate([t["boxes"].numpy() for _, t in ds])
+    labels = np.concatenate([t["labels"].numpy() for _, t in ds])
+    truth = [{"boxes": b, "labels": l} for b, l in zip(boxes, labels)]
+    found = []
+    for start in range(0, len(truth), chunk):
+        part = {k: v[start:start + chunk] for k, v in outputs.items()}
+        decoded = head.decode(part, (image_size, image_size))
+        decoded = {k: np.asarray(v) for k, v in decoded.items()}
+        found.extend(
+            {"boxes": b, "scores": s, "labels": l}
+            for b, s, l in zip(decoded["boxes"], decoded["confidence"],
+                               decoded["labels"])
+        )
+    return truth, found
+
+
+def _original(entries, ds, image_size):
+    """Boxes scaled back to each original image's pixels (for COCO's area
+    ranges and for `predictions.csv`)."""
+    out = []
+    for entry, (height, width) in zip(entries, ds.image_sizes):
+        scale = np.asarray([width, height, width, height], "float64") / image_size
+        out.append({**entry, "boxes": np.asarray(entry["boxes"], "float64") * scale})
+    return out
+
+
+def _outputs(history, shown, class_names, image_size):
+    """Writes training curves, `predictions.csv` and the box grid."""
+    from kerasft import _io, evaluation
+
+    def write(directory):
+        if history:
+            with _io.atomic_path(os.path.join(directory, "training_curves.png")) as tmp:
+                evaluation.plot_history(history, tmp)
+        if shown is None:
+            return
+        prefix, ds, truth, found = shown
+        with _io.atomic_path(os.path.join(directory, PREDICTIONS_FILE)) as tmp:
+            _write_predictions(tmp, ds, _original(found, ds, image_size), class_names)
+        with _io.atomic_path(os.path.join(directory, GRID_FILE)) as tmp:
+            _plot_grid(tmp, ds, truth, found, class_names,
+                       "validation" if prefix == "val_" else "test")
+
+    return write
+
+
+def _write_predictions(path, ds, found, class_names):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["filename", "xmin", "ymin", "xmax", "ymax", "label", "score"])
+        for file, entry in zip(ds.file_paths, found):
+            for box, label, score in zip(entry["boxes"], entry["labels"], entry["scores"]):
+                if label < 0:
+                    continue
+                writer.writerow([file, *(f"{v:.2f}" for v in box),
+                                 class_names[int(label)] if label < len(class_names)
+                                 else int(label), f"{float(score):.4f}"])
+
+
+def _plot_grid(path, ds, truth, found, class_names, what, count=16):
+    """Up to `count` images: true boxes cyan, predictions (score >=
+    `_SCORE_SHOWN`) red with label and score."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    images = np.concatenate([x.numpy() for x, _ in ds.take(-(-count // ds.batch_size))])
+    n = min(count, len(images))
+    cols = min(4, n)
+    rows = -(-n // cols)
+    figure = Figure(figsize=(3 * cols, 3 * rows))
+    for i in range(n):
+        axes = figure.add_subplot(rows, cols, i + 1)
+        axes.imshow(np.clip(images[i], 0, 255).astype("uint8"))
+        axes.set_axis_off()
+        for box, label in zip(truth[i]["boxes"], truth[i]["labels"]):
+            if label >= 0:
+                axes.add_patch(_rectangle(Rectangle, box, "cyan"))
+        for box, label, score in zip(found[i]["boxes"], found[i]["labels"], found[i]["scores"]):
+            if label >= 0 and score >= _SCORE_SHOWN:
+                axes.add_patch(_rectangle(Rectangle, box, "red"))
+                name = class_names[int(label)] if label < len(class_names) else label
+                axes.text(box[0], box[1], f"{name} {score:.2f}", color="red",
+                          fontsize=7, va="bottom")
+    figure.suptitle(f"{what}: true boxes cyan, predicted red")
+    figure.savefig(path, format="png", dpi=80)
+
+
+def _rectangle(rectangle, box, colour):
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour,
+                     linewidth=1.5)

@@ -1,0 +1,279 @@
+"""`causal_lm`: adapt a GPT-2-family model to a domain corpus.
+
+What the `TFGPT2LMHeadModel` tutorials meant to do, on KerasHub's
+`GPT2CausalLM` (or any KerasHub `CausalLM`). The corpus is a text file, a
+folder of `.txt` files or a CSV/TSV column (`kerasft.data.corpus`, checked
+before any model loads). Documents are tokenized once and packed with the
+end-of-text separator into `sequence_length` windows every `stride` tokens:
+a corpus longer than the context is used in full, the last window padded
+and masked, never cut. The number of tokens and windows is logged and
+recorded in `metrics.json`.
+
+Training feeds the packed token ids straight to the task (its preprocessor
+detached), the loss masked to real tokens. AdamW with warmup and linear
+decay, optionally layer-wise rate decay or LoRA adapters
+(`kerasft.recipes._generative`). Validation reports the loss and the
+perplexity over the validation windows, each token scored once (with
+overlapping windows, only the tokens a window adds), as one
+`keras_hub.metrics.Perplexity` over the whole set. After training the model
+samples a continuation of each of `prompts` (top-k / top-p with the run's
+seed), written to `samples.json`.
+"""
+
+import os
+
+import numpy as np
+
+from kerasft.recipes import _generative
+from kerasft.recipes._runner import Run
+from kerasft.recipes.config import resolve_config
+from kerasft.recipes.configs import CausalLMConfig  # noqa: F401 (re-exported)
+from kerasft.recipes.configs import prompt_list
+
+__all__ = ["CausalLMConfig", "causal_lm"]
+
+SAMPLES_FILE = "samples.json"
+
+
+def _read_corpora(config):
+    """`{"train": documents, "validation": documents or None}`."""
+    from kerasft.data.corpus import read_corpus
+
+    if config.train is None:
+        raise ValueError(
+            "`train` is required: a text file, a folder of .txt files or a "
+            "CSV/TSV column of documents."
+        )
+    validation = config.validation
+    return {
+        "train": read_corpus(config.train, config.text_column),
+        "validation": None if validation is None
+        else read_corpus(validation, config.text_column),
+    }
+
+
+def token_ids(tokenizer, texts):
+    """Token id lists of `texts` from a KerasHub tokenizer."""
+    ids = tokenizer(list(texts))
+    if hasattr(ids, "to_list"):  # tf.RaggedTensor
+        ids = ids.to_list()
+    elif hasattr(ids, "numpy"):
+        ids = ids.numpy().tolist()
+    return [list(map(int, row)) for row in ids]
+
+
+def _pack(run, config, task, corpora):
+    """`{split: PackedCorpus}`: validation held out of train when asked."""
+    from kerasft.data import corpus
+
+    tokenizer = task.preprocessor.tokenizer
+    separator = getattr(tokenizer, "end_token_id", None)
+    if separator is None:
+        raise ValueError(
+            f"The tokenizer of {type(task).__name__} has no end-of-text token "
+            "to separate documents with."
+        )
+    pad = getattr(tokenizer, "pad_token_id", None)
+    documents = {
+        name: corpus.tokenize_documents(texts, lambda b: token_ids(tokenizer, b))
+        for name, texts in corpora.items() if texts is not None
+    }
+    if "validation" not in documents and config.validation_split:
+        documents["train"], documents["validation"] = corpus.split_documents(
+            documents["train"], config.validation_split
+        )
+        run.log(
+            f"Holding out the last {config.validation_split:.0%} of the "
+            "training tokens for validation (validation_split="
+            f"{config.validation_split})."
+        )
+    packed = {
+        name: corpus.pack(
+            docs, config.sequence_length, separator, stride=config.stride,
+            pad_id=separator if pad is None else pad,
+            score_each_token_once=name != "train",
+        )
+        for name, docs in documents.items()
+    }
+    for name, p in packed.items():
+        run.log(
+            f"{name}: {p.num_documents} document(s), {p.num_tokens:,} tokens "
+            f"-> {p.num_windows:,} windows of {config.sequence_length} "
+            f"(stride {p.stride}), {p.num_labels:,} tokens scored."
+        )
+    return packed
+
+
+def _elements(packed):
+    x = {"token_ids": packed.token_ids, "padding_mask": packed.padding_mask}
+    return (x, packed.labels, packed.label_mask)
+
+
+def _check_lengths(task, config):
+    """`sequence_length` and `sample_length` against the model's positions
+    (a task given as a Python object has no checkpoint metadata for
+    `load_task` to check)."""
+    maximum = getattr(task.backbone, "max_sequence_length", None)
+    if maximum and config.sequence_length > maximum:
+        raise ValueError(
+            f"`sequence_length` must be at most the model's maximum of "
+            f"{maximum} positions. Received: sequence_length="
+            f"{config.sequence_length}. Use a shorter length; `stride` "
+            "overlaps the windows for more context per token."
+        )
+    if maximum and (config.sample_length or 0) > maximum:
+        raise ValueError(
+            f"`sample_length` must be at most the model's maximum of "
+            f"{maximum} positions. Received: sample_length="
+            f"{config.sample_length}"
+        )
+
+
+def _adapters_only(task):
+    """Freezes what LoRA leaves trainable besides the adapters: Keras's
+    `Dense`/`EinsumDense.enable_lora` freezes the kernel of each adapted
+    layer but not its bias (Keras 3.15)."""
+    for variable in task.trainable_weights:
+        if "lora_kernel" not in variable.path:
+            variable.trainable = False
+
+
+def _validation_metrics(task, dataset, packed):
+    """`val_loss` (mean cross-entropy per scored token, in nats) and
+    `val_perplexity` (its exponential), over every validation window."""
+    with _generative.without_preprocessor(task):
+        scores = task.evaluate(dataset, verbose=0, return_dict=True)
+    perplexity = float(scores["perplexity"])
+    return {
+        "val_loss": float(np.log(perplexity)),
+        "val_perplexity": perplexity,
+        "val_tokens": packed.num_tokens,
+        "val_windows": packed.num_windows,
+    }
+
+
+def _build(run, config, corpora):
+    """`(task, base, packed)` made in the run's strategy scope: the task
+    compiled for training (adapters only with `lora_rank`), its source
+    string (`None` for a Python object) and the packed splits."""
+    import keras
+    import keras_hub
+
+    with run.strategy.scope():
+        task, base = _generative.resolve_task(
+            run, config.backbone, "causal_lm",
+            sequence_length=config.sequence_length,
+        )
+        _check_lengths(task, config)
+        task.preprocessor.sequence_length = config.sequence_length
+        packed = _pack(run, config, task, corpora)
+        if config.lora_rank and not config.merge_lora and base is None:
+            os.makedirs(run.dir, exist_ok=True)  # a new run's folder
+            # The object given, in its own dtype policy: KerasHub 0.32 cannot
+            # load a preset saved under a mixed policy ("Invalid dtype:
+            # mixed_bfloat16"); its weights are those of `task`.
+            _generative.save_base_preset(run, config.backbone)
+        if config.lora_rank:
+            _generative.enable_adapters(run, task, config.lora_rank)
+            _adapters_only(task)
+        steps = config.epochs * -(-packed["train"].num_windows // run.global_batch)
+        task.compile(
+            optimizer=_generative.optimizer(run, config, task, steps),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            weighted_metrics=[
+                keras_hub.metrics.Perplexity(from_logits=True, name="perplexity")
+            ],
+            sampler="greedy",
+        )
+    return task, base, packed
+
+
+def causal_lm(config=None, *, overwrite=False, callbacks=None, **fields):
+    """Fine-tunes a causal language model (GPT-2 family) on a text corpus.
+
+    Args:
+        config: a `CausalLMConfig`, a dict or a JSON/YAML path.
+        overwrite: replace another run's outputs. Defaults to `False`.
+        callbacks: extra Keras callbacks. Defaults to `None`.
+        **fields: config fields, overriding `config`.
+
+    Returns:
+        A `RecipeResult` whose `model` is the KerasHub task
+        (`result.model.generate(...)`), with `metrics["val_perplexity"]`,
+        `"val_loss"`, `"train_tokens"`, `"train_windows"`, ...
+
+    Example:
+    ```python
+    result = kerasft.recipes.causal_lm(
+        train="legal_corpus/", backbone="path/to/hf_gpt2_folder",
+        sequence_length=512, stride=384, epochs=3,
+        prompts=["The party of the first part"], output_dir="runs/legal")
+    print(result.metrics["val_perplexity"])
+    ```
+    """
+    config = resolve_config(CausalLMConfig, config, **fields)
+    run = Run(config, overwrite)
+    if run.state == "complete":
+        return _generative.completed_result(run)
+    corpora = _read_corpora(config)  # bad data fails before any loading
+    if run.state == "new":
+        _generative.clear_outputs(run.dir)
+    task, base, packed = _build(run, config, corpora)
+    from kerasft.recipes import _data
+
+    train = run.batched(run.shuffled(_data.Source(elements=_elements(packed["train"]))))
+    validation = None
+    if "validation" in packed:
+        validation = run.batched(
+            _data.Source(elements=_elements(packed["validation"])).dataset
+        )
+    run.log(
+        f"Fine-tuning {type(task).__name__} on {packed['train'].num_windows:,} "
+        f"windows, {run.replicas} replica(s), precision {run.policy.name}."
+    )
+    with _generative.without_preprocessor(task):
+        history = run.fit(task, train, validation, callbacks or [])
+    metrics = {
+        "train_tokens": packed["train"].num_tokens,
+        "train_windows": packed["train"].num_windows,
+        "train_documents": packed["train"].num_documents,
+    }
+    if validation is not None:
+        metrics.update(_validation_metrics(task, validation, packed["validation"]))
+    if config.lora_rank and config.merge_lora:
+        from kerasft import backbones
+
+        backbones.merge_lora(task)
+    files = {}
+    prompts = prompt_list(config.prompts)
+    if prompts:
+        from kerasft.generation import generate_with, make_sampler
+
+        sampler = make_sampler(config.sampler, top_k=config.top_k,
+                               top_p=config.top_p, seed=config.seed)
+        length = config.sample_length or config.sequence_length
+        samples = generate_with(task, prompts, sampler, length)
+        files[SAMPLES_FILE] = _samples_json(prompts, samples, config)
+    info = {
+        "kind": "causal_lm",
+        "base": base,
+        "lora_rank": config.lora_rank,
+        "merged": bool(config.lora_rank and config.merge_lora),
+        "task_prefix": "",
+        "sequence_length": config.sequence_length,
+    }
+    return _generative.finish(run, task, history, metrics, info, files)
+
+
+def _samples_json(prompts, samples, config):
+    import json
+
+    data = {
+        "sampler": config.sampler,
+        "top_k": config.top_k if config.sampler == "top_k" else None,
+        "top_p": config.top_p if config.sampler == "top_p" else None,
+        "seed": config.seed,
+        "max_length": config.sample_length or config.sequence_length,
+        "samples": [{"prompt": p, "text": s} for p, s in zip(prompts, samples)],
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,342 @@
+"""`image_captioning`: an image backbone encoder + a Transformer decoder.
+
+The tutorial's `TFVisionEncoderDecoderModel` (ViT + GPT-2) is gone from
+transformers 5; this is its Keras 3 replacement. The run, in
+`strategy.scope()` under the chosen precision policy:
+
+- captions from a CSV of `image,caption` rows or a COCO captions JSON
+  (`kerasft.data.read_captions`: missing images, columns and empty captions
+  fail before anything loads), images decoded once into cached uint8
+  tensors (`load_caption_images`);
+- a WordPiece vocabulary built from the training captions (KerasHub's
+  `compute_word_piece_vocabulary`) or read from `vocabulary`, written to
+  `vocabulary.txt` in the run folder (a resumed run reads it back);
+- `kerasft.heads.captioning.caption_model`: the backbone's feature-map
+  tokens, projected, cross-attended by `TransformerDecoder` blocks;
+- the backbone frozen first, then opened as the image recipes open it
+  (`mode`: `feature_extraction`, `partial`, `progressive`, `full`, through
+  `ProgressiveUnfreeze` at `fine_tune_learning_rate`, optionally with
+  `layer_decay`), teacher forcing with one random caption per image and
+  epoch, resumable from `output_dir/backup`;
+- evaluation: loss and token accuracy, then greedy (and with `num_beams >
+  1` beam-search) captions scored with BLEU-1..4 (sacreBLEU, all
+  references), ROUGE-L and CIDEr-D (`kerasft.evaluation.captioning`);
+  `predictions.csv` (image, references, predictions) and `captions.png`
+  (images with generated and reference captions).
+
+`load_captioner(run_dir)` gives a `CaptionGenerator` for a finished run.
+"""
+
+import csv
+import io
+import os
+
+import numpy as np
+
+from kerasft import _io
+from kerasft.recipes._runner import Run
+from kerasft.recipes.config import resolve_config
+from kerasft.recipes.configs import ImageCaptioningConfig  # noqa: F401
+
+__all__ = ["ImageCaptioningConfig", "image_captioning", "load_captioner"]
+
+VOCABULARY_FILE = "vocabulary.txt"
+PREDICTIONS_FILE = "predictions.csv"
+GRID_FILE = "captions.png"
+OUTPUTS = (VOCABULARY_FILE, PREDICTIONS_FILE, GRID_FILE, "training_curves.png")
+
+
+def image_captioning(config=None, *, overwrite=False, callbacks=None, **kwargs):
+    """Trains an image captioning model on captioned images.
+
+    Args:
+        config: an `ImageCaptioningConfig`, a dict, or a path to a
+            JSON/YAML file. Defaults to `None` (keyword arguments only).
+        overwrite: replace another run's outputs in `output_dir`.
+            Defaults to `False`.
+        callbacks: extra Keras callbacks for `fit`. Defaults to `None`.
+        **kwargs: `ImageCaptioningConfig` fields, overriding `config`.
+
+    Returns:
+        A `RecipeResult` with `.model` (the caption model), `.metrics`
+        (`val_bleu1`..`val_bleu4` on sacreBLEU's 0-100 scale, `val_rougeL`,
+        `val_cider`, `val_loss`, `val_token_accuracy`, and `val_beam_*`
+        with `num_beams > 1`), `.output_dir`.
+
+    Example:
+    ```python
+    result = kerasft.recipes.image_captioning(
+        train="captions.csv", backbone="efficientnetb0", image_size=224,
+        mode="progressive", epochs=10, output_dir="runs/captions")
+    from kerasft.recipes.image_captioning import load_captioner
+    captioner = load_captioner("runs/captions")
+    captioner.caption(images, num_beams=3)
+    ```
+    """
+    import keras_hub  # noqa: F401 (registers the decoder layers for loading)
+
+    import kerasft.layers  # noqa: F401 (registers Preprocess for loading)
+
+    config = resolve_config(ImageCaptioningConfig, config, **kwargs)
+    run = Run(config, overwrite)
+    if run.state == "complete":
+        return run.completed_result()
+    from kerasft.recipes.image_classification import check_backbone
+
+    image_size = check_backbone(config.backbone, config.image_size)
+    tables = _read_splits(run, config)  # bad input fails before any loading
+    if run.state == "new":
+        _clear_outputs(run.dir)
+    tokenizer = _tokenizer(run, config, tables["train"])
+    data = _data(run, config, tables, tokenizer, image_size)
+    model, backbone = _build(run, config, len(tokenizer.get_vocabulary()),
+                             image_size)
+    from kerasft.recipes.image_classification import with_unfreeze
+
+    all_callbacks = with_unfreeze(run, config, backbone, callbacks)
+    run.log(
+        f"Training {backbone.name} + {config.decoder_layers} decoder block(s) "
+        f"({config.mode}) on {len(data['train'][0].table)} images, "
+        f"{run.replicas} replica(s), precision {run.policy.name}."
+    )
+    history = run.fit(model, data["train"][1], _get(data, "validation"),
+                      all_callbacks)
+    metrics, shown = _evaluate(run, config, model, tokenizer, data)
+    metrics["truncated"] = data["truncated"]
+    skipped = [p for images, _ in _splits(data) for p in images.skipped]
+    return run.finish(
+        model, history, metrics, plot=_plotter(history, shown, config.samples),
+        skipped_files=skipped,
+    )
+
+
+def load_captioner(directory):
+    """A `CaptionGenerator` for the finished captioning run in `directory`
+    (its `model.keras` and `vocabulary.txt`)."""
+    import keras
+    import keras_hub  # noqa: F401
+
+    import kerasft.layers  # noqa: F401 (registers Preprocess)
+    import kerasft.optimizers  # noqa: F401 (registers LayerwiseLR)
+    from kerasft.heads.caption_decoding import CaptionGenerator
+    from kerasft.heads.captioning import caption_tokenizer
+
+    paths = [os.path.join(directory, n) for n in (_io.MODEL_FILE, VOCABULARY_FILE)]
+    for path in paths:
+        if not os.path.isfile(path):
+            raise ValueError(
+                f"{directory!r} is not a finished image_captioning run: it has "
+                f"no {os.path.basename(path)}."
+            )
+    model = keras.models.load_model(paths[0])
+    return CaptionGenerator(model, caption_tokenizer(_read_vocabulary(paths[1])))
+
+
+# === Data ===
+
+
+def _read_splits(run, config):
+    from kerasft.data.captions import read_captions
+
+    if config.train is None:
+        raise ValueError(
+            "`train` is required: a CSV of image,caption rows or a COCO "
+            "captions JSON."
+        )
+    read = dict(image_dir=config.image_dir, image_column=config.image_column,
+                caption_column=config.caption_column)
+    tables = {name: read_captions(getattr(config, name), **read)
+              for name in ("train", "validation", "test")
+              if getattr(config, name) is not None}
+    if "validation" not in tables and config.validation_split:
+        from kerasft.data._split import holdout_indices
+
+        train = tables["train"]
+        rest, held = holdout_indices(
+            np.full(len(train), np.nan), config.validation_split, config.seed
+        )
+        if len(held) == 0 or len(rest) == 0:
+            raise ValueError(
+                f"validation_split={config.validation_split} of {len(train)} "
+                "images leaves no image on one side; pass `validation` or "
+                "change `validation_split`."
+            )
+        tables["train"], tables["validation"] = train.take(rest), train.take(held)
+        run.log(f"Holding out {len(held)} of {len(train)} training images "
+                f"for validation (validation_split={config.validation_split}).")
+    return tables
+
+
+def _tokenizer(run, config, train):
+    """The run's tokenizer; its vocabulary in `vocabulary.txt` (written once,
+    read back by a resumed run)."""
+    from kerasft.heads.captioning import build_vocabulary, caption_tokenizer
+
+    path = os.path.join(run.dir, VOCABULARY_FILE)
+    if run.state == "resume" and os.path.isfile(path):
+        vocabulary = _read_vocabulary(path)
+    elif config.vocabulary is not None:
+        vocabulary = _read_vocabulary(config.vocabulary)
+    else:
+        vocabulary = build_vocabulary(
+            [c for group in train.captions for c in group], config.vocabulary_size
+        )
+    tokenizer = caption_tokenizer(vocabulary)
+    if run.chief:
+        _io.write_text(path, "\n".join(vocabulary) + "\n")
+    return tokenizer
+
+
+def _read_vocabulary(path):
+    if not os.path.isfile(path):
+        raise ValueError(f"Vocabulary file {path!r} does not exist.")
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f if line.rstrip("\n")]
+
+
+def _data(run, config, tables, tokenizer, image_size):
+    """`{split: (CaptionImages, batches)}` and `"truncated"` counts."""
+    from kerasft.data.captions import (
+        caption_batches,
+        load_caption_images,
+    )
+    from kerasft.heads.captioning import encode_table
+
+    out, truncated = {}, {}
+    for name, table in tables.items():
+        images = load_caption_images(table, (image_size, image_size))
+        ids, cut = encode_table(tokenizer, images.table.captions,
+                                config.max_length)
+        truncated[name] = cut
+        if cut:
+            run.notice(
+                f"Truncation: {cut} of {images.table.num_captions} {name} "
+                f"captions are longer than max_length={config.max_length} "
+                "allows; their ends are cut."
+            )
+        train = name == "train"
+        batches = caption_batches(
+            images, ids, run.global_batch, shuffle=train, seed=config.seed,
+            epoch=run.epoch_variable, drop_remainder=run.on_tpu,
+            captions="random" if train else "first",
+        )
+        out[name] = (images, batches)
+    out["truncated"] = truncated
+    return out
+
+
+def _get(data, name):
+    return data[name][1] if name in data else None
+
+
+def _splits(data):
+    return [data[n] for n in ("train", "validation", "test") if n in data]
+
+
+# === Model ===
+
+
+def _build(run, config, vocabulary_size, image_size):
+    import keras
+
+    from kerasft.freezing import freeze
+    from kerasft.heads.captioning import caption_loss, caption_model
+    from kerasft.recipes.image_classification import (
+        make_optimizer,
+        resolve_backbone,
+    )
+
+    with run.strategy.scope():
+        backbone = resolve_backbone(config, run.strategy, image_size)
+        run.reseed()
+        model = caption_model(
+            backbone, vocabulary_size, config.max_length,
+            embed_dim=config.embed_dim, num_layers=config.decoder_layers,
+            num_heads=config.num_heads, dropout=config.dropout,
+            train_batchnorm=config.train_batchnorm,
+        )
+        freeze(
+            model, backbone,
+            "full_freeze" if config.mode == "feature_extraction" else "progressive",
+            train_batchnorm=config.train_batchnorm,
+        )
+        model.compile(
+            optimizer=make_optimizer(run, config, backbone),
+            loss=caption_loss(),
+            weighted_metrics=[
+                keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")
+            ],
+        )
+    return model, backbone
+
+
+# === Evaluation ===
+
+
+def _evaluate(run, config, model, tokenizer, data):
+    """Loss, token accuracy and caption scores per held-out split; writes
+    the validation (else test) predictions. Returns `(metrics, shown)`."""
+    from kerasft.data.captions import image_batches
+    from kerasft.evaluation.captioning import caption_scores
+    from kerasft.heads.caption_decoding import CaptionGenerator
+    from kerasft.recipes._runner import prefixed
+
+    generator = CaptionGenerator(model, tokenizer)
+    beams = [("", 1)] + ([("beam_", config.num_beams)] if config.num_beams > 1 else [])
+    metrics, shown = {}, None
+    for name, prefix in (("validation", "val_"), ("test", "test_")):
+        if name not in data:
+            continue
+        images, batches = data[name]
+        scores = model.evaluate(batches, verbose=0, return_dict=True)
+        metrics.update(prefixed(scores, prefix))
+        references = [list(c) for c in images.table.captions]
+        columns = {}
+        for tag, num_beams in beams:
+            predictions = generator.caption(
+                image_batches(images, run.global_batch), num_beams=num_beams
+            )
+            columns[f"{tag}prediction"] = predictions
+            metrics.update(prefixed(caption_scores(predictions, references),
+                                    prefix + tag))
+        if shown is None:
+            shown = (images, references, columns["prediction"])
+            if run.chief:
+                _io.write_text(os.path.join(run.dir, PREDICTIONS_FILE),
+                               _predictions_csv(images.table, columns))
+    return metrics, shown
+
+
+def _predictions_csv(table, columns):
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["image", "references", *columns])
+    for i, (path, refs) in enumerate(zip(table.image_paths, table.captions)):
+        writer.writerow([path, " | ".join(refs),
+                         *(c[i] for c in columns.values())])
+    return out.getvalue()
+
+
+def _plotter(history, shown, samples):
+    def plot(directory):
+        from kerasft import evaluation
+        from kerasft.recipes._caption_grid import plot_caption_grid
+
+        if history:
+            path = os.path.join(directory, "training_curves.png")
+            with _io.atomic_path(path) as tmp:
+                evaluation.plot_history(history, tmp)
+        if shown is not None and samples:
+            images, references, predictions = shown
+            with _io.atomic_path(os.path.join(directory, GRID_FILE)) as tmp:
+                plot_caption_grid(images, references, predictions, tmp, samples)
+
+    return plot
+
+
+def _clear_outputs(directory):
+    """Removes the captioning outputs a former run left in `directory`."""
+    for name in OUTPUTS:
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            os.remove(path)

@@ -1,0 +1,272 @@
+"""`video_classification`: an image backbone per frame + a temporal head.
+
+The run, in `strategy.scope()` under the chosen precision policy:
+`kerasft.data.video_folder` (decoded frames cached as uint8, one
+augmentation per clip) -> image backbone on every frame (preprocessing
+inside) -> `kerasft.heads.video_classification` (GRU by default) ->
+`kerasft.freeze` -> Adam -> `fit` with `ProgressiveUnfreeze`, resumable
+from `output_dir/backup` -> accuracy, top-5, confusion matrix and
+`model.keras`.
+
+Modes are those of `image_classification` (`feature_extraction`,
+`partial`, `progressive`, `full`). In `feature_extraction` with uniform
+sampling and no augmentation the frozen backbone runs once per split: the
+per-frame feature vectors are cached (`kerasft.data.cache_features`) and
+only the temporal head trains on them, many times faster.
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerasft.recipes.image_classification import (
+    _MEMORY_FEATURES_BYTES,
+    _plotter,
+    build_and_compile,
+    check_backbone,
+    classification_metrics,
+    predict,
+    resolve_backbone,
+    with_unfreeze,
+)
+from kerasft.recipes._runner import Run
+from kerasft.recipes.config import resolve_config
+from kerasft.recipes.configs import VideoClassificationConfig  # noqa: F401
+
+__all__ = ["VideoClassificationConfig", "video_classification"]
+
+
+def video_classification(config=None, *, overwrite=False, callbacks=None, **kwargs):
+    """Trains a video classifier on class-per-folder clips.
+
+    Args:
+        config: a `VideoClassificationConfig`, a dict, or a path to a
+            JSON/YAML file. Defaults to `None` (keyword arguments only).
+        overwrite: replace another run's outputs in `output_dir`.
+            Defaults to `False`.
+        callbacks: extra Keras callbacks for `fit`. Defaults to `None`.
+        **kwargs: `VideoClassificationConfig` fields, overriding `config`.
+
+    Returns:
+        A `RecipeResult` with `.model`, `.history`, `.metrics`
+        (`val_accuracy`, `val_top5_accuracy`, ...), `.output_dir`.
+
+    Example:
+    ```python
+    result = kerasft.recipes.video_classification(
+        train="ucf101/train", validation="ucf101/val", frames=16,
+        image_size=112, backbone="mobilenetv2", temporal="gru",
+        mode="feature_extraction", epochs=10, output_dir="runs/ucf")
+    print(result.metrics["val_accuracy"], result.metrics["val_top5_accuracy"])
+    ```
+    """
+    config = resolve_config(VideoClassificationConfig, config, **kwargs)
+    run = Run(config, overwrite)
+    if run.state == "complete":
+        return run.completed_result()
+    image_size = check_backbone(config.backbone, config.image_size)
+    if config.train is None:
+        raise ValueError("`train` is required: a folder of class folders of clips.")
+    on_features = _caches_features(run, config)
+    train, validation, test = _read_splits(run, config, image_size)
+    class_names = list(train.class_names)
+    if config.num_classes is not None and config.num_classes != len(class_names):
+        raise ValueError(
+            f"`num_classes`={config.num_classes} differs from the "
+            f"{len(class_names)} classes of the training clips ({class_names})."
+        )
+    skipped, padded = _reported(run, train, validation, test)
+
+    from kerasft import heads
+
+    with run.strategy.scope():
+        backbone = resolve_backbone(config, run.strategy, image_size)
+        run.reseed()
+        head = heads.video_classification(
+            len(class_names), frames=config.frames, temporal=config.temporal,
+            units=config.temporal_units, hidden_units=tuple(config.head_units),
+            dropout=config.dropout,
+        )
+        model = build_and_compile(run, config, backbone, head)
+    all_callbacks = with_unfreeze(run, config, backbone, callbacks)
+    if config.mode == "feature_extraction" or config.head_epochs:
+        from kerasft.recipes._checks import check_frozen_features
+
+        check_frozen_features(backbone, _frames_of(train), run.notice)
+    run.log(
+        f"Training {backbone.name} per frame + {config.temporal} "
+        f"({config.mode}) on {len(class_names)} classes, {config.frames} "
+        f"frames, {run.replicas} replica(s), global batch {run.global_batch}, "
+        f"precision {run.policy.name}."
+    )
+    splits = {"val_": validation, "test_": test}
+    if on_features:
+        history, results = _fit_on_features(
+            run, config, model, head, train, splits, all_callbacks
+        )
+    else:
+        history = run.fit(model, train, validation, all_callbacks)
+        results = {p: predict(model, ds) for p, ds in splits.items()}
+    metrics = classification_metrics(model, results, class_names)
+    matrices = {}
+    for prefix, result in results.items():
+        if result is not None:
+            metrics[prefix + "top5_accuracy"] = top_k_accuracy(*result, k=5)
+            matrices[prefix.rstrip("_")] = confusion(*result)
+    if padded:
+        metrics["padded_files"] = list(padded)
+    shown = results.get("val_") or results.get("test_")
+    return run.finish(
+        model, history, metrics,
+        plot=_plotter(history, shown, class_names),
+        extra_json={"labels.json": class_names,
+                    "confusion_matrix.json": matrices},
+        skipped_files=skipped,
+    )
+
+
+def top_k_accuracy(y_true, y_pred, k=5):
+    """Fraction of clips whose label is among the `k` highest scores."""
+    y_pred = np.asarray(y_pred)
+    labels = np.asarray(y_true).reshape(-1)
+    top = np.argsort(-y_pred, axis=-1)[:, :min(k, y_pred.shape[-1])]
+    return float(np.mean(np.any(top == labels[:, None], axis=-1)))
+
+
+def confusion(y_true, y_pred):
+    """Confusion matrix (rows: true class, columns: predicted) as lists."""
+    y_pred = np.asarray(y_pred)
+    labels = np.asarray(y_true).reshape(-1).astype("int64")
+    n = y_pred.shape[-1]
+    matrix = np.zeros((n, n), "int64")
+    np.add.at(matrix, (labels, y_pred.argmax(axis=-1)), 1)
+    return matrix.tolist()
+
+
+# === Data ===
+
+
+def _read_splits(run, config, image_size):
+    from kerasft.data import video_folder
+
+    read = dict(
+        frames=config.frames, image_size=image_size,
+        batch_size=run.global_batch, sampling=config.sampling,
+        seed=config.seed, epoch=run.epoch_variable,
+    )
+    validation = None
+    if config.validation is None and config.validation_split:
+        train, validation = video_folder(
+            config.train, augment=config.augment,
+            validation_split=config.validation_split, subset="both", **read,
+        )
+    else:
+        train = video_folder(config.train, augment=config.augment, **read)
+
+    def other(folder):
+        if folder is None:
+            return None
+        return video_folder(folder, class_names=train.class_names,
+                            shuffle=False, **read)
+
+    if validation is None:
+        validation = other(config.validation)
+    return train, validation, other(config.test)
+
+
+def _reported(run, *datasets):
+    skipped, padded = [], []
+    for ds in datasets:
+        if ds is not None:
+            skipped.extend(ds.skipped_files)
+            padded.extend(ds.padded_files)
+    if skipped:
+        run.log(f"Skipped {len(skipped)} unreadable clip(s): "
+                f"{', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}")
+    if padded:
+        run.log(f"Padded {len(padded)} clip(s) shorter than {run.config.frames} "
+                "frames by repeating their last frame.")
+    return skipped, padded
+
+
+def _frames_of(clips):
+    """The clips' frames as one image batch (for per-frame checks)."""
+    return clips.map(lambda x, y: (
+        tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0)), y
+    ))
+
+
+# === Feature caching ===
+
+
+def _caches_features(run, config):
+    if config.mode != "feature_extraction" or config.feature_cache == "off":
+        return False
+    if config.augment or config.sampling != "uniform":
+        run.log(
+            "Features are not cached: augmentation or random frame windows "
+            "change the clips every epoch, so the frozen backbone runs on "
+            "every batch."
+        )
+        return False
+    return True
+
+
+def split_at_frame_features(model, head):
+    """`(features_model, head_model)`: clips -> per-frame vectors
+    `[batch, frames, channels]`, and those vectors -> outputs with the very
+    head layers of `model`."""
+    features = model.get_layer(head.frame_features_name).output
+    return (
+        keras.Model(model.inputs, features, name="frame_features"),
+        keras.Model(features, model.output, name="head_on_features"),
+    )
+
+
+def _fit_on_features(run, config, model, head, train, splits, callbacks):
+    """Runs the frozen backbone once per split; trains the temporal head on
+    the cached per-frame features. Returns `(history, results)`."""
+    from kerasft.data import cache_features
+
+    with run.strategy.scope():
+        features_model, head_model = split_at_frame_features(model, head)
+    per_clip = int(np.prod(features_model.output_shape[1:])) * 4
+    place = config.feature_cache
+    if place == "auto":
+        big = per_clip * train.num_samples > _MEMORY_FEATURES_BYTES
+        place = "disk" if big else "memory"
+    cache_dir = os.path.join(run.backup_dir, "features")
+    if place == "disk":
+        import shutil
+
+        shutil.rmtree(cache_dir, ignore_errors=True)  # a killed run's files
+        os.makedirs(cache_dir)
+    run.log(f"Caching per-frame features ({place}); the backbone runs once "
+            "per split.")
+    spec = train.element_spec[0]
+    extract = tf.function(
+        lambda clips: features_model(clips, training=False),
+        input_signature=[tf.TensorSpec([None, *spec.shape[1:]], spec.dtype)],
+    )
+
+    def features(ds, name, shuffle):
+        if ds is None:
+            return None
+        cache = True if place == "memory" else os.path.join(cache_dir, name)
+        return cache_features(
+            extract, ds, cache=cache, shuffle=shuffle, seed=config.seed,
+            epoch=run.epoch_variable,
+        ).dataset
+
+    train_features = features(train, "train", True)
+    split_features = {p: features(ds, p, False) for p, ds in splits.items()}
+    with run.strategy.scope():
+        head_model.compile(optimizer=model.optimizer, loss=model.loss,
+                           metrics=head.metrics)
+    history = run.fit(head_model, train_features,
+                      split_features.get("val_"), callbacks)
+    results = {p: predict(head_model, ds)
+               for p, ds in split_features.items()}
+    return history, results

@@ -1,0 +1,20 @@
+"""A tiny BatchNorm-free image encoder for captioning recipe tests."""
+
+import keras
+
+from kerasft import backbones
+
+
+def caption_backbone(size=32, seed=0, name="caption_cnn"):
+    """Two strided convolutions: an 8x8 feature map (64 tokens) at 32 px."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Rescaling(1 / 255.0, name="c1_rescale")(inputs)
+    x = keras.layers.Conv2D(32, 3, strides=2, padding="same",
+                            activation="relu", name="c1_conv")(x)
+    x = keras.layers.Conv2D(64, 3, strides=2, padding="same",
+                            activation="relu", name="c2_conv")(x)
+    return backbones.from_model(
+        keras.Model(inputs, x, name=name),
+        groups={"c1": ["c1_rescale", "c1_conv"], "c2": ["c2_conv"]},
+    )
