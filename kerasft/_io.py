@@ -54,6 +54,12 @@ RUN_OUTPUTS = (
     "model_saved_model",
     "model.tflite",
     "model.labels.json",
+    # kerasft.recipes._generative (seq2seq, causal_lm)
+    "generative.json",
+    "lora.weights.h5",
+    "base_preset",
+    "predictions.csv",
+    "samples.json",
 )
 # Config keys that do not change what a run computes.
 _RUN_ONLY_KEYS = ("verbose", "output_dir")

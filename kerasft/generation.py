@@ -7,7 +7,10 @@ adapters of `lora.weights.h5` loaded onto it. Seq2seq prompts get the run's
 `task_prefix`; causal LM generations start with their prompt.
 
 Samplers are KerasHub's: `greedy`, `beam` (`num_beams`), `top_k` and
-`top_p`, the random ones seeded, so a seed gives the same text again.
+`top_p`, the random ones seeded, so a seed gives the same text again. A
+model whose output layer is larger than its tokenizer's vocabulary (T5:
+32128 logits, 32000 SentencePiece pieces) never picks the ids the tokenizer
+cannot decode: their logits are masked while sampling (`limit_vocabulary`).
 
 This module imports neither TensorFlow nor Keras until it runs, so
 `kerasft --help` stays fast.
@@ -16,7 +19,9 @@ This module imports neither TensorFlow nor Keras until it runs, so
 SAMPLERS = ("greedy", "beam", "top_k", "top_p")
 _BATCH = 32
 
-__all__ = ["SAMPLERS", "generate", "generate_with", "make_sampler"]
+__all__ = [
+    "SAMPLERS", "generate", "generate_with", "limit_vocabulary", "make_sampler",
+]
 
 
 def make_sampler(name="greedy", top_k=50, top_p=0.9, num_beams=4, seed=None):
@@ -63,30 +68,38 @@ def make_sampler(name="greedy", top_k=50, top_p=0.9, num_beams=4, seed=None):
     return samplers.TopPSampler(p=top_p, seed=seed)
 
 
-def generate_with(task, prompts, sampler, max_length=None):
+def generate_with(task, prompts, sampler, max_length=None, batch_size=_BATCH):
     """Generated strings of a KerasHub `CausalLM`/`Seq2SeqLM` for `prompts`.
+
+    Ids past the tokenizer's vocabulary are never generated
+    (`limit_vocabulary`). Prompts go to the task as Python lists of
+    strings (some KerasHub tokenizers refuse numpy string arrays).
 
     Args:
         task: a KerasHub generative task with its preprocessor.
         prompts: a list of strings.
-        sampler: a KerasHub sampler (`make_sampler`).
+        sampler: a KerasHub sampler (`make_sampler`) or its name.
         max_length: tokens to generate up to (causal LM: prompt included;
             seq2seq: the output). Defaults to `None`, meaning the
             preprocessor's length.
+        batch_size: prompts per `generate` call. Defaults to `32`.
 
     Returns:
         A list of strings, one per prompt.
     """
+    import keras_hub
+
     # What `CausalLM.compile(sampler=...)` sets, without recompiling the
     # training state (the optimizer may be absent from a loaded model).
-    task.sampler = sampler
+    task.sampler = limit_vocabulary(keras_hub.samplers.get(sampler), task)
     task.generate_function = None
     run = _generate_batch
     if _pads_with_end_token(task):
         run = _generate_then_cut
     out = []
-    for start in range(0, len(prompts), _BATCH):
-        texts = run(task, list(prompts[start:start + _BATCH]), max_length)
+    for start in range(0, len(prompts), batch_size):
+        batch = [str(p) for p in prompts[start:start + batch_size]]
+        texts = run(task, batch, max_length)
         if isinstance(texts, (str, bytes)):
             texts = [texts]
         out.extend(
@@ -94,6 +107,88 @@ def generate_with(task, prompts, sampler, max_length=None):
             for t in list(texts)
         )
     return out
+
+
+def limit_vocabulary(sampler, task):
+    """`sampler`, made to skip the ids `task`'s tokenizer cannot decode.
+
+    A model may have more output ids than its tokenizer has tokens (T5's
+    32128 logits for 32000 SentencePiece pieces, padded for speed); an
+    untrained or lightly trained model can pick one, and detokenizing it
+    fails ("piece id is out of range"). The returned sampler sets the
+    logits of ids `>= tokenizer.vocabulary_size()` to a large negative
+    value before `sampler` picks a token, so they are never chosen.
+
+    Args:
+        sampler: a `keras_hub.samplers.Sampler`.
+        task: a KerasHub `CausalLM`/`Seq2SeqLM` with its preprocessor.
+
+    Returns:
+        `sampler` itself when every id decodes, else a wrapping sampler.
+
+    Example:
+    ```python
+    task.sampler = limit_vocabulary(keras_hub.samplers.GreedySampler(), task)
+    ```
+    """
+    tokenizer = getattr(task.preprocessor, "tokenizer", None)
+    if tokenizer is None or isinstance(sampler, _limited_sampler_class()):
+        return sampler
+    size = int(tokenizer.vocabulary_size())
+    outputs = getattr(task.backbone, "vocabulary_size", None)
+    if outputs is None or size >= int(outputs):
+        return sampler
+    return _limited_sampler_class()(sampler, size)
+
+
+_LIMITED = []
+
+
+def _limited_sampler_class():
+    """The `VocabularyLimit` sampler class (made on first use, so that
+    importing this module imports no Keras)."""
+    if _LIMITED:
+        return _LIMITED[0]
+    import keras
+    import keras_hub
+
+    @keras.saving.register_keras_serializable(package="kerasft")
+    class VocabularyLimit(keras_hub.samplers.Sampler):
+        """Runs `sampler` with the logits of ids `>= vocabulary_size`
+        masked: those ids are never sampled."""
+
+        def __init__(self, sampler, vocabulary_size, **kwargs):
+            super().__init__(**kwargs)
+            self.sampler = keras_hub.samplers.get(sampler)
+            self.vocabulary_size = int(vocabulary_size)
+
+        @property
+        def variables(self):
+            return self.sampler.variables
+
+        def __call__(self, next, *args, **kwargs):
+            ops = keras.ops
+            size = self.vocabulary_size
+
+            def limited_next(*next_args, **next_kwargs):
+                logits, hidden_states, cache = next(*next_args, **next_kwargs)
+                ids = ops.arange(ops.shape(logits)[-1])
+                low = ops.cast(-1e9, logits.dtype)
+                logits = ops.where(ids[None, :] < size, logits, low)
+                return logits, hidden_states, cache
+
+            return self.sampler(limited_next, *args, **kwargs)
+
+        def get_config(self):
+            config = super().get_config()
+            config.update(
+                sampler=keras_hub.samplers.serialize(self.sampler),
+                vocabulary_size=self.vocabulary_size,
+            )
+            return config
+
+    _LIMITED.append(VocabularyLimit)
+    return VocabularyLimit
 
 
 def _generate_batch(task, prompts, max_length):

@@ -176,9 +176,9 @@ def enable_lora(backbone, rank):
     Calls `kerasft.backbones.enable_lora(backbone, rank)` (KerasHub's
     `enable_lora` on `backbone.model`): the query and value projection
     kernels of every transformer layer freeze and gain trainable low-rank
-    factors `A (d x rank)` and `B (rank x d)`; their biases stay trainable
-    (Keras's LoRA keeps biases); everything else in the backbone
-    (embeddings, feed-forward, layer norms, pooler) is frozen.
+    factors `A (d x rank)` and `B (rank x d)`, the only parameters that
+    train: their biases and everything else in the backbone (embeddings,
+    feed-forward, layer norms, pooler) are frozen.
     Call it before `kerasft.build_model` and before `compile`.
 
     Args:

@@ -4,9 +4,12 @@
 `enable_lora`) through KerasHub's `Backbone.enable_lora`: the targeted
 kernels freeze and gain trainable factors `lora_kernel_a (d_in x r)` and
 `lora_kernel_b (r x d_out)`, so the layer computes with
-`kernel + alpha / r * a @ b`. The adapters alone are saved to a small
-`.weights.h5` file (`save_lora`) and loaded back onto a fresh copy of the
-base model (`load_lora`); `merge_lora` folds them into the kernels.
+`kernel + alpha / r * a @ b`. Only those factors train: the biases of the
+adapted layers, which Keras leaves trainable, freeze too (unless
+`train_bias=True`), so every recipe trains the same parameters. The
+adapters alone are saved to a small `.weights.h5` file (`save_lora`) and
+loaded back onto a fresh copy of the base model (`load_lora`);
+`merge_lora` folds them into the kernels.
 """
 
 import re
@@ -101,14 +104,15 @@ def _target_names(model, target):
     return names
 
 
-def enable_lora(backbone, rank, target=None, verbose=True):
+def enable_lora(backbone, rank, target=None, verbose=True, train_bias=False):
     """Adds trainable LoRA adapters; everything else in the backbone freezes.
 
     Through KerasHub's `Backbone.enable_lora`: every layer of the backbone
     freezes; each targeted `Dense`/`EinsumDense` gains trainable factors
-    of rank `rank` next to its frozen kernel and keeps its bias trainable.
-    Layers of a task outside its backbone (a classifier's head) keep their
-    trainability. Call it before `compile`.
+    of rank `rank` next to its frozen kernel. Keras leaves the bias of an
+    adapted layer trainable; here it freezes too unless `train_bias`, so
+    only the adapters train. Layers of a task outside its backbone (a
+    classifier's head) keep their trainability. Call it before `compile`.
 
     Args:
         backbone: a kerasft `Backbone`, a KerasHub `Backbone` or a KerasHub
@@ -119,6 +123,8 @@ def enable_lora(backbone, rank, target=None, verbose=True):
             to `None`: the attention query and value projections
             (`DEFAULT_TARGET`), as KerasHub does.
         verbose: print the parameter counts. Defaults to `True`.
+        train_bias: also train the biases of the adapted layers (Keras's
+            own LoRA behaviour). Defaults to `False`: adapters only.
 
     Returns:
         `(total_params, trainable_params)`: scalar parameters of the model
@@ -147,6 +153,10 @@ def enable_lora(backbone, rank, target=None, verbose=True):
         model.enable_lora(rank, target_layer_names=names)
     else:
         _enable_plain(model, rank, names)
+    if not train_bias:
+        for layer in _lora_layers(model):
+            if getattr(layer, "bias", None) is not None:
+                layer.bias.trainable = False
     total = _count(counted.weights)
     trainable = _count(counted.trainable_weights)
     if verbose:
@@ -173,11 +183,12 @@ def _enable_plain(model, rank, names):
 def save_lora(backbone, path):
     """Writes the LoRA adapters alone (no base weights) to `path`.
 
-    The file holds what LoRA training changes: each adapted layer's
-    `lora_kernel_a`/`lora_kernel_b` and its bias (KerasHub's `enable_lora`
-    leaves the biases of adapted layers trainable), with the rank and the
-    target layer names: a small file (a few MB for a base model of
-    hundreds) that `load_lora` puts back on the base model. Layers outside
+    The file holds each adapted layer's `lora_kernel_a`/`lora_kernel_b`
+    and its bias, with the rank and the target layer names. The bias is
+    always stored: it trains with `enable_lora(..., train_bias=True)`, and
+    otherwise it is the base's own value, so loading it changes nothing
+    (one file format for both, a few bytes per layer): a small file (a
+    few MB for a base model of hundreds) that `load_lora` puts back on the base model. Layers outside
     the backbone (a classifier's head) are not in it.
 
     Args:
@@ -323,8 +334,8 @@ def merge_lora(backbone):
 
 
 def _adapter_variables(layer):
-    """What LoRA training changes in `layer`: the two factors, and the bias,
-    which KerasHub's `enable_lora` leaves trainable."""
+    """What `save_lora` stores for `layer`: the two factors, and the bias
+    (trained with `train_bias=True`, else the base's value)."""
     out = [("lora_kernel_a", layer.lora_kernel_a), ("lora_kernel_b", layer.lora_kernel_b)]
     if getattr(layer, "bias", None) is not None:
         out.append(("bias", layer.bias))

@@ -15,7 +15,9 @@
   generate`): `generative.json`; `model.keras` (the whole task with its
   preprocessor) unless LoRA adapters stay unmerged, then `lora.weights.h5`
   (adapters only) and, when the base was a Python object, `base_preset/`
-  (`task.save_to_preset`, written once before any adapter exists).
+  (`task.save_to_preset`, written once before any adapter exists, in
+  float32 whatever the run's precision, so that KerasHub loads it back).
+  `--overwrite` removes these files with the others (`_io.RUN_OUTPUTS`).
 """
 
 import contextlib
@@ -32,27 +34,8 @@ GENERATIVE_FILE = "generative.json"
 LORA_FILE = "lora.weights.h5"
 BASE_PRESET_DIR = "base_preset"
 PREDICTIONS_FILE = "predictions.csv"
-# What the generative recipes write besides the files every run writes
-# (`_io.RUN_OUTPUTS`); a new run removes them first.
-OUTPUTS = (
-    GENERATIVE_FILE, LORA_FILE, BASE_PRESET_DIR, PREDICTIONS_FILE,
-    "samples.txt", "samples.json",
-)
+SAMPLES_FILE = "samples.json"
 KINDS = ("seq2seq", "causal_lm")
-
-
-def clear_outputs(directory):
-    """Removes the generative outputs (`OUTPUTS`) a former run left in
-    `directory`, and half-written `base_preset/` copies."""
-    if not os.path.isdir(directory):
-        return
-    for name in os.listdir(directory):
-        path = os.path.join(directory, name)
-        if name in OUTPUTS or name.startswith(f".{BASE_PRESET_DIR}."):
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            else:
-                os.remove(path)
 
 
 # === The model ===
@@ -169,19 +152,42 @@ def optimizer(run, config, task, total_steps):
 
 
 def save_base_preset(run, task):
-    """`task.save_to_preset(run.dir/base_preset)`, once (a resumed run finds
-    it), through a temporary folder renamed when complete."""
+    """`task.save_to_preset(run.dir/base_preset)` in float32, once (a
+    resumed run finds it), through a temporary folder renamed when complete.
+
+    Creates the run folder if needed (a new run has none yet). A task
+    computing under another dtype policy is saved from a float32 copy:
+    KerasHub 0.32 cannot load a preset saved under a mixed policy
+    ("Invalid dtype: mixed_bfloat16"); the variables of a mixed policy
+    are float32 already, so nothing is lost.
+    """
     path = os.path.join(run.dir, BASE_PRESET_DIR)
     if os.path.isdir(path) or not run.chief:
         return
     os.makedirs(run.dir, exist_ok=True)
+    for name in os.listdir(run.dir):  # left by a run killed while saving
+        if name.startswith(f".{BASE_PRESET_DIR}."):
+            shutil.rmtree(os.path.join(run.dir, name), ignore_errors=True)
     tmp = tempfile.mkdtemp(prefix=f".{BASE_PRESET_DIR}.", dir=run.dir)
     try:
-        task.save_to_preset(tmp)
+        _in_float32(task).save_to_preset(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp)
+
+
+def _in_float32(task):
+    """`task`, or a float32 copy of it (same weights, same preprocessor)
+    when its backbone has another dtype policy."""
+    backbone = task.backbone
+    if backbone.dtype_policy.name == "float32":
+        return task
+    config = backbone.get_config()
+    config["dtype"] = "float32"
+    copy = type(backbone).from_config(config)
+    copy.set_weights(backbone.get_weights())
+    return type(task)(backbone=copy, preprocessor=task.preprocessor)
 
 
 def finish(run, task, history, metrics, info, files=None):

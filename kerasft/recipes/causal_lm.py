@@ -20,8 +20,6 @@ samples a continuation of each of `prompts` (top-k / top-p with the run's
 seed), written to `samples.json`.
 """
 
-import os
-
 import numpy as np
 
 from kerasft.recipes import _generative
@@ -32,7 +30,7 @@ from kerasft.recipes.configs import prompt_list
 
 __all__ = ["CausalLMConfig", "causal_lm"]
 
-SAMPLES_FILE = "samples.json"
+SAMPLES_FILE = _generative.SAMPLES_FILE
 
 
 def _read_corpora(config):
@@ -129,15 +127,6 @@ def _check_lengths(task, config):
         )
 
 
-def _adapters_only(task):
-    """Freezes what LoRA leaves trainable besides the adapters: Keras's
-    `Dense`/`EinsumDense.enable_lora` freezes the kernel of each adapted
-    layer but not its bias (Keras 3.15)."""
-    for variable in task.trainable_weights:
-        if "lora_kernel" not in variable.path:
-            variable.trainable = False
-
-
 def _validation_metrics(task, dataset, packed):
     """`val_loss` (mean cross-entropy per scored token, in nats) and
     `val_perplexity` (its exponential), over every validation window."""
@@ -168,14 +157,9 @@ def _build(run, config, corpora):
         task.preprocessor.sequence_length = config.sequence_length
         packed = _pack(run, config, task, corpora)
         if config.lora_rank and not config.merge_lora and base is None:
-            os.makedirs(run.dir, exist_ok=True)  # a new run's folder
-            # The object given, in its own dtype policy: KerasHub 0.32 cannot
-            # load a preset saved under a mixed policy ("Invalid dtype:
-            # mixed_bfloat16"); its weights are those of `task`.
-            _generative.save_base_preset(run, config.backbone)
+            _generative.save_base_preset(run, task)
         if config.lora_rank:
             _generative.enable_adapters(run, task, config.lora_rank)
-            _adapters_only(task)
         steps = config.epochs * -(-packed["train"].num_windows // run.global_batch)
         task.compile(
             optimizer=_generative.optimizer(run, config, task, steps),
@@ -216,8 +200,6 @@ def causal_lm(config=None, *, overwrite=False, callbacks=None, **fields):
     if run.state == "complete":
         return _generative.completed_result(run)
     corpora = _read_corpora(config)  # bad data fails before any loading
-    if run.state == "new":
-        _generative.clear_outputs(run.dir)
     task, base, packed = _build(run, config, corpora)
     from kerasft.recipes import _data
 

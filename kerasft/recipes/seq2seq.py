@@ -11,7 +11,9 @@ are cut, and how many were cut is logged and recorded in `metrics.json`
 rate decay or LoRA (`kerasft.recipes._generative`).
 
 Evaluation reports the validation (and test) loss, then generates for each
-source, greedily and, with `num_beams > 1`, by beam search, and scores the
+source, greedily and, with `num_beams > 1`, by beam search (never an id
+past the tokenizer's vocabulary: T5 checkpoints have more output ids than
+SentencePiece pieces; `kerasft.generation.limit_vocabulary`), and scores the
 outputs with corpus BLEU (sacreBLEU's), ROUGE-1/2/L and exact match
 (`kerasft.evaluation.generation`). `predictions.csv` holds
 `source,target,prediction` (plus `beam_prediction`) for the validation set.
@@ -138,15 +140,13 @@ def _encode(preprocessor, pairs, prefix):
 
 
 def _generate(task, sources, batch_size, max_length, sampler):
-    """Generated strings for `sources`, `batch_size` at a time (as Python
-    lists: some KerasHub tokenizers refuse the byte arrays of a dataset)."""
-    task.compile(optimizer=task.optimizer, loss=task.loss, sampler=sampler)
-    outputs = []
-    for start in range(0, len(sources), batch_size):
-        batch = list(sources[start:start + batch_size])
-        outputs.extend(np.asarray(task.generate(batch, max_length=max_length))
-                       .reshape(-1).tolist())
-    return [o.decode("utf-8") if isinstance(o, bytes) else str(o) for o in outputs]
+    """Generated strings for `sources`, `batch_size` at a time
+    (`kerasft.generation.generate_with`: Python string lists, ids past the
+    tokenizer's vocabulary never generated)."""
+    from kerasft.generation import generate_with
+
+    return generate_with(task, list(sources), sampler, max_length,
+                         batch_size=batch_size)
 
 
 def _evaluate(run, config, task, splits, datasets):
@@ -226,8 +226,6 @@ def seq2seq(config=None, *, overwrite=False, callbacks=None, **kwargs):
     if run.state == "complete":
         return _generative.completed_result(run)
     splits = _read_splits(run, config)  # bad data fails before any loading
-    if run.state == "new":
-        _generative.clear_outputs(run.dir)
     with run.strategy.scope():
         task, base = _generative.resolve_task(
             run, config.backbone, "seq2seq",

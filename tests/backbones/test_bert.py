@@ -220,9 +220,9 @@ def test_lora_trains_only_adapters(tmp_path):
     folder, _ = make_tiny_folder(str(tmp_path / "tiny"))
     backbone = bert(folder, sequence_length=8)
     before, after = enable_lora(backbone, rank=2)
-    # 2 layers x (query + value) x (A: 16x2x2 + B: 2x8 + bias 2x8): KerasHub
-    # freezes the kernels and keeps the query/value biases trainable.
-    assert before > after == 2 * 2 * (64 + 16 + 16)
+    # 2 layers x (query + value) x (A: 16x2x2 + B: 2x8): the adapters only
+    # (the kernels and, unlike Keras's own LoRA, the biases freeze).
+    assert before > after == 2 * 2 * (64 + 16)
     model = build_model(backbone, text_classification(1, dropout=0.0))
     x = backbone.tokenizer(np.array(["a good film", "a bad film", "great", "awful"]))
     y = np.array([[1], [0], [1], [0]], "float32")
@@ -239,7 +239,7 @@ def test_lora_trains_only_adapters(tmp_path):
         if not np.array_equal(snapshot[path], v.numpy())
     }
     assert any("lora_kernel" in p for p in changed), changed
-    assert all(re.search(r"(lora_kernel_[ab]|(query|value)/bias)$", p) for p in changed)
+    assert all(re.search(r"lora_kernel_[ab]$", p) for p in changed), changed
     with pytest.raises(ValueError, match="rank"):
         enable_lora(backbone, 0)
 

@@ -18,8 +18,8 @@ from tests.backbones import tiny_keras_hub as tiny
 
 
 def _randomize_adapters(model, seed=0):
-    """Stands in for training: adapters start with `b = 0` (no effect), and
-    the adapted layers' biases train too."""
+    """Stands in for training: adapters start with `b = 0` (no effect);
+    with `train_bias=True` the adapted layers' biases train too."""
     rng = np.random.default_rng(seed)
     for v in model.trainable_weights:
         v.assign(rng.normal(0, 0.3, v.shape).astype("float32"))
@@ -36,11 +36,12 @@ def test_enable_lora_trains_only_query_value_adapters_of_a_task(capsys):
     assert "LoRA rank 2 on 4 layers" in capsys.readouterr().out
     paths = [v.path for v in task.trainable_weights]
     assert all(
-        re.search(r"/(query|value)/(lora_kernel_[ab]|bias)$", p) for p in paths
+        re.search(r"/(query|value)/lora_kernel_[ab]$", p) for p in paths
     ), paths
-    # 2 layers x (query + value) x (A: 8x2x2 + B: 2x4 + bias 2x4).
+    # 2 layers x (query + value) x (A: 8x2x2 + B: 2x4): the adapters only,
+    # the biases Keras leaves trainable frozen too.
     assert trainable == sum(int(np.prod(v.shape)) for v in task.trainable_weights)
-    assert trainable == 2 * 2 * (32 + 8 + 8)
+    assert trainable == 2 * 2 * (32 + 8)
     assert total == sum(int(np.prod(v.shape)) for v in task.weights)
     with pytest.raises(ValueError, match="already enabled"):
         enable_lora(task, rank=2)
@@ -75,6 +76,15 @@ def test_t5_default_target_and_custom_patterns():
     enable_lora(gpt2, rank=1, target=["query", "attention_output"], verbose=False)
     adapted = {v.path.rsplit("/", 2)[-2] for v in gpt2.weights if "lora" in v.path}
     assert adapted == {"query", "attention_output"}
+    trained = [v.path for v in gpt2.trainable_weights]
+    assert trained and all("lora_kernel" in p for p in trained), trained
+    # `train_bias=True`: Keras's own rule, the adapted layers' biases train:
+    # 2 layers x query (2 heads x 4) + attention_output (8).
+    with_bias = tiny.gpt2_backbone()
+    _, biased = enable_lora(with_bias, rank=1, target=["query", "attention_output"],
+                            verbose=False, train_bias=True)
+    adapters_only = sum(int(np.prod(v.shape)) for v in gpt2.trainable_weights)
+    assert biased == adapters_only + 2 * (8 + 8)
     with pytest.raises(ValueError, match="matches no layer.*Layers with `enable_lora`"):
         enable_lora(tiny.gpt2_backbone(), rank=1, target="nope")
     with pytest.raises(ValueError, match="rank"):
@@ -89,7 +99,8 @@ def test_adapters_save_alone_load_onto_a_fresh_base_and_merge(tmp_path):
     task = tiny.gpt2_lm(hidden_dim=64, vocabulary_size=512)
     base_file = str(tmp_path / "base.weights.h5")
     task.save_weights(base_file)
-    enable_lora(task, rank=2, verbose=False)
+    # Trained biases too: `save_lora` stores them, `load_lora` restores them.
+    enable_lora(task, rank=2, verbose=False, train_bias=True)
     _randomize_adapters(task)
     expected = _logits(task, batch)
 

@@ -291,3 +291,22 @@ def test_generate_refuses_a_folder_that_is_not_a_finished_generative_run(
         kerasft.generate(str(tmp_path), "hi")
     with pytest.raises(ValueError, match="sampler"):
         kerasft.generate(str(tmp_path), "hi", sampler="nucleus")
+
+
+@pytest.mark.slow
+def test_lora_mixed_bfloat16_python_base_preset_loads_for_generate(tmp_path):
+    """Under mixed_bfloat16, a Python task's `base_preset/` is written in
+    float32 (KerasHub cannot load a mixed-policy preset) into a run folder
+    that does not exist yet, and `kerasft.generate` reads the run back."""
+    out = str(tmp_path / "new" / "run")
+    result = kerasft.recipes.causal_lm(
+        train=counting_corpus(24), backbone=tiny_gpt2(hidden_dim=16),
+        sequence_length=16, epochs=1, batch_size=8, lora_rank=2,
+        output_dir=out, precision="mixed_bfloat16", strategy="default",
+        verbose=0,
+    )
+    assert all("lora_kernel" in w.path for w in result.model.trainable_weights)
+    with open(os.path.join(out, "base_preset", "config.json")) as f:
+        assert "mixed" not in f.read()
+    text = kerasft.generate(out, "three four", max_length=10)
+    assert text.startswith("three four")

@@ -244,3 +244,93 @@ def test_cli_end_to_end_and_kill_9_resume_match_an_uninterrupted_run(tmp_path):
             rtol=1e-4, atol=1e-6, err_msg=a.path,
         )
     assert "backup" not in os.listdir(killed)
+
+
+def test_ids_past_the_tokenizer_vocabulary_are_never_generated():
+    """B's T5 folder has 456 output ids for 444 SentencePiece pieces (real
+    T5: 32128 for 32000). With the logits of every decodable id zeroed, the
+    raw model picks an undecodable id; `generate_with` never does."""
+    import keras_hub
+
+    from kerasft.backbones import load_task
+    from kerasft.generation import generate_with
+    from tests.fixtures.tiny_generative import t5_folder
+
+    task = load_task(t5_folder(), "seq2seq", sequence_length=(8, 6))
+    size = task.preprocessor.tokenizer.vocabulary_size()
+    assert size < task.backbone.vocabulary_size
+    head = task.backbone.token_embedding.reverse_embeddings
+    value = keras.ops.convert_to_numpy(head).copy()
+    value[:, :size] = 0.0
+    head.assign(value)
+    inputs = task.preprocessor.generate_preprocess(["one two", "three"])
+    preprocessor, task.preprocessor = task.preprocessor, None
+    task.compile(sampler="greedy")
+    raw = task.generate(inputs, max_length=6, stop_token_ids=None)
+    task.preprocessor = preprocessor
+    assert np.asarray(raw["decoder_token_ids"]).max() >= size
+    for sampler in ("greedy", keras_hub.samplers.BeamSampler(num_beams=2)):
+        texts = generate_with(task, ["one two", "three"], sampler, max_length=6)
+        assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+
+
+@pytest.mark.slow
+def test_t5_object_lora_mixed_bfloat16_new_folder_then_generate(tmp_path):
+    """A Python task as base with unmerged LoRA writes `base_preset/` into a
+    run folder that does not exist yet, in float32 under mixed_bfloat16 so
+    that KerasHub loads it back; the T5 folder's extra output ids never
+    reach the tokenizer."""
+    import kerasft
+    from kerasft.backbones import load_task
+    from tests.fixtures.tiny_generative import t5_folder
+
+    base = load_task(t5_folder(), "seq2seq")
+    out = str(tmp_path / "new" / "run")
+    result = recipes.seq2seq(
+        train=number_pairs(range(8)), validation=number_pairs(range(8, 12)),
+        backbone=base, source_length=8, target_length=6, epochs=1,
+        batch_size=4, lora_rank=2, output_dir=out, precision="mixed_bfloat16",
+        strategy="default", verbose=0,
+    )
+    assert result.metrics["val_exact_match"] >= 0.0
+    assert len(_read_csv(os.path.join(out, "predictions.csv"))) == 4
+    assert os.path.isdir(os.path.join(out, "base_preset"))
+    texts = kerasft.generate(out, ["one", "two"], max_length=6)
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+
+
+@pytest.mark.slow
+def test_bart_folder_end_to_end(tmp_path):
+    """A Hugging Face BART folder as `backbone`: trains, evaluates (loss
+    and generation scores) and writes `model.keras`."""
+    from tests.fixtures.tiny_generative import bart_folder
+
+    out = str(tmp_path / "bart")
+    result = recipes.seq2seq(
+        train=number_pairs(range(8)), validation=number_pairs(range(8, 12)),
+        backbone=bart_folder(), source_length=8, target_length=6, epochs=1,
+        batch_size=4, output_dir=out, **COMMON,
+    )
+    assert np.isfinite(result.metrics["val_loss"])
+    assert "val_rougeL" in result.metrics
+    assert {"model.keras", "predictions.csv", "generative.json"} <= set(os.listdir(out))
+
+
+def test_overwrite_removes_the_generative_outputs_and_nothing_else(tmp_path):
+    """`_io.RUN_OUTPUTS` lists what the generative recipes write, so
+    `overwrite` (and replacing a run that never completed an epoch) removes
+    it all in one place; the user's own files stay."""
+    out = tmp_path / "run"
+    (out / "base_preset").mkdir(parents=True)
+    (out / "base_preset" / "config.json").write_text("{}")
+    generated = ["generative.json", "lora.weights.h5", "predictions.csv",
+                 "samples.json", "metrics.json", "config.json"]
+    for name in generated:
+        (out / name).write_text("{}")
+    (out / "notes.txt").write_text("mine")
+    assert _io.prepare_run_folder(str(out), {"a": 1}, overwrite=True) == "new"
+    assert sorted(os.listdir(out)) == ["notes.txt"]
+    # Generative outputs alone (no config.json) also count as a former run.
+    (out / "lora.weights.h5").write_text("")
+    assert _io.prepare_run_folder(str(out), {"a": 1}, log=lambda m: None) == "new"
+    assert sorted(os.listdir(out)) == ["notes.txt"]
