@@ -882,14 +882,89 @@ class TokenClassificationConfig(TextConfig):
     )
 
 
+# === Generative recipes (seq2seq, causal_lm) ===
+
+
+def _check_optional_positive(config, *names):
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ValueError(
+                f"`{name}` must be a positive integer or None. Received: "
+                f"{name}={value!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerativeTrainingConfig(RecipeConfig):
+    """The optimizer and LoRA options `seq2seq` and `causal_lm` share:
+    AdamW with warmup + linear decay, layer decay, LoRA adapters."""
+
+    _recipe = "this recipe"  # named in the `export` error
+
+    warmup_ratio: float = field(
+        0.1,
+        "Fraction of the training steps warming the rate up linearly from 0; "
+        "then it decays linearly to 0.",
+    )
+    weight_decay: float = field(0.01, "AdamW decoupled weight decay.")
+    layer_decay: typing.Optional[float] = field(
+        None,
+        "Layer-wise learning-rate decay in (0, 1]: transformer layer i from "
+        "the top (in seq2seq models the decoder layers above the encoder "
+        "layers) trains at rate x decay**i.",
+    )
+    lora_rank: typing.Optional[int] = field(
+        None,
+        "LoRA rank: train low-rank adapters on the attention projections "
+        "only (saved alone as lora.weights.h5).",
+    )
+    merge_lora: bool = field(
+        False,
+        "With --lora-rank: fold the adapters into the weights and write the "
+        "whole model as model.keras.",
+    )
+
+    def _validate(self):
+        super()._validate()
+        if self.export is not None:
+            raise ValueError(
+                f"`export` is not supported by {self._recipe} (generation "
+                "loops do not export to SavedModel/TFLite here). Received: "
+                f"export={self.export!r}"
+            )
+        if isinstance(self.warmup_ratio, bool) or not isinstance(
+            self.warmup_ratio, (int, float)
+        ) or not 0 <= self.warmup_ratio < 1:
+            raise ValueError(
+                "`warmup_ratio` must be in [0, 1). Received: "
+                f"warmup_ratio={self.warmup_ratio!r}"
+            )
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            raise ValueError(
+                "`layer_decay` must be in (0, 1]. Received: "
+                f"layer_decay={self.layer_decay!r}"
+            )
+        _check_optional_positive(self, "lora_rank")
+        if self.merge_lora and not self.lora_rank:
+            raise ValueError(
+                "`merge_lora` needs `lora_rank` (there are no adapters to "
+                "merge). Received: merge_lora=True, lora_rank=None"
+            )
+
+
 # === Causal language modelling ===
 
 SAMPLERS = ("greedy", "top_k", "top_p")
 
 
 @dataclasses.dataclass(frozen=True)
-class CausalLMConfig(RecipeConfig):
+class CausalLMConfig(GenerativeTrainingConfig):
     """Options of the causal language modelling recipe (`causal_lm`)."""
+
+    _recipe = "causal_lm"
 
     train: typing.Any = field(
         None,
@@ -927,27 +1002,6 @@ class CausalLMConfig(RecipeConfig):
     learning_rate: float = field(
         5e-5, "Peak learning rate (AdamW), before replica scaling."
     )
-    warmup_ratio: float = field(
-        0.1,
-        "Fraction of the training steps warming the rate up linearly from 0; "
-        "then it decays linearly to 0.",
-    )
-    weight_decay: float = field(0.01, "AdamW decoupled weight decay.")
-    layer_decay: typing.Optional[float] = field(
-        None,
-        "Layer-wise learning-rate decay in (0, 1]: transformer layer i from "
-        "the top trains at rate x decay**i.",
-    )
-    lora_rank: typing.Optional[int] = field(
-        None,
-        "LoRA rank: train low-rank adapters on the attention projections "
-        "only (saved alone as lora.weights.h5).",
-    )
-    merge_lora: bool = field(
-        False,
-        "With --lora-rank: fold the adapters into the weights and write the "
-        "whole model as model.keras.",
-    )
     prompts: typing.Any = field(
         (),
         "Prompts to sample from after training, separated by '|' (written "
@@ -976,13 +1030,6 @@ class CausalLMConfig(RecipeConfig):
                 "`validation_split` must be in [0, 1). Received: "
                 f"validation_split={self.validation_split!r}"
             )
-        if isinstance(self.warmup_ratio, bool) or not isinstance(
-            self.warmup_ratio, (int, float)
-        ) or not 0 <= self.warmup_ratio < 1:
-            raise ValueError(
-                "`warmup_ratio` must be in [0, 1). Received: "
-                f"warmup_ratio={self.warmup_ratio!r}"
-            )
         for name in ("sequence_length", "sample_length", "top_k"):
             value = getattr(self, name)
             if name == "sample_length" and value is None:
@@ -1005,31 +1052,7 @@ class CausalLMConfig(RecipeConfig):
             raise ValueError(
                 f"`top_p` must be in (0, 1]. Received: top_p={self.top_p!r}"
             )
-        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
-            raise ValueError(
-                "`layer_decay` must be in (0, 1]. Received: "
-                f"layer_decay={self.layer_decay!r}"
-            )
-        if self.lora_rank is not None and (
-            isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int)
-            or self.lora_rank < 1
-        ):
-            raise ValueError(
-                "`lora_rank` must be a positive integer or None. Received: "
-                f"lora_rank={self.lora_rank!r}"
-            )
-        if self.merge_lora and not self.lora_rank:
-            raise ValueError(
-                "`merge_lora` needs `lora_rank` (there are no adapters to "
-                "merge). Received: merge_lora=True, lora_rank=None"
-            )
         prompt_list(self.prompts)  # raises on a bad value
-        if self.export is not None:
-            raise ValueError(
-                "`export` is not supported by causal_lm (generation loops do "
-                "not export to SavedModel/TFLite here). Received: "
-                f"export={self.export!r}"
-            )
 
 
 def prompt_list(prompts):
@@ -1050,21 +1073,11 @@ def prompt_list(prompts):
 # === Sequence to sequence ===
 
 
-def _check_optional_positive(config, *names):
-    for name in names:
-        value = getattr(config, name)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise ValueError(
-                f"`{name}` must be a positive integer or None. Received: "
-                f"{name}={value!r}"
-            )
-
-
 @dataclasses.dataclass(frozen=True)
-class Seq2SeqConfig(SubsetConfig):
+class Seq2SeqConfig(GenerativeTrainingConfig, SubsetConfig):
     """Options of the sequence-to-sequence recipe (`seq2seq`)."""
+
+    _recipe = "seq2seq"
 
     train: typing.Any = field(
         None,
@@ -1106,28 +1119,6 @@ class Seq2SeqConfig(SubsetConfig):
     learning_rate: float = field(
         3e-4, "Peak learning rate (AdamW), before replica scaling."
     )
-    warmup_ratio: float = field(
-        0.1,
-        "Fraction of the training steps warming the rate up linearly from 0; "
-        "then it decays linearly to 0.",
-    )
-    weight_decay: float = field(0.01, "AdamW decoupled weight decay.")
-    layer_decay: typing.Optional[float] = field(
-        None,
-        "Layer-wise learning-rate decay in (0, 1]: transformer layer i from "
-        "the top (decoder layers above encoder layers) trains at rate x "
-        "decay**i.",
-    )
-    lora_rank: typing.Optional[int] = field(
-        None,
-        "LoRA rank: train low-rank adapters on the attention projections "
-        "only (saved alone as lora.weights.h5).",
-    )
-    merge_lora: bool = field(
-        False,
-        "With --lora-rank: fold the adapters into the weights and write the "
-        "whole model as model.keras.",
-    )
     num_beams: int = field(
         1,
         "Evaluation decodes greedily, and with more than 1 also by beam "
@@ -1141,13 +1132,7 @@ class Seq2SeqConfig(SubsetConfig):
 
     def _validate(self):
         super()._validate()
-        if self.export is not None:
-            raise ValueError(
-                "`export` is not supported by seq2seq (generation loops do "
-                "not export to SavedModel/TFLite here). Received: "
-                f"export={self.export!r}"
-            )
-        for name in ("validation_split", "warmup_ratio"):
+        for name in ("validation_split",):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(
                 value, (int, float)
@@ -1163,19 +1148,9 @@ class Seq2SeqConfig(SubsetConfig):
                     f"`{name}` must be an integer >= {low}. Received: "
                     f"{name}={value!r}"
                 )
-        _check_optional_positive(self, "lora_rank", "generation_length")
+        _check_optional_positive(self, "generation_length")
         if not isinstance(self.task_prefix, str):
             raise ValueError(
                 "`task_prefix` must be a string. Received: "
                 f"task_prefix={self.task_prefix!r}"
-            )
-        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
-            raise ValueError(
-                "`layer_decay` must be in (0, 1]. Received: "
-                f"layer_decay={self.layer_decay!r}"
-            )
-        if self.merge_lora and not self.lora_rank:
-            raise ValueError(
-                "`merge_lora` needs `lora_rank` (there are no adapters to "
-                "merge). Received: merge_lora=True, lora_rank=None"
             )
