@@ -83,29 +83,9 @@ def caption_bleu(predictions, references, max_order=4):
         for ngram, count in generation._ngrams(hyp, max_order).items():
             total[len(ngram) - 1] += count
             correct[len(ngram) - 1] += min(count, clip.get(ngram, 0))
-    return _bleu(correct, total, sys_len, ref_len, max_order)
-
-
-def _bleu(correct, total, sys_len, ref_len, max_order):
-    """sacrebleu.BLEU.compute_bleu (smooth_method="exp", effective order
-    off) for `max_order`-grams."""
-    if not any(correct):
-        return 0.0
-    brevity = 1.0
-    if sys_len < ref_len:
-        brevity = math.exp(1 - ref_len / sys_len) if sys_len > 0 else 0.0
-    precisions = [0.0] * max_order
-    smooth = 1.0
-    for n in range(max_order):
-        if total[n] == 0:
-            break
-        if correct[n] == 0:
-            smooth *= 2
-            precisions[n] = 100.0 / (smooth * total[n])
-        else:
-            precisions[n] = 100.0 * correct[n] / total[n]
-    logs = [math.log(p) if p > 0 else generation._LOG_ZERO for p in precisions]
-    return brevity * math.exp(sum(logs) / max_order)
+    return generation._bleu_from_counts(
+        correct, total, sys_len, ref_len, max_order
+    )
 
 
 def _words(text):

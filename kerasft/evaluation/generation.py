@@ -106,16 +106,18 @@ def bleu(predictions, references):
     return _bleu_from_counts(correct, total, sys_len, ref_len)
 
 
-def _bleu_from_counts(correct, total, sys_len, ref_len):
-    """sacrebleu.BLEU.compute_bleu with smooth_method="exp"."""
+def _bleu_from_counts(correct, total, sys_len, ref_len, max_order=MAX_ORDER):
+    """sacrebleu.BLEU.compute_bleu with smooth_method="exp" (effective
+    order off) over 1..`max_order`-grams; `kerasft.evaluation.captioning`
+    shares it for BLEU-1..4 over several references."""
     if not any(correct):
         return 0.0
     brevity = 1.0
     if sys_len < ref_len:
         brevity = math.exp(1 - ref_len / sys_len) if sys_len > 0 else 0.0
-    precisions = [0.0] * MAX_ORDER
+    precisions = [0.0] * max_order
     smooth = 1.0
-    for n in range(MAX_ORDER):
+    for n in range(max_order):
         if total[n] == 0:
             break
         if correct[n] == 0:
@@ -124,7 +126,7 @@ def _bleu_from_counts(correct, total, sys_len, ref_len):
         else:
             precisions[n] = 100.0 * correct[n] / total[n]
     logs = [math.log(p) if p > 0 else _LOG_ZERO for p in precisions]
-    return brevity * math.exp(sum(logs) / MAX_ORDER)
+    return brevity * math.exp(sum(logs) / max_order)
 
 
 def _rouge_tokens(text):
