@@ -367,3 +367,26 @@ def test_freeze_reaches_vit_blocks_inside_the_encoder():
     assert any(p.startswith("head/") for p in paths)
     plan = kerasft.freeze(model, backbone, "full")
     assert plan.non_trainable_params == 0
+
+
+def test_build_model_tags_vit_blocks_with_their_own_groups():
+    """`build_model`'s group tags reach groups of sublayers (ViT's blocks
+    inside `vit_encoder`), so `LayerwiseLR(groups=None)` gives them their
+    layer-decayed rate, not the head's."""
+    from kerasft import _grouping
+
+    backbone = from_keras_hub(tiny.vit_backbone())
+    model = kerasft.build_model(
+        backbone, lambda features: keras.layers.Dense(2, name="head")(features[:, 0])
+    )
+    tags = {v.path: _grouping.variable_group(v) for v in model.weights}
+    blocks = {p: g for p, g in tags.items() if "transformer_block_2/" in p}
+    assert blocks and set(blocks.values()) == {"layer_1"}, blocks
+    assert {g for p, g in tags.items() if "transformer_block_1/" in p} == {"layer_0"}
+    assert {g for p, g in tags.items() if p.startswith("head/")} == {"head"}
+
+
+def test_build_model_refuses_a_generative_backbone():
+    backbone = from_keras_hub(tiny.gpt2_lm())
+    with pytest.raises(ValueError, match="causal_lm model.*recipes.seq2seq"):
+        kerasft.build_model(backbone, kerasft.heads.classification(2))
