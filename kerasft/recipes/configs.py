@@ -414,10 +414,6 @@ class SegmentationConfig(ImageBackboneConfig):
         "Python also (image_dir, mask_dir) or (images, masks) arrays.",
         required=True,
     )
-    validation: typing.Any = field(
-        None, "Validation data, in the same forms as --train."
-    )
-    test: typing.Any = field(None, "Test data, in the same forms as --train.")
     backbone: typing.Any = field(
         "mobilenetv2",
         "Backbone: a registry name, a saved .keras model, or in Python a "

@@ -4,10 +4,8 @@ line, kill -9 resume and the errors raised before training."""
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
@@ -20,6 +18,7 @@ from kerasft.generation import load_run
 from kerasft.recipes import _resume
 from kerasft.recipes.causal_lm import token_ids
 from tests.fixtures.tiny_generative import gpt2_folder
+from tests.recipes import kill9
 from tests.recipes.causal_lm_data import (
     counting_corpus,
     tiny_gpt2,
@@ -212,24 +211,14 @@ def test_kill_9_mid_epoch_then_same_command_matches_uninterrupted(tmp_path):
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
     reference = _child(straight)
     victim = _child(killed, "--hold-at-epoch", "2")
-    deadline = time.time() + 300
-    while not os.path.exists(killed + ".marker"):
-        assert victim.poll() is None, victim.communicate()[0].decode()[-3000:]
-        assert time.time() < deadline, "the run never reached epoch 2"
-        time.sleep(0.2)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
+    kill9.kill_when_held(victim, killed + ".marker")
     assert _resume.latest_checkpoint(os.path.join(killed, "backup"))[0] == 2
     assert not set(os.listdir(killed)) & {"model.keras", "metrics.json",
                                           "generative.json"}
     for proc in (_child(killed), reference):
         output, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, output.decode()[-3000:]
-    histories = [kerasft._io.read_history_csv(os.path.join(d, "history.csv"))
-                 for d in (straight, killed)]
-    assert len(histories[1]["loss"]) == 4
-    for key in histories[0]:
-        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-4)
+    kill9.assert_same_history(straight, killed, atol=0)
     metrics = [json.load(open(os.path.join(d, "metrics.json"))) for d in (straight, killed)]
     assert metrics[1]["val_perplexity"] == pytest.approx(metrics[0]["val_perplexity"], rel=1e-4)
     assert "backup" not in os.listdir(killed)

@@ -3,20 +3,18 @@
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
-import keras
 import numpy as np
 import pytest
 
-from kerasft import _io, cli, recipes
+from kerasft import cli, recipes
 from kerasft.recipes import _resume
 from tests.data import caption_shapes
 from tests.recipes._caption_child import SETTINGS
 from tests.recipes.caption_tiny import caption_backbone
+from tests.recipes import kill9
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -135,30 +133,13 @@ def test_kill_9_mid_epoch_then_same_command_matches_uninterrupted(tmp_path):
     reference = _child(train, val, straight)
     victim = _child(train, val, killed, "--hold-at-epoch", "2")
     marker = killed + ".marker"
-    deadline = time.time() + 300
-    while not os.path.exists(marker):
-        assert victim.poll() is None, victim.communicate()[0].decode()[-3000:]
-        assert time.time() < deadline, "the run never reached epoch 2"
-        time.sleep(0.2)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
+    kill9.kill_when_held(victim, marker)
     assert _resume.latest_checkpoint(os.path.join(killed, "backup"))[0] == 2
     assert "model.keras" not in os.listdir(killed)
     _finish(_child(train, val, killed))
     _finish(reference)
-    history = [_io.read_history_csv(os.path.join(d, "history.csv"))
-               for d in (straight, killed)]
-    assert len(history[1]["loss"]) == 4
-    for key in history[0]:
-        np.testing.assert_allclose(history[1][key], history[0][key],
-                                   rtol=1e-4, atol=1e-6)
-    models = [keras.models.load_model(os.path.join(d, "model.keras"))
-              for d in (straight, killed)]
-    for a, b in zip(models[0].weights, models[1].weights):
-        np.testing.assert_allclose(
-            keras.ops.convert_to_numpy(b), keras.ops.convert_to_numpy(a),
-            rtol=1e-4, atol=1e-6, err_msg=a.path,
-        )
+    kill9.assert_same_history(straight, killed)
+    kill9.assert_same_weights(straight, killed)
     with open(os.path.join(killed, "predictions.csv")) as f:
         resumed = f.read()
     with open(os.path.join(straight, "predictions.csv")) as f:

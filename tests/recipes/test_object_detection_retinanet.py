@@ -6,19 +6,18 @@ training."""
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 import pytest
 
-from kerasft import _io, recipes
+from kerasft import recipes
 from kerasft.recipes import _resume
 from tests.data import detection_shapes as shapes
 from tests.recipes.detection_tiny import SMALL_HEAD, shape_splits, tiny_detection_backbone
+from tests.recipes import kill9
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Stated threshold: COCO mAP@0.5 on 32 held-out synthetic images after 12
@@ -156,24 +155,13 @@ def test_kill_9_mid_epoch_then_same_command_matches_uninterrupted(tmp_path):
     reference = _child(straight, train, validation)
     victim = _child(killed, train, validation, "--hold-at-epoch", "2")
     marker = killed + ".marker"
-    deadline = time.time() + 400
-    while not os.path.exists(marker):
-        assert victim.poll() is None, victim.communicate()[0].decode()[-3000:]
-        assert time.time() < deadline, "the run never reached epoch 2"
-        time.sleep(0.2)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
+    kill9.kill_when_held(victim, marker, timeout=400)
     assert _resume.latest_checkpoint(os.path.join(killed, "backup"))[0] == 2
     assert not set(os.listdir(killed)) & {"model.keras", "metrics.json",
                                           "predictions.csv"}
     _finish(_child(killed, train, validation))
     _finish(reference)
-    history = [_io.read_history_csv(os.path.join(d, "history.csv"))
-               for d in (straight, killed)]
-    assert len(history[1]["loss"]) == 4
-    for key in history[0]:
-        np.testing.assert_allclose(history[1][key], history[0][key],
-                                   rtol=1e-4, atol=1e-6, err_msg=key)
+    kill9.assert_same_history(straight, killed, err_msg=True)
     metrics = []
     for d in (straight, killed):
         with open(os.path.join(d, "metrics.json")) as f:

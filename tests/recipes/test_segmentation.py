@@ -2,20 +2,19 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 import pytest
 
-from kerasft import _io, recipes
+from kerasft import recipes
 from kerasft.cli import main as cli_main
 from kerasft.data.synthetic import shapes_segmentation, write_segmentation_folder
 from kerasft.recipes import _resume
 from tests.recipes._segmentation_child import tiny_cnn
+from tests.recipes import kill9
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Stated threshold: a BatchNorm-free CNN + U-Net learns the shapes task to
@@ -101,23 +100,12 @@ def test_kill_9_mid_epoch_then_same_command_matches_uninterrupted(tmp_path):
     reference = _child(straight)
     victim = _child(killed, "--hold-at-epoch", "2")
     marker = killed + ".marker"
-    deadline = time.time() + 300
-    while not os.path.exists(marker):
-        assert victim.poll() is None, victim.communicate()[0].decode()[-3000:]
-        assert time.time() < deadline, "the run never reached epoch 2"
-        time.sleep(0.2)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
+    kill9.kill_when_held(victim, marker)
     assert _resume.latest_checkpoint(os.path.join(killed, "backup"))[0] == 2
     assert not set(os.listdir(killed)) & {"model.keras", "metrics.json"}
     _finish(_child(killed))
     _finish(reference)
-    history = [_io.read_history_csv(os.path.join(d, "history.csv"))
-               for d in (straight, killed)]
-    assert len(history[1]["loss"]) == 4
-    for key in history[0]:
-        np.testing.assert_allclose(history[1][key], history[0][key],
-                                   rtol=1e-4, atol=1e-6, err_msg=key)
+    kill9.assert_same_history(straight, killed, err_msg=True)
     metrics = [json.loads(open(os.path.join(d, "metrics.json")).read())
                for d in (straight, killed)]
     assert metrics[1]["val_mean_iou"] == pytest.approx(metrics[0]["val_mean_iou"], abs=1e-5)
