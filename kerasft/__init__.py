@@ -40,14 +40,19 @@ _FUNCTIONS = {
     "export": "kerasft.exporting",
     "tune": "kerasft.tuning",
     "generate": "kerasft.generation",
+    "load": "kerasft.loading",
+    "advise": "kerasft.advisor",
 }
-# The modules whose import registers kerasft's Keras objects.
+# The modules whose import registers kerasft's Keras objects (a test checks
+# that every module using `register_keras_serializable` is listed).
 _REGISTERING = ("augment", "callbacks", "heads", "layers", "optimizers", "remat",
                 # The T5 converter's `gelu_approximate` activation.
-                "backbones.t5_checkpoint")
+                "backbones.t5_checkpoint",
+                # The generation sampler that masks ids past the vocabulary.
+                "generation")
 
 __all__ = ["__version__", "build_model", "freeze", "export", "tune", "generate",
-           *_SUBMODULES]
+           "load", *_SUBMODULES]
 
 
 def __getattr__(name):
@@ -62,35 +67,59 @@ def __dir__():
     return sorted(__all__)
 
 
-def _register_keras_objects():
+def register_keras_objects():
+    """Imports every kerasft module that registers Keras objects, so that
+    `keras.models.load_model` finds them (kerasft's loaders call it; Keras
+    also triggers it on its first lookup of a `kerasft>` name)."""
     for name in _REGISTERING:
         _importlib.import_module(f"kerasft.{name}")
 
 
+def _register_on_lookup():
+    from kerasft import _keras_compat
+
+    _keras_compat.register_on_lookup("kerasft>", register_keras_objects)
+
+
 class _AfterKerasImport:
-    """A `sys.meta_path` finder that registers kerasft's Keras objects once
-    the `keras` package has been imported (then removes itself)."""
+    """A `sys.meta_path` finder that, once the `keras` package has been
+    executed, makes Keras register kerasft's objects on their first lookup.
+
+    It stays in `sys.meta_path` until Keras really executes: TensorFlow's
+    own `importlib.util.find_spec("keras")` only asks for a spec, which is
+    then thrown away. Nothing of kerasft is imported at that moment, so an
+    import of Keras from inside a kerasft module cannot make a cycle.
+    """
+
+    def __init__(self):
+        self._finding = False
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "keras":
+        if fullname != "keras" or self._finding:
             return None
-        _sys.meta_path.remove(self)
-        spec = _importlib.util.find_spec("keras")
+        self._finding = True
+        try:
+            spec = _importlib.util.find_spec("keras")
+        finally:
+            self._finding = False
         if spec is None or spec.loader is None:
             return spec
         loader = spec.loader
         exec_module = loader.exec_module
+        finder = self
 
         def exec_then_register(module):
             exec_module(module)
-            _register_keras_objects()
+            if finder in _sys.meta_path:
+                _sys.meta_path.remove(finder)
+            _register_on_lookup()
 
         loader.exec_module = exec_then_register
         return spec
 
 
 if "keras" in _sys.modules:
-    _register_keras_objects()
+    _register_on_lookup()
 else:
     import importlib.util  # noqa: E402,F401 (for _AfterKerasImport)
 

@@ -522,3 +522,126 @@ def forget_lora_layers(hub_backbone):
     KerasHub 0.32.0."""
     if hasattr(hub_backbone, "_lora_enabled_layers"):
         hub_backbone._lora_enabled_layers = []
+
+
+# === Saving: kerasft's objects found by any `load_model` ===
+
+_SAVING_CHECKED = "Keras 3.15.1"
+
+
+class _RegisteringOnLookup(dict):
+    """Keras's global custom-object table, which imports kerasft's
+    registering modules the first time Keras looks up a `kerasft>` name
+    that is not registered yet. Keras reads the table by membership and
+    item access (`get_registered_object`), so any `load_model` in a process
+    that imported kerasft finds kerasft's layers, whatever the import order,
+    and importing kerasft never imports its layers early."""
+
+    def __init__(self, objects, prefix, register):
+        super().__init__(objects)
+        self._prefix = prefix
+        self._register = register
+        self._registered = False
+
+    def _before_lookup(self, key):
+        if (
+            not self._registered
+            and isinstance(key, str)
+            and key.startswith(self._prefix)
+            and not dict.__contains__(self, key)
+        ):
+            self._registered = True
+            self._register()
+
+    def __contains__(self, key):
+        self._before_lookup(key)
+        return super().__contains__(key)
+
+    def __getitem__(self, key):
+        self._before_lookup(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self._before_lookup(key)
+        return super().get(key, default)
+
+
+def register_on_lookup(prefix, register):
+    """Makes Keras call `register()` (once) when it first looks up a
+    registered name starting with `prefix` that is not registered yet.
+
+    Replaces `keras.src.saving.object_registration.GLOBAL_CUSTOM_OBJECTS`
+    (the dict `keras.saving.get_custom_objects()` returns and
+    `register_keras_serializable` writes) with a dict subclass holding the
+    same entries. Checked on Keras 3.15.1, whose `get_registered_object`
+    tests `name in GLOBAL_CUSTOM_OBJECTS` through the module attribute.
+    """
+    import importlib
+
+    feature = "Loading kerasft models without importing their modules first"
+    try:
+        registration = importlib.import_module(
+            "keras.src.saving.object_registration"
+        )
+        table = registration.GLOBAL_CUSTOM_OBJECTS
+    except (ImportError, AttributeError) as e:
+        raise missing(
+            feature, "keras.src.saving.object_registration.GLOBAL_CUSTOM_OBJECTS",
+            _SAVING_CHECKED, e,
+        ) from e
+    if not isinstance(table, dict):
+        raise missing(feature, "GLOBAL_CUSTOM_OBJECTS as a dict", _SAVING_CHECKED)
+    if isinstance(table, _RegisteringOnLookup):
+        return
+    registration.GLOBAL_CUSTOM_OBJECTS = _RegisteringOnLookup(
+        table, prefix, register
+    )
+
+
+def parent_store_values(store):
+    """The arrays Keras saved one level above `store` in the same weights
+    file (e.g. `optimizer` for `optimizer/inner_optimizer`), or `None`.
+
+    `keras.Model.save`/`load_weights` hand `load_own_variables` only the
+    entry of its own path. An optimizer wrapped by `LossScaleOptimizer`
+    under `mixed_float16`, loading a file saved without it, finds its whole
+    state one level up. Reads `keras.src.saving.saving_lib.H5IOStore`'s
+    `h5_file` and `_h5_entry_path` (checked on Keras 3.15.1); other stores
+    (sharded, npz) give `None`.
+    """
+    import numpy as np
+
+    path = getattr(store, "_h5_entry_path", None)
+    h5_file = getattr(store, "h5_file", None)
+    if not path or h5_file is None or "/" not in path:
+        return None
+    parent = path.rsplit("/", 1)[0]
+    try:
+        group = h5_file[parent]["vars"]
+        return [np.asarray(group[str(i)]) for i in range(len(group))]
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+# === KerasHub WordPiece ===
+
+
+def wordpiece_set_max_bytes(tokenizer, max_bytes):
+    """Rebuilds a KerasHub `WordPieceTokenizer`'s `tf_text` WordPiece
+    (`_fast_word_piece`) with `max_bytes_per_word=max_bytes` (KerasHub
+    fixes 100 bytes; Hugging Face counts 100 characters). Checked on
+    KerasHub 0.32 with tensorflow-text 2.21."""
+    import tensorflow_text as tf_text
+
+    feature = "kerasft's Hugging Face WordPiece tokenizer"
+    if not hasattr(tokenizer, "_fast_word_piece"):
+        raise missing(feature, "WordPieceTokenizer._fast_word_piece", "KerasHub 0.32")
+    tokenizer._fast_word_piece = tf_text.FastWordpieceTokenizer(
+        vocab=tokenizer.vocabulary,
+        token_out_type=tokenizer.compute_dtype,
+        suffix_indicator=tokenizer.suffix_indicator,
+        max_bytes_per_word=max_bytes,
+        unknown_token=tokenizer.oov_token,
+        no_pretokenization=True,
+        support_detokenization=True,
+    )

@@ -80,7 +80,7 @@ def _export(args):
     import os
 
     from kerasft import exporting
-    from kerasft._run_folder import check_run_folder
+    from kerasft.loading import check_run_folder
 
     check_run_folder(args.run_dir)
     path = args.output
@@ -104,9 +104,9 @@ def _training_inputs(run_dir):
 
     import numpy as np
 
-    from kerasft._run_folder import load_run
+    from kerasft import loading
 
-    run = load_run(run_dir)
+    run = loading.load(run_dir)
     train = run.config.get("train")
     if not isinstance(train, str) or not os.path.exists(train):
         raise ValueError(

@@ -33,6 +33,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 from kerasft import _tool_commands  # noqa: E402 (export/predict/tune)
 from kerasft import generation as _generation  # noqa: E402 (generate)
 from kerasft._version import __version__  # noqa: E402
+from kerasft.recipes import registry as _registry  # noqa: E402
 from kerasft.recipes.configs import ignored_options  # noqa: E402
 
 _CONFIGS = "kerasft.recipes.configs"
@@ -45,105 +46,8 @@ _FLAG_NAMES = {
 # Names that other layers use for a config field, in their messages.
 _ALIASES = {"sequence_length": "max_length", "output": "output_dir"}
 
-@dataclasses.dataclass(frozen=True)
-class _Command:
-    """A recipe subcommand: where its function and config live, what it
-    fixes, and which options its mode ignores."""
-
-    function: str  # "module:name", imported only when the command runs
-    config: str  # class name in kerasft.recipes.configs (TensorFlow-free)
-    help: str
-    fixed: dict = dataclasses.field(default_factory=dict)
-
-    def config_class(self):
-        return getattr(importlib.import_module(_CONFIGS), self.config)
-
-    def load_function(self):
-        module, name = self.function.split(":")
-        return getattr(importlib.import_module(module), name)
-
-
-_COMMANDS = {
-    "image-classification": _Command(
-        "kerasft.recipes.image_classification:image_classification",
-        "ImageClassificationConfig",
-        "Fine-tune an image backbone (EfficientNetB0 by default).",
-    ),
-    "feature-extraction": _Command(
-        "kerasft.recipes.fine_tuning:feature_extraction",
-        "ImageClassificationConfig",
-        "Train a new head on a frozen image backbone.",
-        {"mode": "feature_extraction"},
-    ),
-    "partial-fine-tuning": _Command(
-        "kerasft.recipes.fine_tuning:partial_fine_tuning",
-        "ImageClassificationConfig",
-        "Head first, then the top backbone groups.",
-        {"mode": "partial"},
-    ),
-    "progressive-fine-tuning": _Command(
-        "kerasft.recipes.fine_tuning:progressive_fine_tuning",
-        "ImageClassificationConfig",
-        "Head, then top groups, then everything, at lower rates.",
-        {"mode": "progressive"},
-    ),
-    "full-fine-tuning": _Command(
-        "kerasft.recipes.fine_tuning:full_fine_tuning",
-        "ImageClassificationConfig",
-        "Head first, then every backbone group.",
-        {"mode": "full"},
-    ),
-    "object-detection": _Command(
-        "kerasft.recipes.object_detection:object_detection",
-        "ObjectDetectionConfig",
-        "One box + class per image (MobileNetV2 + detection head), or "
-        "--kind retinanet: many boxes per image from CSV, COCO or VOC.",
-    ),
-    "segmentation": _Command(
-        "kerasft.recipes.segmentation:segmentation",
-        "SegmentationConfig",
-        "Per-pixel classes: a backbone's feature pyramid + U-Net or "
-        "DeepLabV3+ decoder, from images/ + masks/ folders.",
-    ),
-    "text-classification": _Command(
-        "kerasft.recipes.text_classification:text_classification",
-        "TextClassificationConfig",
-        "Fine-tune a BERT-family encoder on a CSV of text,label.",
-    ),
-    "question-answering": _Command(
-        "kerasft.recipes.question_answering:question_answering",
-        "QuestionAnsweringConfig",
-        "Extractive QA on SQuAD-format JSON with a BERT-family encoder.",
-    ),
-    "token-classification": _Command(
-        "kerasft.recipes.token_classification:token_classification",
-        "TokenClassificationConfig",
-        "NER / word tagging on CoNLL or JSON-lines data with a BERT-family "
-        "encoder.",
-    ),
-    "video-classification": _Command(
-        "kerasft.recipes.video_classification:video_classification",
-        "VideoClassificationConfig",
-        "Video clips: an image backbone per frame + a temporal head (GRU).",
-    ),
-    "image-captioning": _Command(
-        "kerasft.recipes.image_captioning:image_captioning",
-        "ImageCaptioningConfig",
-        "Image captioning: an image backbone encoder + a Transformer "
-        "decoder, from image,caption CSV or COCO captions JSON.",
-    ),
-    "seq2seq": _Command(
-        "kerasft.recipes.seq2seq:seq2seq",
-        "Seq2SeqConfig",
-        "Translation / summarization: fine-tune T5 or BART on source,target "
-        "pairs.",
-    ),
-    "causal-lm": _Command(
-        "kerasft.recipes.causal_lm:causal_lm",
-        "CausalLMConfig",
-        "Domain adaptation of a GPT-2-family model on a text corpus.",
-    ),
-}
+# The recipe subcommands, from the one registry.
+_COMMANDS = _registry.COMMANDS
 
 # Options the tutorial recipes fix themselves (no flag for them).
 _FIXED_VALUES = {c: cmd.fixed for c, cmd in _COMMANDS.items() if cmd.fixed}
@@ -153,8 +57,7 @@ _FIXED = {command: tuple(values) for command, values in _FIXED_VALUES.items()}
 def _recipes():
     """`{subcommand: ("module:function", config class, one-line help)}`."""
     return {
-        c: (cmd.function, cmd.config_class(), cmd.help)
-        for c, cmd in _COMMANDS.items()
+        c: (r.function, r.config_class(), r.help) for c, r in _COMMANDS.items()
     }
 
 

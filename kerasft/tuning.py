@@ -62,27 +62,15 @@ class TuneResult:
 def resolve_recipe(recipe):
     """`(recipe function, config class or None, fixed values)` of a recipe
     name (`"image_classification"` or `"image-classification"`) or function."""
-    import importlib
-
-    from kerasft.cli import _COMMANDS
+    from kerasft.recipes import registry
 
     if callable(recipe):
-        target = f"{recipe.__module__}:{recipe.__name__}"
-        for entry in _COMMANDS.values():
-            if entry.function == target:
-                return recipe, entry.config_class(), dict(entry.fixed)
-        return recipe, None, {}
-    name = str(recipe).replace("_", "-")
-    if name not in _COMMANDS:
-        close = difflib.get_close_matches(name, list(_COMMANDS), n=1)
-        raise ValueError(
-            f"Unknown recipe {recipe!r}. Known: {sorted(_COMMANDS)}"
-            + (f" (did you mean {close[0]!r}?)" if close else "")
-        )
-    entry = _COMMANDS[name]
-    module, function = entry.function.split(":")
-    fn = getattr(importlib.import_module(module), function)
-    return fn, entry.config_class(), dict(entry.fixed)
+        entry = registry.of_function(recipe)
+        if entry is None:
+            return recipe, None, {}
+        return recipe, entry.config_class(), dict(entry.fixed)
+    entry = registry.get(recipe)
+    return entry.load_function(), entry.config_class(), dict(entry.fixed)
 
 
 def check_search_space(search_space, fields=None, fixed=()):

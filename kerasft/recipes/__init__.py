@@ -15,6 +15,7 @@ import importlib as _importlib
 import sys as _sys
 import types as _types
 
+from kerasft.recipes import registry as _registry
 from kerasft.recipes.config import RecipeConfig
 from kerasft.recipes.configs import CausalLMConfig
 from kerasft.recipes.configs import ImageCaptioningConfig
@@ -27,23 +28,14 @@ from kerasft.recipes.configs import TextClassificationConfig
 from kerasft.recipes.configs import TokenClassificationConfig
 from kerasft.recipes.configs import VideoClassificationConfig
 
-# Public name -> the module defining it (imported on first access).
+# Public name -> the module defining it (imported on first access); the
+# recipes come from the one registry.
 _LAZY = {
     "RecipeResult": "kerasft.recipes._runner",
-    "causal_lm": "kerasft.recipes.causal_lm",
-    "feature_extraction": "kerasft.recipes.fine_tuning",
-    "full_fine_tuning": "kerasft.recipes.fine_tuning",
-    "partial_fine_tuning": "kerasft.recipes.fine_tuning",
-    "progressive_fine_tuning": "kerasft.recipes.fine_tuning",
-    "image_captioning": "kerasft.recipes.image_captioning",
-    "image_classification": "kerasft.recipes.image_classification",
-    "object_detection": "kerasft.recipes.object_detection",
-    "question_answering": "kerasft.recipes.question_answering",
-    "segmentation": "kerasft.recipes.segmentation",
-    "seq2seq": "kerasft.recipes.seq2seq",
-    "text_classification": "kerasft.recipes.text_classification",
-    "token_classification": "kerasft.recipes.token_classification",
-    "video_classification": "kerasft.recipes.video_classification",
+    **{
+        name: recipe.function.split(":")[0]
+        for name, recipe in _registry.RECIPES.items()
+    },
 }
 
 __all__ = [

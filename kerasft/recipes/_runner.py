@@ -14,7 +14,9 @@ import tensorflow as tf
 from kerasft import _io
 from kerasft import _keras_compat
 from kerasft import distribute
+from kerasft._version import __version__
 from kerasft.recipes import _resume
+from kerasft.recipes import registry
 
 
 @dataclasses.dataclass
@@ -67,8 +69,14 @@ class Run:
         self.chief = distribute.is_chief()
         task_type, task_id = distribute.task_info()
         self.dir = _io.worker_dir(config.output_dir, self.chief, task_type, task_id)
-        # The options and a fingerprint of the data (see kerasft._io).
-        self.identity = config.identity()
+        # The recipe, the options and a fingerprint of the data (see
+        # kerasft._io); `kerasft.load` reads the recipe back.
+        self.recipe = registry.task_of_config(config)
+        self.identity = {
+            "recipe": self.recipe,
+            "kerasft_version": __version__,
+            **config.identity(),
+        }
         self.state = _io.prepare_run_folder(
             self.dir, self.identity, overwrite, log=self.notice
         )
@@ -162,7 +170,9 @@ class Run:
                 os.path.join(self.dir, _io.LOGS_DIR), write_graph=False
             ),
         ]
-        start, _ = _resume.latest_checkpoint(self.backup_dir)
+        start, _ = _resume.latest_checkpoint(
+            self.backup_dir, epochs or config.epochs
+        )
         if start:
             self.log(f"Resuming from the backup after epoch {start}.")
         with self._fit_scope(model, train):
@@ -232,6 +242,7 @@ class Run:
         _io.write_json(os.path.join(self.dir, _io.METRICS_FILE), metrics)
         if os.path.isdir(self.backup_dir):
             shutil.rmtree(self.backup_dir)
+        _io.unlock_run_folder(self.dir)  # it holds a finished run now
         if not self.chief:
             shutil.rmtree(self.dir, ignore_errors=True)
         return RecipeResult(
@@ -250,7 +261,7 @@ class Run:
         (`"export_errors"`) rather than failing the finished run.
         """
         from kerasft import exporting
-        from kerasft._run_folder import class_names_of
+        from kerasft.loading import class_names_of
 
         formats = exporting.export_formats(getattr(self.config, "export", None))
         if not formats or not self.chief:
@@ -266,22 +277,24 @@ class Run:
         return {"export_errors": errors} if errors else {}
 
     def completed_result(self):
-        """The result of a run already completed in this folder."""
+        """The result of a run already completed in this folder, read back
+        by `kerasft.load` (the one reader of run folders)."""
+        from kerasft import loading
+
         self.notice(
             f"{self.dir!r} holds this run (same options and data), completed; "
             f"loading it. Pass {_io.argument('overwrite', True)} to train again."
         )
-        with open(os.path.join(self.dir, _io.METRICS_FILE)) as f:
-            metrics = json.load(f)
+        loaded = loading.load(self.dir, recipe=self.recipe)
         history = _io.read_history_csv(os.path.join(self.dir, _io.HISTORY_FILE))
-        model = keras.models.load_model(os.path.join(self.dir, _io.MODEL_FILE))
+        _io.unlock_run_folder(self.dir)
         return RecipeResult(
-            model=model,
+            model=loaded.keras_model,
             history=history,
-            metrics=metrics,
+            metrics=loaded.metrics,
             output_dir=self.config.output_dir,
             config=self.config,
-            skipped_files=list(metrics.get("skipped_files", [])),
+            skipped_files=list(loaded.metrics.get("skipped_files", [])),
         )
 
 
