@@ -127,25 +127,13 @@ def enable_adapters(run, task, rank):
 # === Optimizer ===
 
 
-def optimizer(run, config, task, total_steps):
-    """AdamW at the run's scaled rate, warmup over `config.warmup_ratio` of
-    `total_steps` then linear decay to 0, in `LayerwiseLR` when
-    `config.layer_decay` is set (groups from `from_keras_hub(task)`)."""
-    from kerasft.recipes import _text_options
-
-    rate = _text_options.learning_rate(
-        run.scaled_rate(config.learning_rate), "linear", config.warmup_ratio,
-        total_steps,
-    )
-    base = keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
-    if config.layer_decay is None:
-        return base
+def optimizer(run, task, total_steps):
+    """The run's optimizer (`Run.optimizer`), `layer_decay` counting the
+    groups of `from_keras_hub(task)`."""
     from kerasft.backbones import from_keras_hub
-    from kerasft.optimizers import LayerwiseLR
 
-    return LayerwiseLR(
-        base, layer_decay=config.layer_decay, groups=from_keras_hub(task)
-    )
+    groups = from_keras_hub(task) if run.config.layer_decay is not None else None
+    return run.optimizer(groups, total_steps)
 
 
 # === Run folder ===

@@ -121,6 +121,34 @@ class Run:
         if self.config.verbose and self.chief:
             print(message, flush=True)
 
+    def optimizer(self, groups=None, total_steps=None):
+        """The run's optimizer (`kerasft.optimizers.make_optimizer`) from its
+        config: AdamW at the scaled rate with the config's weight decay and
+        exclusions, schedule and warmup, `layer_decay` over `groups` (a
+        `Backbone` or group list) and `accumulation_steps`.
+
+        Args:
+            groups: the groups `layer_decay` counts. Defaults to `None`.
+            total_steps: batches in the whole run, for schedules and
+                warmup. Defaults to `None`.
+        """
+        from kerasft.optimizers import make_optimizer
+
+        config = self.config
+        accumulation = config.accumulation_steps
+        return make_optimizer(
+            self.scaled_rate(config.learning_rate),
+            weight_decay=getattr(config, "weight_decay", 0.0),
+            no_weight_decay=config.no_weight_decay_rules(),
+            lr_schedule=getattr(config, "lr_schedule", "constant"),
+            warmup_ratio=getattr(config, "warmup_ratio", 0.0),
+            total_steps=(None if total_steps is None
+                         else max(1, total_steps // accumulation)),
+            layer_decay=getattr(config, "layer_decay", None),
+            groups=groups,
+            accumulation_steps=accumulation,
+        )
+
     # === Data ===
 
     def shuffled(self, source):

@@ -3,28 +3,18 @@
 - `max_train_samples` / `max_eval_samples`: a stratified subset of a
   `TextTable` (`subset_table`, by `kerasft.recipes._subsets`, the rule
   every recipe shares).
-- `lr_schedule` (`"constant"`, `"linear"`, `"cosine"`) with `warmup_ratio`
-  (every text recipe, through `text_optimizer`):
-  Hugging Face `Trainer`'s schedules (`get_linear_schedule_with_warmup`,
-  `get_cosine_schedule_with_warmup`): warmup over `ceil(warmup_ratio *
-  total_steps)` steps from 0, then linear or half-cosine decay to 0 at the
-  last step. Built from Keras's `PolynomialDecay`/`CosineDecay` and
-  kerasft's `WarmupSchedule`.
+- `lr_schedule` with `warmup_ratio`: `kerasft.optimizers.make_optimizer`,
+  the factory every recipe trains with.
 - Text sources besides CSV files (text classification): `"tfds:NAME[:SPLIT]"` (e.g.
   `"tfds:imdb_reviews"`, with `text`/`label` features) and Hugging Face
   `datasets.Dataset` objects, duck-typed (anything with `column_names` whose
   `ds[column]` is a list), so `datasets` is not a dependency.
 """
 
-import math
-
 import numpy as np
 
 from kerasft.recipes._subsets import subset_indices  # noqa: F401 (re-exported)
 from kerasft.recipes._subsets import take
-
-LR_SCHEDULES = ("constant", "linear", "cosine")
-
 
 # === Subsets ===
 
@@ -43,40 +33,6 @@ def subset_table(table, k, seed):
         take(table.pairs, keep),
         table.label_mapping,
     )
-
-
-# === Learning-rate schedules ===
-
-
-def warmup_steps(warmup_ratio, total_steps):
-    """Hugging Face's `math.ceil(warmup_ratio * total_steps)`."""
-    return int(math.ceil(warmup_ratio * total_steps))
-
-
-def learning_rate(rate, schedule, warmup_ratio, total_steps):
-    """The optimizer's `learning_rate`: `rate` or a `LearningRateSchedule`."""
-    if schedule not in LR_SCHEDULES:
-        raise ValueError(
-            f"`lr_schedule` must be one of {LR_SCHEDULES}. "
-            f"Received: lr_schedule={schedule!r}"
-        )
-    warmup = warmup_steps(warmup_ratio, total_steps)
-    if schedule == "constant" and not warmup:
-        return rate
-    import keras
-
-    from kerasft.optimizers import WarmupSchedule
-
-    decay_steps = max(1, total_steps - warmup)
-    if schedule == "linear":
-        base = keras.optimizers.schedules.PolynomialDecay(
-            rate, decay_steps, end_learning_rate=0.0, power=1.0
-        )
-    elif schedule == "cosine":
-        base = keras.optimizers.schedules.CosineDecay(rate, decay_steps, alpha=0.0)
-    else:
-        base = rate
-    return WarmupSchedule(base, warmup) if warmup else base
 
 
 # === Sources ===

@@ -10,7 +10,8 @@ and masked, never cut. The number of tokens and windows is logged and
 recorded in `metrics.json`.
 
 Training feeds the packed token ids straight to the task (its preprocessor
-detached), the loss masked to real tokens. AdamW with warmup and linear
+detached), the loss masked to real tokens and averaged per scored token
+(`loss_weights`), so the logged `val_loss` is `log(val_perplexity)`. AdamW with warmup and linear
 decay, optionally layer-wise rate decay or LoRA adapters
 (`kerasft.recipes._generative`). Validation reports the loss and the
 perplexity over the validation windows, each token scored once (with
@@ -104,7 +105,31 @@ def _pack(run, config, task, corpora):
 
 def _elements(packed):
     x = {"token_ids": packed.token_ids, "padding_mask": packed.padding_mask}
-    return (x, packed.labels, packed.label_mask)
+    return (x, packed.labels, loss_weights(packed))
+
+
+def loss_weights(packed):
+    """The label mask scaled so that Keras's loss is the mean over scored
+    tokens, the same number as `log(perplexity)`.
+
+    Keras divides a batch's weighted loss sum by every label position,
+    masked ones included, and averages batches by their window count: with
+    a padded last window, or overlapping validation windows that score only
+    the tokens they add, that mean counts masked positions as zero loss
+    (the epoch log read 4.67 where the perplexity meant 7.38). Scaling the
+    mask by `positions / scored tokens` of the split makes Keras's mean the
+    per-token mean over the whole split; the perplexity metric divides by
+    the weights' sum, so it is unchanged.
+
+    Args:
+        packed: a `kerasft.data.corpus.PackedCorpus`.
+
+    Returns:
+        A float32 array shaped like `packed.label_mask`.
+    """
+    positions = packed.label_mask.size
+    scale = positions / max(packed.num_labels, 1)
+    return (packed.label_mask * np.float32(scale)).astype("float32")
 
 
 def _check_lengths(task, config):
@@ -162,7 +187,7 @@ def _build(run, config, corpora):
             _generative.enable_adapters(run, task, config.lora_rank)
         steps = config.epochs * -(-packed["train"].num_windows // run.global_batch)
         task.compile(
-            optimizer=_generative.optimizer(run, config, task, steps),
+            optimizer=_generative.optimizer(run, task, steps),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             weighted_metrics=[
                 keras_hub.metrics.Perplexity(from_logits=True, name="perplexity")

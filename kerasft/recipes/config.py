@@ -93,6 +93,38 @@ def describe(value):
     return {"object": repr(value)}
 
 
+def normalised_value(name, value, choices=None):
+    """One spelling for a config value described by `describe`, so that
+    equivalent runs have equal identities.
+
+    - A data field (`train`, `validation`, `test`), or any string with a
+      path separator, naming an existing path: its absolute real path
+      (symlinks and `..` resolved).
+    - `"none"` / `"null"` in any case: `None` (what the command line gives
+      for them), unless `choices` lists `"none"` as a value of its own.
+    - A value of a field with `choices`, in another case: the choice.
+
+    Args:
+        name: the field's name.
+        value: its described value (`describe`).
+        choices: the field's allowed values, or `None`.
+    """
+    if not isinstance(value, str) or not value:
+        return value
+    if value.lower() in ("none", "null") and not (choices and "none" in choices):
+        return None
+    if choices and value not in choices and value.lower() in choices:
+        return value.lower()
+    looks_like_path = name in DATA_FIELDS or os.sep in value or (
+        os.altsep is not None and os.altsep in value
+    )
+    if looks_like_path and not value.startswith("tfds:"):
+        expanded = os.path.expanduser(value)
+        if os.path.exists(expanded):
+            return os.path.realpath(expanded)
+    return value
+
+
 def _array_summary(array):
     import numpy as np
 
@@ -128,8 +160,20 @@ def data_fingerprint(value, exclude=None):
 
 
 def _stat_entry(path, root):
-    stat = os.stat(path)
+    """`name, size, mtime` of a file (followed if a symlink); a dangling
+    or looping symlink, which the readers skip, as `name, -`."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return f"{os.path.relpath(path, root)}\t-"
     return f"{os.path.relpath(path, root)}\t{stat.st_size}\t{stat.st_mtime_ns}"
+
+
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _folder_fingerprint(root, exclude=None):
@@ -146,7 +190,7 @@ def _folder_fingerprint(root, exclude=None):
                 continue
             path = os.path.join(directory, name)
             entries.append(_stat_entry(path, root))
-            total += os.path.getsize(path)
+            total += _size(path)
     classes = sorted(
         d for d in os.listdir(root)
         if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")
@@ -267,6 +311,18 @@ class RecipeConfig:
         "mixed_float16 on recent GPUs, else float32) or a policy name.",
         choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"),
     )
+    accumulation_steps: int = field(
+        1,
+        "Batches per optimizer update (kerasft.optimizers."
+        "GradientAccumulator): the update of a batch accumulation_steps "
+        "times larger, in the memory of one.",
+    )
+    no_weight_decay: str = field(
+        "rank<=1",
+        "Variables kept out of weight decay, comma-separated: rank<=1 "
+        "(biases, BatchNorm/LayerNorm scales and offsets) and/or regexes on "
+        "variable paths; none decays everything.",
+    )
     early_stopping: typing.Optional[int] = field(
         None,
         "Stop after this many epochs without val_loss improvement and "
@@ -296,19 +352,42 @@ class RecipeConfig:
                     object.__setattr__(self, f.name, value.replace("-", "_"))
         self._validate()
 
+    def no_weight_decay_rules(self):
+        """`no_weight_decay` as the tuple `kerasft.optimizers.AdamW` takes."""
+        import re
+
+        text = self.no_weight_decay
+        if text is None or str(text).strip().lower() in ("", "none"):
+            return ()
+        if not isinstance(text, str):
+            text = ",".join(text)
+        rules = tuple(r.strip() for r in text.split(",") if r.strip())
+        for rule in rules:
+            if rule != "rank<=1":
+                try:
+                    re.compile(rule)
+                except re.error as e:
+                    raise ValueError(
+                        f"`no_weight_decay` holds an invalid regex {rule!r} "
+                        f"({e}). Expected rank<=1 and/or regexes on variable "
+                        "paths, comma-separated."
+                    ) from None
+        return rules
+
     # === Validation ===
 
     def _validate(self):
         from kerasft.exporting import export_formats
 
         export_formats(self.export)  # raises on an unknown format
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "accumulation_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(
                     f"`{name}` must be a positive integer. Received: "
                     f"{name}={value!r}"
                 )
+        self.no_weight_decay_rules()  # raises on a bad regex
         if not isinstance(self.learning_rate, (int, float)) or not (
             self.learning_rate > 0
         ):
@@ -357,8 +436,18 @@ class RecipeConfig:
 
     def identity(self):
         """What a run folder's `config.json` records: `to_dict()` plus the
-        data fingerprints under `"data_fingerprint"`."""
-        return {**self.to_dict(), FINGERPRINT_KEY: self.data_fingerprint()}
+        data fingerprints under `"data_fingerprint"`, with equivalent
+        spellings made equal (`normalised_value`): `--train data` and
+        `--train /abs/path/data` are one run, and so are `weights="none"`
+        and `--weights none`."""
+        choices = {
+            f.name: f.metadata.get("choices") for f in dataclasses.fields(self)
+        }
+        options = {
+            name: normalised_value(name, value, choices.get(name))
+            for name, value in self.to_dict().items()
+        }
+        return {**options, FINGERPRINT_KEY: self.data_fingerprint()}
 
     @classmethod
     def field_names(cls):

@@ -202,6 +202,23 @@ class CurriculumConfig(RecipeConfig):
 # === Image recipes ===
 
 
+def _modes_that_fit(epochs, head_epochs, needed):
+    """The sentence naming what trains in `epochs` epochs: another mode, or
+    fewer `head_epochs` for this one."""
+    offset = needed - head_epochs  # epochs this mode needs past the head's
+    options = ["mode='feature_extraction'"]
+    if offset == 2:  # progressive: partial and full need one epoch less
+        if epochs >= head_epochs + 1:
+            options.append("mode='partial' or mode='full'")
+        elif epochs >= 1:
+            options.append(
+                f"mode='partial' or mode='full' with head_epochs={epochs - 1}"
+            )
+    if epochs - offset >= 0:
+        options.append(f"head_epochs={epochs - offset} with this mode")
+    return f"For epochs={epochs}, use " + ", or ".join(options) + "."
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageBackboneConfig(RecipeConfig):
     """Options of recipes fine-tuning an image backbone (shared)."""
@@ -249,6 +266,11 @@ class ImageBackboneConfig(RecipeConfig):
         "Layer-wise learning-rate decay in (0, 1]: backbone group i from the "
         "top trains at rate x decay**i (kerasft.optimizers.LayerwiseLR).",
     )
+    weight_decay: float = field(
+        0.0,
+        "AdamW decoupled weight decay (never on biases or normalisation "
+        "parameters, see --no-weight-decay); 0 gives Adam's update.",
+    )
     dropout: float = field(0.2, "Dropout before each Dense layer of the head.")
     train_batchnorm: bool = field(
         False, "Let BatchNorm layers of opened groups train (rarely wanted)."
@@ -256,13 +278,14 @@ class ImageBackboneConfig(RecipeConfig):
 
     def _validate(self):
         super()._validate()
-        if self.mode != "feature_extraction":
+        if self.mode not in ("feature_extraction", "auto"):
             needed = self.head_epochs + (2 if self.mode == "progressive" else 1)
             if self.epochs < needed:
                 raise ValueError(
                     f"mode={self.mode!r} with head_epochs={self.head_epochs} "
                     f"needs epochs >= {needed} so that backbone groups open. "
-                    f"Received: epochs={self.epochs}"
+                    f"Received: epochs={self.epochs}. "
+                    + _modes_that_fit(self.epochs, self.head_epochs, needed)
                 )
         if not isinstance(self.image_size, int) or self.image_size < 1:
             raise ValueError(
@@ -288,6 +311,15 @@ class ImageClassificationConfig(ImageBackboneConfig, SubsetConfig,
                                 CurriculumConfig, ImbalanceConfig):
     """Options of the image classification recipes."""
 
+    # "auto" (issue 25): `kerasft.advise` measures the data and the backbone
+    # and chooses the mode, rates and epochs (kerasft/advisor/).
+    mode: str = field(
+        "progressive",
+        "Fine-tuning strategy: feature_extraction, partial, progressive, "
+        "full, or auto (measured and chosen by kerasft.advise; writes "
+        "advice.json).",
+        choices=MODES + ("auto",),
+    )
     validation_split: float = field(
         0.1,
         "Fraction of --train held out for validation when --val is not "
@@ -324,6 +356,18 @@ class ImageClassificationConfig(ImageBackboneConfig, SubsetConfig,
 class ObjectDetectionConfig(ImageBackboneConfig, SubsetConfig):
     """Options of the object detection recipe."""
 
+    train: typing.Any = field(
+        None,
+        "Training boxes: a CSV of filename,xmin,ymin,xmax,ymax,label rows "
+        "(pixels; paths relative to the CSV), one row per image for "
+        "kind=single; kind=retinanet takes any number of rows per image, "
+        "a COCO .json file or a Pascal VOC folder.",
+        required=True,
+    )
+    validation: typing.Any = field(
+        None, "Validation boxes, in the same forms as --train."
+    )
+    test: typing.Any = field(None, "Test boxes, in the same forms as --train.")
     backbone: object = field(
         "mobilenetv2",
         "Backbone: a registry name, a saved .keras model, or in Python a "
@@ -904,6 +948,12 @@ class GenerativeTrainingConfig(RecipeConfig):
         0.1,
         "Fraction of the training steps warming the rate up linearly from 0; "
         "then it decays linearly to 0.",
+    )
+    lr_schedule: str = field(
+        "linear",
+        "Learning rate after warmup: linear (the default of T5/BART and GPT-2 "
+        "fine-tuning scripts), cosine decay to 0, or constant.",
+        choices=("constant", "linear", "cosine"),
     )
     weight_decay: float = field(0.01, "AdamW decoupled weight decay.")
     layer_decay: typing.Optional[float] = field(

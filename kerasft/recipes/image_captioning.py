@@ -85,6 +85,7 @@ def image_captioning(config=None, *, overwrite=False, callbacks=None, **kwargs):
 
     image_size = check_backbone(config.backbone, config.image_size)
     tables = _read_splits(run, config)  # bad input fails before any loading
+    skipped = list(tables.pop("skipped", ()))
     if run.state == "new":
         _clear_outputs(run.dir)
     tokenizer = _tokenizer(run, config, tables["train"])
@@ -103,7 +104,7 @@ def image_captioning(config=None, *, overwrite=False, callbacks=None, **kwargs):
                       all_callbacks)
     metrics, shown = _evaluate(run, config, model, tokenizer, data)
     metrics["truncated"] = data["truncated"]
-    skipped = [p for images, _ in _splits(data) for p in images.skipped]
+    skipped += [p for images, _ in _splits(data) for p in images.skipped]
     return run.finish(
         model, history, metrics, plot=_plotter(history, shown, config.samples),
         skipped_files=skipped,
@@ -150,15 +151,18 @@ def _read_splits(run, config):
               if getattr(config, name) is not None}
     if "validation" not in tables and config.validation_split:
         from kerasft.data._split import holdout_indices
+        from kerasft.data.captions import readable_images
 
-        train = tables["train"]
+        # Split the readable images: a corrupt one drawn alone into
+        # validation would otherwise leave it empty.
+        train, tables["skipped"] = readable_images(tables["train"])
         rest, held = holdout_indices(
             np.full(len(train), np.nan), config.validation_split, config.seed
         )
         if len(held) == 0 or len(rest) == 0:
             raise ValueError(
                 f"validation_split={config.validation_split} of {len(train)} "
-                "images leaves no image on one side; pass `validation` or "
+                "readable images leaves no image on one side; pass `validation` or "
                 "change `validation_split`."
             )
         tables["train"], tables["validation"] = train.take(rest), train.take(held)
@@ -241,10 +245,7 @@ def _build(run, config, vocabulary_size, image_size):
 
     from kerasft.freezing import freeze
     from kerasft.heads.captioning import caption_loss, caption_model
-    from kerasft.recipes.image_classification import (
-        make_optimizer,
-        resolve_backbone,
-    )
+    from kerasft.recipes.image_classification import resolve_backbone
 
     with run.strategy.scope():
         backbone = resolve_backbone(config, run.strategy, image_size)
@@ -261,7 +262,7 @@ def _build(run, config, vocabulary_size, image_size):
             train_batchnorm=config.train_batchnorm,
         )
         model.compile(
-            optimizer=make_optimizer(run, config, backbone),
+            optimizer=run.optimizer(backbone),
             loss=caption_loss(),
             weighted_metrics=[
                 keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")

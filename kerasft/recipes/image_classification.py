@@ -79,6 +79,10 @@ def run_image_classification(config, overwrite=False, callbacks=None):
     image_size = check_backbone(config.backbone, config.image_size)
     if config.train is None:
         raise ValueError("`train` is required: the training images.")
+    if config.mode == "auto":
+        from kerasft.advisor.recipe import follow_advice
+
+        config = follow_advice(run, config, image_size)
     on_features = _caches_features(run, config)
     label_mode = classification_label_mode(config)
     curriculum = _curriculum.pacing_options(config.curriculum) is not None
@@ -513,7 +517,7 @@ def build_and_compile(run, config, backbone, head, loss=None):
     compile_kwargs = head.compile_kwargs()
     if loss is not None:
         compile_kwargs["loss"] = loss
-    model.compile(optimizer=make_optimizer(run, config, backbone), **compile_kwargs)
+    model.compile(optimizer=run.optimizer(backbone), **compile_kwargs)
     return model
 
 
@@ -521,21 +525,6 @@ def with_unfreeze(run, config, backbone, callbacks):
     """The user's callbacks with the mode's `ProgressiveUnfreeze` first."""
     unfreeze = unfreeze_callback(run, config, backbone)
     return ([unfreeze] if unfreeze is not None else []) + list(callbacks or [])
-
-
-def make_optimizer(run, config, backbone):
-    """Adam at the scaled head rate, in `LayerwiseLR` when layer decay is on.
-
-    The groups come from the backbone itself (plain regexes), not from
-    variable tags, so they hold for whatever variables an optimizer rebuilt
-    under a strategy sees.
-    """
-    base = keras.optimizers.Adam(run.scaled_rate(config.learning_rate))
-    if config.layer_decay is None:
-        return base
-    from kerasft.optimizers import LayerwiseLR
-
-    return LayerwiseLR(base, layer_decay=config.layer_decay, groups=backbone)
 
 
 def stages(config, num_groups):

@@ -23,10 +23,7 @@ from kerasft.recipes import _data
 from kerasft.recipes._runner import Run, head_scores, prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import QuestionAnsweringConfig  # noqa: F401 (re-exported)
-from kerasft.recipes.text_classification import (
-    resolve_text_backbone,
-    text_optimizer,
-)
+from kerasft.recipes.text_classification import resolve_text_backbone
 
 
 def squad_scores(predictions, examples, version="1.1"):
@@ -136,9 +133,7 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
         # Steps over windows: a long context gives several examples.
         steps = -(-len(train_features.context_mask) // run.global_batch)
         model.compile(
-            optimizer=text_optimizer(
-                run, config, backbone, total_steps=config.epochs * steps
-            ),
+            optimizer=run.optimizer(backbone, total_steps=config.epochs * steps),
             **head.compile_kwargs(),
         )
     for name, part in (("training", train_features), ("validation", val_features)):

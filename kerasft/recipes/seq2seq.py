@@ -244,7 +244,7 @@ def seq2seq(config=None, *, overwrite=False, callbacks=None, **kwargs):
             _generative.enable_adapters(run, task, config.lora_rank)
         steps = config.epochs * -(-len(splits["train"]) // run.global_batch)
         task.compile(
-            optimizer=_generative.optimizer(run, config, task, steps),
+            optimizer=_generative.optimizer(run, task, steps),
             sampler="greedy",
         )
     from kerasft.recipes import _data

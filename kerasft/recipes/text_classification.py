@@ -90,26 +90,6 @@ def resolve_text_backbone(config):
     return backbones.bert(spec, sequence_length=config.max_length)
 
 
-def text_optimizer(run, config, backbone, total_steps=None):
-    """AdamW at the scaled rate, in `LayerwiseLR` (groups from the backbone)
-    when layer decay is on."""
-    rate = run.scaled_rate(config.learning_rate)
-    if total_steps is not None:  # lr_schedule / warmup_ratio (text recipes)
-        from kerasft.recipes import _text_options
-
-        rate = _text_options.learning_rate(
-            rate, config.lr_schedule, config.warmup_ratio, total_steps
-        )
-    base = keras.optimizers.AdamW(
-        rate, weight_decay=config.weight_decay
-    )
-    if config.layer_decay is None:
-        return base
-    from kerasft.optimizers import LayerwiseLR
-
-    return LayerwiseLR(base, layer_decay=config.layer_decay, groups=backbone)
-
-
 def text_classification(config=None, *, overwrite=False, callbacks=None, **kwargs):
     """Fine-tunes a BERT-family encoder to classify texts or text pairs.
 
@@ -206,8 +186,8 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
         if classification_loss(config) is not None:
             compile_kwargs["loss"] = classification_loss(config)
         model.compile(
-            optimizer=text_optimizer(
-                run, config, backbone,
+            optimizer=run.optimizer(
+                backbone,
                 total_steps=config.epochs
                 * -(-len(train.texts) // run.global_batch),
             ),

@@ -19,10 +19,7 @@ from kerasft.recipes import _data
 from kerasft.recipes._runner import Run, head_scores, prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import TokenClassificationConfig  # noqa: F401 (re-exported)
-from kerasft.recipes.text_classification import (
-    resolve_text_backbone,
-    text_optimizer,
-)
+from kerasft.recipes.text_classification import resolve_text_backbone
 
 
 def _labels(config, train):
@@ -148,9 +145,7 @@ def token_classification(config=None, *, overwrite=False, callbacks=None, **kwar
                 layer.trainable = False
         steps = -(-len(data["Training"].sentences) // run.global_batch)
         model.compile(
-            optimizer=text_optimizer(
-                run, config, backbone, total_steps=config.epochs * steps
-            ),
+            optimizer=run.optimizer(backbone, total_steps=config.epochs * steps),
             **head.compile_kwargs(),
         )
     for name, part in features.items():

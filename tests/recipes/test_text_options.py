@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from kerasft import recipes
+from kerasft.optimizers import factory
 from kerasft.recipes import _text_options
 from kerasft.recipes.configs import TextClassificationConfig
 from tests.fixtures.tiny_hf import make_tiny_folder
@@ -40,13 +41,13 @@ def _hf_cosine(step, total, warmup):
                                              ("cosine", _hf_cosine)])
 def test_schedules_match_hugging_face_trainer(name, reference):
     total, ratio = 100, 0.1
-    warmup = _text_options.warmup_steps(ratio, total)
+    warmup = factory.warmup_steps(ratio, total)
     assert warmup == 10
-    schedule = _text_options.learning_rate(2e-5, name, ratio, total)
+    schedule = factory.learning_rate_schedule(2e-5, name, ratio, total)
     for step in (0, 5, 10, 11, 40, 55, 99, 100):
         assert float(schedule(step)) == pytest.approx(
             2e-5 * reference(step, total, warmup), rel=1e-5, abs=1e-12)
-    assert _text_options.learning_rate(2e-5, "constant", 0.0, total) == 2e-5
+    assert factory.learning_rate_schedule(2e-5, "constant", 0.0, total) == 2e-5
 
 
 def test_config_checks():
