@@ -38,11 +38,8 @@ from kerasft.recipes.configs import ignored_options  # noqa: E402
 
 _CONFIGS = "kerasft.recipes.configs"
 
-# Flag names that differ from the field names (the issue's spelling first).
-_FLAG_NAMES = {
-    "output_dir": ["--output", "--output-dir"],
-    "validation": ["--val", "--validation"],
-}
+# Flag names that differ from the field names (the registry's).
+_FLAG_NAMES = _registry.FLAG_NAMES
 # Names that other layers use for a config field, in their messages.
 _ALIASES = {"sequence_length": "max_length", "output": "output_dir"}
 
@@ -64,9 +61,7 @@ def _recipes():
 # === Config fields -> flags ===
 
 
-def flag(name):
-    """The command-line flag of config field `name`."""
-    return _FLAG_NAMES.get(name, ["--" + name.replace("_", "-")])[0]
+flag = _registry.flag
 
 
 def _optional(hint):

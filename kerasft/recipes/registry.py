@@ -27,6 +27,18 @@ import importlib
 
 _CONFIGS = "kerasft.recipes.configs"
 
+# Command-line flags spelled apart from their config field (first: the
+# spelling `--help` shows).
+FLAG_NAMES = {
+    "output_dir": ["--output", "--output-dir"],
+    "validation": ["--val", "--validation"],
+}
+
+
+def flag(name):
+    """The command-line flag of config field `name`."""
+    return FLAG_NAMES.get(name, ["--" + name.replace("_", "-")])[0]
+
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
@@ -246,3 +258,53 @@ def task_of_config(config):
 def predictor(name):
     """The `kerasft predict` function of recipe (or task) `name`."""
     return get(name).load_predictor()
+
+
+# === The option table of docs/recipes.md ===
+
+_SHORT = {
+    "image_classification": "image",
+    "object_detection": "detection",
+    "segmentation": "segmentation",
+    "video_classification": "video",
+    "image_captioning": "captioning",
+    "text_classification": "text",
+    "question_answering": "QA",
+    "token_classification": "NER",
+    "seq2seq": "seq2seq",
+    "causal_lm": "causal LM",
+}
+
+
+def option_table():
+    """The markdown table of which recipe takes which option, made from the
+    config classes (`docs/recipes.md` holds it; a test keeps it current).
+
+    Rows are the options two or more recipe families share; each family's
+    own options follow the table, one line each. The four tutorial recipes
+    take `image_classification`'s options with `mode` fixed.
+    """
+    families = [r for r in RECIPES.values() if not r.fixed]
+    fields = {r.name: _cli_fields(r.config_class()) for r in families}
+    shared = []
+    for r in families:
+        for name in fields[r.name]:
+            users = sum(name in f for f in fields.values())
+            if users >= 2 and name not in shared:
+                shared.append(name)
+    header = "| option | " + " | ".join(_SHORT[r.name] for r in families) + " |"
+    lines = [header, "|---" * (len(families) + 1) + "|"]
+    for name in shared:
+        cells = ["✓" if name in fields[r.name] else "" for r in families]
+        lines.append(f"| `{flag(name)}` | " + " | ".join(cells) + " |")
+    lines.append("")
+    for r in families:
+        own = [n for n in fields[r.name] if n not in shared]
+        flags = ", ".join(f"`{flag(n)}`" for n in own)
+        lines.append(f"- `{r.command}` also: {flags or 'nothing else'}.")
+    return "\n".join(lines) + "\n"
+
+
+def _cli_fields(config_class):
+    return [f.name for f in dataclasses.fields(config_class)
+            if f.metadata.get("cli", True)]
