@@ -24,10 +24,12 @@ its data (`RecipeConfig.identity`). Starting a run in a folder:
 import contextlib
 import contextvars
 import csv
+import errno
 import glob
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -38,6 +40,8 @@ HISTORY_FILE = "history.csv"
 MODEL_FILE = "model.keras"
 BACKUP_DIR = "backup"
 LOGS_DIR = "logs"
+# The run folder's lock (see `lock_run_folder`); never removed, not an output.
+LOCK_FILE = ".kerasft.lock"
 
 # Outputs a run may leave; `overwrite=True` removes exactly these.
 RUN_OUTPUTS = (
@@ -61,8 +65,9 @@ RUN_OUTPUTS = (
     "predictions.csv",
     "samples.json",
 )
-# Config keys that do not change what a run computes.
-_RUN_ONLY_KEYS = ("verbose", "output_dir")
+# Config keys that do not change what a run computes (a run folder stays
+# reusable across kerasft versions: the recipe and its options decide).
+_RUN_ONLY_KEYS = ("verbose", "output_dir", "kerasft_version")
 FINGERPRINT_KEY = "data_fingerprint"
 
 # Under the command line, `field name -> --flag` (set by `kerasft.cli`), so
@@ -90,6 +95,183 @@ def notify(message):
     print(f"kerasft: {message}", file=sys.stderr, flush=True)
 
 
+def check_output_folder(output_dir):
+    """Creates `output_dir` or raises a one-line `ValueError` saying why it
+    cannot hold a run: it is a file, it is under a file, or it cannot be
+    written (read-only, no permission, disk full).
+
+    Called before any data loads or model builds, so a bad `--output` fails
+    at once.
+    """
+    output_dir = os.fspath(output_dir)
+    fix = f"Choose another folder ({argument('output_dir')})."
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(
+            f"Output folder {output_dir!r} is a file, not a folder. {fix}"
+        )
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(
+            f"Output folder {output_dir!r} is under {parent!r}, which is a "
+            f"file. {fix}"
+        )
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as e:
+        raise ValueError(
+            f"Cannot create output folder {output_dir!r}: {e.strerror}. {fix}"
+        ) from e
+    if not os.access(output_dir, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"Output folder {output_dir!r} is not writable (read-only or no "
+            f"permission). {fix}"
+        )
+
+
+# Run folders this process holds: realpath -> open lock file descriptor.
+_HELD_LOCKS = {}
+
+
+def lock_run_folder(output_dir):
+    """Takes an exclusive OS lock on the run folder `output_dir` for this
+    process, or raises a `ValueError` naming the process that holds it.
+
+    The lock is `fcntl.flock` on `output_dir/.kerasft.lock`: the kernel
+    drops it when the holding process ends however it ends (kill -9
+    included), so a stale lock cannot outlive its run. The file records the
+    holder's PID for the message. Taking a lock this process already holds
+    does nothing; `unlock_run_folder` releases it. On systems without
+    `fcntl` (Windows) run folders are not locked.
+
+    Args:
+        output_dir: the run folder (checked and created first, see
+            `check_output_folder`).
+
+    Raises:
+        ValueError: another process holds the folder, or it cannot be a run
+            folder.
+    """
+    check_output_folder(output_dir)
+    key = os.path.realpath(output_dir)
+    if key in _HELD_LOCKS:
+        return
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return
+    path = os.path.join(output_dir, LOCK_FILE)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise ValueError(
+            f"Cannot create the lock file {path!r}: {e.strerror}. Choose "
+            f"another folder ({argument('output_dir')})."
+        ) from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise
+        holder = _lock_holder(path)
+        raise ValueError(
+            f"Output folder {output_dir!r} is in use by another kerasft run "
+            f"({holder}). Wait for it to end, stop it, or choose another "
+            "folder."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _HELD_LOCKS[key] = fd
+
+
+def _lock_holder(path):
+    try:
+        with open(path) as f:
+            pid = f.read().strip()
+    except OSError:
+        pid = ""
+    return f"PID {pid}" if pid.isdigit() else "PID unknown"
+
+
+def unlock_run_folder(output_dir):
+    """Releases this process's lock on `output_dir` (no-op when not held)."""
+    fd = _HELD_LOCKS.pop(os.path.realpath(output_dir), None)
+    if fd is not None:
+        os.close(fd)  # closing the descriptor drops the flock
+
+
+class WriteError(ValueError):
+    """A run's output could not be written (disk full, read-only...): the
+    message is one line naming the file and the free space; the file's
+    previous version is intact. A `ValueError`, so the CLI exits 2."""
+
+
+def _free_space(directory):
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return "unknown free space"
+    return f"{_size(free)} free on its disk"
+
+
+def _size(nbytes):
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if nbytes < 1024 or unit == "GB":
+            return f"{nbytes:.0f} {unit}" if unit == "bytes" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+
+
+def write_error(path, error):
+    """A `WriteError` for `error` (an `OSError`) raised writing `path`."""
+    directory = os.path.dirname(os.path.abspath(path))
+    reason = error.strerror or str(error) or type(error).__name__
+    return WriteError(
+        f"Cannot write {path!r}: {reason} ({_free_space(directory)}). "
+        "The previous version of the file is intact: free some space (or "
+        "fix the folder's permissions) and run the same command again to "
+        "resume."
+    )
+
+
+def ensure_free_space(path, nbytes):
+    """Raises a `WriteError` naming `path` when its disk has less than
+    `nbytes` (plus 10% and 1 MB) free, so a write that cannot fit is
+    refused before it starts (h5py can crash the process when the disk
+    fills in the middle of a file)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return
+    needed = int(nbytes * 1.1) + 2**20
+    if free < needed:
+        raise write_error(
+            path, OSError(errno.ENOSPC, f"needs about {_size(needed)}")
+        )
+
+
+# `atomic_path`'s temporary names: `.<name>.<8 random>.tmp<suffix>`.
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\..*)?$")
+
+
+def remove_temp_files(output_dir):
+    """Removes kerasft's own temporary files (`atomic_path` names) left in
+    `output_dir` and its `backup/` by a process that was killed mid-write.
+
+    Only called while this process holds the folder's lock, so no other
+    writer can be in the middle of one.
+    """
+    for directory in (output_dir, os.path.join(output_dir, BACKUP_DIR)):
+        if not os.path.isdir(directory):
+            continue
+        for name in os.listdir(directory):
+            path = os.path.join(directory, name)
+            if _TEMP_NAME.match(name) and os.path.isfile(path):
+                os.remove(path)
+
+
 def _fsync_dir(directory):
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -109,7 +291,8 @@ def atomic_path(path):
 
     The temporary name keeps `path`'s suffix (Keras checks `.keras` and
     `.weights.h5` endings). On an exception the temporary file is removed and
-    `path` is left untouched.
+    `path` is left untouched; an `OSError` (disk full, read-only) becomes a
+    one-line `WriteError` naming `path` and the free space.
 
     Example:
     >>> with atomic_path("/tmp/kerasft_example.txt") as tmp:
@@ -133,9 +316,11 @@ def atomic_path(path):
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(directory)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError):
+            raise write_error(path, e) from e
         raise
 
 
@@ -168,13 +353,57 @@ def write_history_csv(path, history):
 
 
 def read_history_csv(path):
-    """Reads a CSV written by `write_history_csv` back into a dict."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return {}
-    keys = [k for k in rows[0] if k != "epoch"]
-    return {k: [float(r[k]) for r in rows if r[k] != ""] for k in keys}
+    """Reads a CSV written by `write_history_csv` back into a dict.
+
+    Raises:
+        ValueError: the file does not parse (one line naming it).
+    """
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if not rows:
+            return {}
+        keys = [k for k in rows[0] if k != "epoch"]
+        return {k: [float(r[k]) for r in rows if r[k] != ""] for k in keys}
+    except (ValueError, TypeError, KeyError, csv.Error, UnicodeDecodeError) as e:
+        raise unreadable_output(path, e) from e
+
+
+def unreadable_output(path, error):
+    """The one-line `ValueError` for a run output that does not parse."""
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return ValueError(
+        f"Cannot read {path!r} ({reason}): the file is damaged. Pass "
+        f"{argument('overwrite', True)} to discard this run's outputs and "
+        "train again."
+    )
+
+
+def check_completed_run(output_dir):
+    """Raises a one-line `ValueError` naming the first damaged final file
+    of a completed run (`metrics.json`, `history.csv`, `model.keras`), so a
+    reused run fails with the file and the fix instead of a traceback."""
+    import zipfile
+
+    path = os.path.join(output_dir, METRICS_FILE)
+    try:
+        with open(path) as f:
+            if not isinstance(json.load(f), dict):
+                raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise unreadable_output(path, e) from e
+    path = os.path.join(output_dir, HISTORY_FILE)
+    if os.path.exists(path):
+        read_history_csv(path)
+    path = os.path.join(output_dir, MODEL_FILE)
+    if os.path.exists(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = set(archive.namelist())
+            if "config.json" not in names:
+                raise ValueError("no config.json inside")
+        except (zipfile.BadZipFile, ValueError, OSError) as e:
+            raise unreadable_output(path, e) from e
 
 
 def save_model(model, path):
@@ -197,8 +426,12 @@ def to_jsonable(obj):
 
 
 def _comparable(config):
+    # Normalised again here, so that folders written before `identity`
+    # normalised (relative paths, "none") still compare equal.
+    from kerasft.recipes.config import normalised_value
+
     return {
-        k: v
+        k: normalised_value(k, v)
         for k, v in config.items()
         if k not in _RUN_ONLY_KEYS and k != FINGERPRINT_KEY
     }
@@ -270,6 +503,8 @@ def prepare_run_folder(output_dir, config, overwrite=False, log=notify):
     """
     config = to_jsonable(config)
     config_path = os.path.join(output_dir, CONFIG_FILE)
+    lock_run_folder(output_dir)
+    remove_temp_files(output_dir)
     if overwrite:
         clear_run_outputs(output_dir)
         return "new"
@@ -282,6 +517,10 @@ def prepare_run_folder(output_dir, config, overwrite=False, log=notify):
     problem = _difference(output_dir, previous, config)
     if problem is None:
         if os.path.exists(os.path.join(output_dir, METRICS_FILE)):
+            # Complete (`metrics.json` is written last): a process killed
+            # before it removed its backup leaves one nothing will read.
+            shutil.rmtree(os.path.join(output_dir, BACKUP_DIR), ignore_errors=True)
+            check_completed_run(output_dir)
             return "complete"
         return "resume"
     if not completed_an_epoch(output_dir):
@@ -304,12 +543,11 @@ def _difference(output_dir, previous, config):
         if not os.path.exists(os.path.join(output_dir, CONFIG_FILE)):
             return "outputs of a run without its config.json"
         return "a run whose config.json cannot be read"
-    if _comparable(previous) != _comparable(config):
-        changed = sorted(
-            k
-            for k in set(_comparable(previous)) | set(_comparable(config))
-            if previous.get(k) != config.get(k)
-        )
+    if previous.get("recipe") and previous.get("recipe") != config.get("recipe"):
+        return f"a run of another recipe ({previous['recipe']})"
+    old, new = _comparable(previous), _comparable(config)
+    if old != new:
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         return f"another run (its config.json differs in: {changed})"
     changes = data_changes(
         previous.get(FINGERPRINT_KEY), config.get(FINGERPRINT_KEY)

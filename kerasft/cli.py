@@ -41,7 +41,8 @@ _CONFIGS = "kerasft.recipes.configs"
 # Flag names that differ from the field names (the registry's).
 _FLAG_NAMES = _registry.FLAG_NAMES
 # Names that other layers use for a config field, in their messages.
-_ALIASES = {"sequence_length": "max_length", "output": "output_dir"}
+_ALIASES = {"sequence_length": "max_length", "output": "output_dir",
+            "source": "backbone"}
 
 # The recipe subcommands, from the one registry.
 _COMMANDS = _registry.COMMANDS
@@ -204,6 +205,15 @@ class _Parser(argparse.ArgumentParser):
         return args
 
 
+class _Subparser(argparse.ArgumentParser):
+    """A subcommand: an error is one line naming the subcommand, and where
+    to see its options, not the whole usage (a recipe has 40 flags)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n"
+                     f"(`{self.prog} --help` lists the options.)\n")
+
+
 def _unrecognized(parser, extras):
     message = f"unrecognized arguments: {' '.join(extras)}"
     known = [s for a in parser._actions for s in a.option_strings]
@@ -247,7 +257,7 @@ def build_parser(commands=None):
         "--version", action="version", version=f"kerasft {__version__}"
     )
     sub = parser.add_subparsers(
-        dest="command", metavar="COMMAND", parser_class=argparse.ArgumentParser
+        dest="command", metavar="COMMAND", parser_class=_Subparser
     )
 
     demo = sub.add_parser(
@@ -322,7 +332,9 @@ def cli_message(message, config_class=None):
     names |= {"overwrite", "config"}
 
     def field_of(word):
-        word = _ALIASES.get(word, word)
+        if word in names:
+            return word
+        word = _ALIASES.get(word)
         return word if word in names else None
 
     def backticked(match):
@@ -341,7 +353,10 @@ def cli_message(message, config_class=None):
 
     message = re.sub(r"overwrite=True \(--overwrite\)", "--overwrite", message)
     message = re.sub(r"`(\w+)=?`", backticked, message)
-    return re.sub(r"\b(\w+)=(\S+)", assignment, message)
+    # `config=` in Keras's own messages is Keras's argument, not --config.
+    message = re.sub(r"\b(?!config=)(\w+)=(\S+)", assignment, message)
+    # A flag the lower layer already named once: "`--flag` (--flag)".
+    return re.sub(r"(`?)(--[\w-]+)\1 \(\2\)", r"\1\2\1", message)
 
 
 # === Console ===

@@ -96,10 +96,17 @@ def generate_with(task, prompts, sampler, max_length=None, batch_size=_BATCH):
     run = _generate_batch
     if _pads_with_end_token(task):
         run = _generate_then_cut
+    import warnings
+
+    from kerasft.loading import MASK_WARNING
+
     out = []
     for start in range(0, len(prompts), batch_size):
         batch = [str(p) for p in prompts[start:start + batch_size]]
-        texts = run(task, batch, max_length)
+        with warnings.catch_warnings():
+            # KerasHub's T5 attention ignores input masks by design.
+            warnings.filterwarnings("ignore", message=MASK_WARNING)
+            texts = run(task, batch, max_length)
         if isinstance(texts, (str, bytes)):
             texts = [texts]
         out.extend(
@@ -287,34 +294,23 @@ def generate(run_dir, prompts, max_length=None, sampler="greedy", num_beams=4,
 
 
 def load_run(run_dir):
-    """`(task, generative.json data)` of a finished generative run folder."""
-    import os
-
-    from kerasft import _io
-
-    run_dir = os.fspath(run_dir)
-    if not os.path.isdir(run_dir):
-        raise ValueError(
-            f"Run folder {run_dir!r} does not exist. Pass the `--output` "
-            "folder of a finished seq2seq or causal-lm run."
-        )
+    """`(task, generative.json data)` of a finished generative run folder
+    (read by `kerasft.load`)."""
+    from kerasft import loading
     from kerasft.recipes import _generative
+    from kerasft.recipes import registry
 
-    if not os.path.isfile(os.path.join(run_dir, _generative.GENERATIVE_FILE)):
-        if os.path.isfile(os.path.join(run_dir, _io.CONFIG_FILE)) and not (
-            os.path.isfile(os.path.join(run_dir, _io.METRICS_FILE))
-        ):
-            raise ValueError(
-                f"The run in {run_dir!r} has not finished (no "
-                f"{_generative.GENERATIVE_FILE}): rerun the recipe with the "
-                "same options to resume it."
-            )
+    directory = loading.check_run_folder(run_dir)
+    recipe = loading.recipe_of(directory)
+    if recipe is None or not registry.get(recipe).generative:
         raise ValueError(
-            f"{run_dir!r} is not a finished seq2seq or causal-lm run (no "
-            f"{_generative.GENERATIVE_FILE}). `generate` needs the output "
-            "folder of `kerasft seq2seq` or `kerasft causal-lm`."
+            f"{directory!r} is not a finished seq2seq or causal-lm run"
+            + (f" (it holds a {recipe} run)" if recipe else "")
+            + ". `generate` needs the output folder of `kerasft seq2seq` or "
+            "`kerasft causal-lm`; other runs predict with `kerasft predict`."
         )
-    return _generative.load_finished_task(run_dir)
+    run = loading.load(directory, recipe=recipe)
+    return run.model, run.read_json(_generative.GENERATIVE_FILE)
 
 
 # === Command line ===

@@ -12,8 +12,13 @@ read through it.
 
 import json
 import os
+import warnings
 
 from kerasft import _io
+
+
+# Keras's warning for a layer that ignores the mask of its input.
+MASK_WARNING = r".*was passed an input with a mask attached to it"
 
 
 class LoadedRun:
@@ -63,7 +68,7 @@ class LoadedRun:
         return f"LoadedRun({self.directory!r}, recipe={self.recipe!r})"
 
 
-def load(run_dir, recipe=None):
+def load(run_dir, recipe=None, compile=False):
     """Reads a finished recipe run folder back.
 
     Args:
@@ -71,6 +76,9 @@ def load(run_dir, recipe=None):
         recipe: the recipe that wrote it, for folders written before
             `config.json` recorded it (kerasft 0.1). Defaults to `None`:
             read from `config.json`.
+        compile: also restore the training setup (optimizer and its state,
+            loss, metrics), to train on. Defaults to `False`: the model is
+            for predicting, and loads under any precision policy.
 
     Returns:
         A `LoadedRun`: `.model` is the trained task, ready to predict.
@@ -101,7 +109,16 @@ def load(run_dir, recipe=None):
     import kerasft
 
     kerasft.register_keras_objects()
-    model = _READERS.get(task, _keras_model)(directory)
+    with warnings.catch_warnings():
+        # KerasHub's T5 attention ignores the masks Keras attaches to its
+        # inputs, by design; Keras warns about it on every call.
+        warnings.filterwarnings("ignore", message=MASK_WARNING)
+        if not compile:
+            # KerasHub tasks compile a default optimizer when built; the saved
+            # optimizer state is not wanted when only predicting.
+            warnings.filterwarnings(
+                "ignore", message="Skipping variable loading for optimizer")
+        model = _READERS.get(task, _keras_model)(directory, compile)
     labels = _read_json(os.path.join(directory, "labels.json"))
     metrics = _read_json(os.path.join(directory, _io.METRICS_FILE)) or {}
     return LoadedRun(directory, task, config, model, class_names_of(labels),
@@ -167,26 +184,26 @@ def _read_json(path):
             ) from None
 
 
-def _keras_model(directory):
+def _keras_model(directory, compile):
     import keras
 
     path = os.path.join(directory, _io.MODEL_FILE)
     if not os.path.isfile(path):
         raise ValueError(f"The run in {directory!r} has no {_io.MODEL_FILE}.")
-    return keras.models.load_model(path)
+    return keras.models.load_model(path, compile=compile)
 
 
-def _generative_task(directory):
+def _generative_task(directory, compile):
     from kerasft.recipes import _generative
 
-    task, _ = _generative.load_finished_task(directory)
+    task, _ = _generative.load_finished_task(directory, compile=compile)
     return task
 
 
-def _captioner(directory):
+def _captioner(directory, compile):
     from kerasft.recipes.image_captioning import load_captioner
 
-    return load_captioner(directory)
+    return load_captioner(directory, compile=compile)
 
 
 _READERS = {

@@ -23,7 +23,7 @@ import os
 import re
 
 from kerasft import _keras_compat
-from kerasft.backbones import t5_checkpoint
+from kerasft.backbones import _download, t5_checkpoint
 
 KINDS = ("seq2seq", "causal_lm")
 _FEATURE = "kerasft.backbones.load_task (hf:// and KerasHub preset sources)"
@@ -96,7 +96,8 @@ def load_task(source, kind, sequence_length=None, tokenizer=None):
     elif source.startswith("hf://"):
         task, max_length = _from_hf_handle(source, kind, lengths, keras_hub)
     elif "://" in source:
-        task, max_length = _base_class(kind, keras_hub).from_preset(source), None
+        task, max_length = _download.from_preset(_base_class(kind, keras_hub),
+                                                 source), None
     elif os.path.exists(source) or "/" in source or os.sep in source:
         raise ValueError(
             f"`source` {source!r} is not a folder. Pass a folder holding a "
@@ -193,6 +194,13 @@ def _from_hf_handle(handle, kind, lengths, keras_hub):
         "weights": [get(s) for s in shards],
         "spiece": get("spiece.model"),
     }
+    for key, name in (
+        ("tokenizer_config", "tokenizer_config.json"),
+        ("added_tokens", "added_tokens.json"),
+        ("special_tokens_map", "special_tokens_map.json"),
+    ):
+        if _keras_compat.preset_file_exists(handle, name, _FEATURE):
+            files[key] = get(name)
     return _t5_task(files, lengths, max_length), max_length
 
 
@@ -206,7 +214,7 @@ def _from_preset_name(name, kind, keras_hub):
             f"`keras_hub.models.{base.__name__}.presets`); or pass a local "
             "folder or an 'hf://org/name' handle."
         )
-    return base.from_preset(name)
+    return _download.from_preset(base, name)
 
 
 def _t5_task(files, lengths, max_length):
@@ -288,14 +296,18 @@ def _lengths(sequence_length, kind):
 
 
 def _check_lengths(lengths, max_length):
-    if lengths and max_length and max(lengths) > max_length:
-        raise ValueError(
-            f"`sequence_length` must be at most the model's maximum of "
-            f"{max_length} positions. Received: sequence_length="
-            f"{lengths[0] if len(lengths) == 1 else lengths}. Use a shorter "
-            "length (the causal LM recipe packs long documents into windows "
-            "with a stride)."
-        )
+    if not lengths or not max_length:
+        return
+    names = (("sequence_length",) if len(lengths) == 1
+             else ("source_length", "target_length"))
+    for name, length in zip(names, lengths):
+        if length > max_length:
+            raise ValueError(
+                f"`{name}` must be at most the model's maximum of "
+                f"{max_length} positions. Received: {name}={length}. Use a "
+                "shorter length (the causal LM recipe packs long documents "
+                "into windows with a stride)."
+            )
 
 
 def _check_kind(source, model_type, kind):

@@ -18,6 +18,8 @@ import os
 
 import numpy as np
 
+from kerasft import _io
+
 _TOKENIZE_CHUNK = 1024
 
 
@@ -111,8 +113,7 @@ def _read_table(path, source_column, target_column, delimiter):
         if column not in found:
             raise ValueError(
                 f"{path!r} has no column {column!r} (`{arg}`). Columns found: "
-                f"{found}. Pass `{arg}=` (--{arg.replace('_', '-')}) with one "
-                "of them."
+                f"{found}. Pass {_io.argument(arg)} with one of them."
             )
     if not rows:
         raise ValueError(f"{path!r} has a header but no rows.")

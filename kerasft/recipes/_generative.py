@@ -35,6 +35,7 @@ LORA_FILE = "lora.weights.h5"
 BASE_PRESET_DIR = "base_preset"
 PREDICTIONS_FILE = "predictions.csv"
 SAMPLES_FILE = "samples.json"
+CURVES_FILE = "training_curves.png"
 KINDS = ("seq2seq", "causal_lm")
 
 
@@ -206,6 +207,11 @@ def finish(run, task, history, metrics, info, files=None):
     else:
         _io.save_model(task, os.path.join(run.dir, _io.MODEL_FILE))
     _io.write_history_csv(os.path.join(run.dir, _io.HISTORY_FILE), history)
+    if history:
+        from kerasft import evaluation
+
+        with _io.atomic_path(os.path.join(run.dir, CURVES_FILE)) as tmp:
+            evaluation.plot_history(history, tmp)
     for name, text in (files or {}).items():
         _io.write_text(os.path.join(run.dir, name), text)
     _io.write_json(os.path.join(run.dir, GENERATIVE_FILE), info)
@@ -221,7 +227,7 @@ def finish(run, task, history, metrics, info, files=None):
     )
 
 
-def load_finished_task(directory):
+def load_finished_task(directory, compile=True):
     """The trained task of a finished generative run folder.
 
     `model.keras` when the run wrote one; otherwise the base
@@ -247,7 +253,7 @@ def load_finished_task(directory):
 
     model_path = os.path.join(directory, _io.MODEL_FILE)
     if os.path.isfile(model_path):
-        task = keras.saving.load_model(model_path)
+        task = keras.saving.load_model(model_path, compile=compile)
     else:
         from kerasft import backbones
 

@@ -313,7 +313,7 @@ class Run:
             f"{self.dir!r} holds this run (same options and data), completed; "
             f"loading it. Pass {_io.argument('overwrite', True)} to train again."
         )
-        loaded = loading.load(self.dir, recipe=self.recipe)
+        loaded = loading.load(self.dir, recipe=self.recipe, compile=True)
         history = _io.read_history_csv(os.path.join(self.dir, _io.HISTORY_FILE))
         _io.unlock_run_folder(self.dir)
         return RecipeResult(

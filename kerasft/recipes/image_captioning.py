@@ -111,7 +111,7 @@ def image_captioning(config=None, *, overwrite=False, callbacks=None, **kwargs):
     )
 
 
-def load_captioner(directory):
+def load_captioner(directory, compile=True):
     """A `CaptionGenerator` for the finished captioning run in `directory`
     (its `model.keras` and `vocabulary.txt`)."""
     import keras
@@ -129,7 +129,7 @@ def load_captioner(directory):
                 f"{directory!r} is not a finished image_captioning run: it has "
                 f"no {os.path.basename(path)}."
             )
-    model = keras.models.load_model(paths[0])
+    model = keras.models.load_model(paths[0], compile=compile)
     return CaptionGenerator(model, caption_tokenizer(_read_vocabulary(paths[1])))
 
 

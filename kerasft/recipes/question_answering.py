@@ -18,6 +18,7 @@ holds `predictions.json`, `nbest_predictions.json` and, for v2.0,
 import math
 import os
 
+from kerasft import _io
 from kerasft.evaluation.squad import squad_scores as _squad_scores
 from kerasft.recipes import _data
 from kerasft.recipes._runner import Run, head_scores, prefixed
@@ -55,7 +56,7 @@ def _check_answers(examples, config, name):
         raise ValueError(
             f"{name} data has {len(missing)} question(s) without an answer "
             f"(e.g. {missing[:3]}): SQuAD v2.0 data needs "
-            "version_2_with_negative=True (--version-2-with-negative)."
+            f"{_io.argument('version_2_with_negative', True)}."
         )
 
 
