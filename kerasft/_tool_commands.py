@@ -67,6 +67,9 @@ def add_parsers(sub):
     p.add_argument("--output", default="tuning", metavar="DIR",
                    help="Default: ./tuning.")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true",
+                   help="Replace another search in --output (by default the "
+                   "same search resumes, and another is refused).")
 
 
 def run(args):
@@ -150,7 +153,7 @@ def _tune(args):
         args.recipe, space, objective=args.objective,
         max_trials=args.max_trials, algorithm=args.algorithm,
         directory=args.output, seed=args.seed,
-        config=load_config_file(args.config),
+        config=load_config_file(args.config), overwrite=args.overwrite,
     )
     print(f"Best {args.objective}: {result.best_score:.4f} with "
           f"{result.best_values}; config in {result.best_config_path}")

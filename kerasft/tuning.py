@@ -120,6 +120,35 @@ def _encode(value):
     return value
 
 
+def read_search_space(path):
+    """A search space from a JSON file, errors naming the file.
+
+    Args:
+        path: a JSON file holding an object of config field names to a list
+            of choices or a `{"min", "max"[, "step", "sampling"]}` range.
+
+    Returns:
+        The search space dict, for `tune`.
+
+    Example:
+    ```python
+    space = kerasft.tuning.read_search_space("space.json")
+    ```
+    """
+    from kerasft._json_file import load_json
+
+    expected = ('a search space: an object of config field names to a list '
+                'of choices or a range, e.g. {"learning_rate": [1e-3, 1e-4], '
+                '"dropout": {"min": 0.0, "max": 0.5}}')
+    space = load_json(path, expected)
+    if not isinstance(space, dict) or not space:
+        raise ValueError(
+            f"Search space file {os.fspath(path)!r} holds "
+            f"{json.dumps(space)[:60]}. Expected {expected}."
+        )
+    return space
+
+
 def decode_values(values, search_space):
     """Config values from KerasTuner's (JSON-encoded choices decoded)."""
     out = {}
@@ -314,10 +343,20 @@ def tune(recipe, search_space, objective="val_accuracy", max_trials=10,
     recipe_fn, config_class, fixed = resolve_recipe(recipe)
     field_names = config_class.field_names() if config_class else None
     check_search_space(search_space, field_names, fixed)
+    if config_class is not None:
+        check_objective(recipe_fn, objective)
     base = {**_base_config(config, field_names), **fields, **fixed}
     base.pop("data_fingerprint", None)
     if config_class is not None:
         config_class.from_dict({**base, "output_dir": directory})  # fail fast
+    _prepare_search_folder(
+        os.fspath(directory),
+        {"recipe": f"{recipe_fn.__module__}:{recipe_fn.__name__}",
+         "search_space": search_space, "objective": objective,
+         "algorithm": algorithm, "max_trials": max_trials, "seed": seed,
+         "max_epochs": max_epochs, "config": base},
+        overwrite,
+    )
     if algorithm == "hyperband" and max_epochs is None:
         max_epochs = int(base.get("epochs") or 10)
     oracle = _oracle(algorithm, objective, max_trials, max_epochs,
@@ -330,6 +369,123 @@ def tune(recipe, search_space, objective="val_accuracy", max_trials=10,
     )
     tuner.search()
     return _result(tuner, base, search_space, objective, directory)
+
+
+# === The search folder ===
+
+_SEARCH_FILE = "search.json"
+# What a search writes into its folder (and `overwrite` removes).
+_SEARCH_OUTPUTS = (_SEARCH_FILE, "oracle", "trials", "best.json", "best")
+
+
+def _prepare_search_folder(directory, identity, overwrite):
+    """A search folder behaves like a run folder: the same search resumes,
+    another is refused unless `overwrite`, which replaces it.
+
+    `search.json` records the search (recipe, space, objective, algorithm,
+    trials, seed, shared config).
+    """
+    import shutil
+
+    from kerasft import _io
+
+    identity = _io.to_jsonable(identity)
+    path = os.path.join(directory, _SEARCH_FILE)
+    if overwrite:
+        for name in _SEARCH_OUTPUTS:
+            target = os.path.join(directory, name)
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            elif os.path.exists(target):
+                os.remove(target)
+    elif os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                previous = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(
+                f"{path!r} cannot be read ({e}). Pass "
+                f"{_io.argument('overwrite', True)} to start the search afresh."
+            ) from None
+        changed = sorted(k for k in set(previous) | set(identity)
+                         if previous.get(k) != identity.get(k))
+        if changed:
+            raise ValueError(
+                f"Search folder {directory!r} holds another search (it differs "
+                f"in: {changed}). Pass {_io.argument('overwrite', True)} to "
+                "replace it, or choose another folder."
+            )
+        return
+    elif os.path.isdir(os.path.join(directory, "oracle")):
+        raise ValueError(
+            f"Search folder {directory!r} holds a search without its "
+            f"{_SEARCH_FILE}. Pass {_io.argument('overwrite', True)} to replace "
+            "it, or choose another folder."
+        )
+    os.makedirs(directory, exist_ok=True)
+    _io.write_json(path, identity)
+
+
+# === Objectives ===
+
+_CLASSIFICATION = (
+    "loss", "accuracy", r"top\d+_accuracy", "precision", "recall", "f1",
+    "macro_f1", "subset_accuracy", "roc_auc", "mse", "rmse", "mae", "r2",
+    r"(precision|recall|f1|roc_auc)/.+",
+)
+# The metric names (regexes, without the `val_`/`test_`/`train_` prefix)
+# each run-folder format writes to `metrics.json`.
+METRICS = {
+    "image_classification": _CLASSIFICATION,
+    "text_classification": _CLASSIFICATION,
+    "video_classification": _CLASSIFICATION,
+    "object_detection": (
+        "loss", r"\w+_loss", "mean_iou", "accuracy", "map", r"map\d+",
+        r"map_\w+", r"mar\d+", r"mar_\w+", r"ap50/.+", r"ap_.+",
+    ),
+    "segmentation": (
+        "loss", "pixel_accuracy", "mean_iou", "dice", "mean_dice",
+        r"(iou|dice)[/_].+",
+    ),
+    "image_captioning": ("loss", r"bleu\w*", r"rouge\w*", r"cider\w*",
+                         "accuracy", "token_accuracy"),
+    "question_answering": ("loss", r"\w+_loss", "exact_match", "f1",
+                           r"(has_ans|no_ans|best)_\w+"),
+    "token_classification": ("loss", "precision", "recall", "f1", "accuracy",
+                             r"(precision|recall|f1)/.+"),
+    "seq2seq": ("loss", "bleu", "exact_match", r"rouge\w+", r"beam_\w+"),
+    "causal_lm": ("loss", "perplexity"),
+}
+
+
+def check_objective(recipe, objective):
+    """Refuses an `objective` that the recipe's `metrics.json` never holds,
+    before any trial trains.
+
+    Args:
+        recipe: a recipe name or function.
+        objective: e.g. `"val_accuracy"`.
+    """
+    import re
+
+    from kerasft.recipes import registry
+
+    entry = (registry.of_function(recipe) if callable(recipe)
+             else registry.get(recipe))
+    if entry is None:  # a function of your own: its metrics are unknown
+        return
+    patterns = METRICS[entry.task]
+    match = re.fullmatch(r"(val|test|train)_(.+)", str(objective))
+    if match and any(re.fullmatch(p, match.group(2)) for p in patterns):
+        return
+    plain = [p for p in patterns if re.fullmatch(r"\w+", p)]
+    known = [f"val_{p}" for p in plain]
+    close = difflib.get_close_matches(str(objective), known, n=1)
+    raise ValueError(
+        f"`objective` {objective!r} is not a metric the {entry.name} recipe "
+        f"writes. Expected val_, test_ or train_ and a metric name, e.g. "
+        f"{', '.join(known)}." + (f" Did you mean {close[0]!r}?" if close else "")
+    )
 
 
 def _result(tuner, base, search_space, objective, directory):

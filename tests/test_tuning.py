@@ -174,3 +174,49 @@ def test_hyperband_gives_trials_their_epoch_budgets(tmp_path):
         with open(trial_dir / "config.json") as f:
             epochs.append(json.load(f)["epochs"])
     assert set(epochs) == {1, 3}
+
+
+def test_a_wrong_objective_is_refused_before_any_trial(tmp_path):
+    from kerasft.tuning import METRICS, check_objective
+    from kerasft.recipes import registry
+
+    assert {r.task for r in registry.RECIPES.values()} == set(METRICS)
+    with pytest.raises(ValueError, match="Did you mean 'val_accuracy'"):
+        check_objective("image-classification", "val_acc")
+    for ok in ("val_accuracy", "test_f1/cat", "train_loss", "val_top5_accuracy"):
+        check_objective("image_classification", ok)
+    check_objective("causal_lm", "val_perplexity")
+    with pytest.raises(ValueError, match="causal_lm recipe"):
+        check_objective("causal-lm", "val_accuracy")
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"learning_rate": [1e-3, 1e-2]}))
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps({"train": str(tmp_path), "epochs": 1}))
+    result = subprocess.run(
+        [sys.executable, "-m", "kerasft.cli", "tune", "image-classification",
+         "--search-space", str(space), "--config", str(base), "--objective",
+         "val_acc", "--output", str(tmp_path / "search")],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Did you mean 'val_accuracy'" in result.stderr
+    assert not (tmp_path / "search" / "trials").exists()
+
+
+def test_search_folder_resumes_refuses_or_is_replaced(tmp_path):
+    from kerasft.tuning import _prepare_search_folder
+
+    folder = str(tmp_path / "search")
+    search = {"objective": "val_accuracy", "max_trials": 2}
+    _prepare_search_folder(folder, search, overwrite=False)
+    os.makedirs(os.path.join(folder, "trials", "trial_0"))
+    _prepare_search_folder(folder, search, overwrite=False)  # resumes
+    assert os.path.isdir(os.path.join(folder, "trials", "trial_0"))
+    with pytest.raises(ValueError, match=r"differs in: \['objective'\]"):
+        _prepare_search_folder(folder, {**search, "objective": "val_loss"},
+                               overwrite=False)
+    _prepare_search_folder(folder, {**search, "objective": "val_loss"},
+                           overwrite=True)
+    assert not os.path.exists(os.path.join(folder, "trials"))
+    with open(os.path.join(folder, "search.json")) as f:
+        assert json.load(f)["objective"] == "val_loss"
