@@ -522,6 +522,14 @@ def prepare_run_folder(output_dir, config, overwrite=False, log=notify):
             shutil.rmtree(os.path.join(output_dir, BACKUP_DIR), ignore_errors=True)
             check_completed_run(output_dir)
             return "complete"
+        if not completed_an_epoch(output_dir):
+            clear_run_outputs(output_dir)
+            log(
+                f"{output_dir!r} held this run, stopped before it completed an "
+                "epoch (nothing to lose: no checkpoint, model or metrics); "
+                "starting it again."
+            )
+            return "new"
         return "resume"
     if not completed_an_epoch(output_dir):
         clear_run_outputs(output_dir)

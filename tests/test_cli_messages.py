@@ -80,3 +80,14 @@ def test_generate_prints_only_the_generations(pairs):
     assert "Warning" not in result.stderr, result.stderr[-2000:]
     assert "warnings.warn" not in result.stdout + result.stderr
     assert result.stdout.count("\n---\n") == 1  # two generations, one separator
+
+
+def test_same_run_stopped_before_its_first_epoch_says_it_starts_again(tmp_path):
+    folder = str(tmp_path)
+    config = {"recipe": "image_classification", "epochs": 2}
+    os.makedirs(os.path.join(folder, "logs"))
+    _io.write_json(os.path.join(folder, _io.CONFIG_FILE), config)
+    notices = []
+    assert _io.prepare_run_folder(folder, config, log=notices.append) == "new"
+    assert len(notices) == 1 and "before it completed an epoch" in notices[0]
+    assert not os.path.exists(os.path.join(folder, "logs"))

@@ -50,10 +50,13 @@ def test_run_folder_states(tmp_path):
     config = {"epochs": 2, "output_dir": out, "verbose": 1}
     assert _io.prepare_run_folder(out, config) == "new"
     _io.write_json(os.path.join(out, "config.json"), config)
-    # Same config (verbosity does not count): resume.
-    assert _io.prepare_run_folder(out, {**config, "verbose": 0}) == "resume"
+    # Same config, stopped before an epoch completed: started again.
+    assert _io.prepare_run_folder(out, config, log=lambda m: None) == "new"
+    _io.write_json(os.path.join(out, "config.json"), config)
     os.makedirs(os.path.join(out, "backup"))
     open(os.path.join(out, "backup", "ckpt-00001.weights.h5"), "w").close()
+    # Same config (verbosity does not count), an epoch done: resume.
+    assert _io.prepare_run_folder(out, {**config, "verbose": 0}) == "resume"
     with pytest.raises(ValueError, match=r"holds another run .*\['epochs'\]"):
         _io.prepare_run_folder(out, {**config, "epochs": 3})
     _io.write_json(os.path.join(out, "metrics.json"), {"a": 1})
@@ -62,7 +65,7 @@ def test_run_folder_states(tmp_path):
     with open(os.path.join(out, "notes.txt"), "w") as f:
         f.write("mine")
     assert _io.prepare_run_folder(out, {**config, "epochs": 3}, overwrite=True) == "new"
-    assert os.listdir(out) == ["notes.txt"]
+    assert _visible(out) == ["notes.txt"]
 
 
 def test_outputs_without_config_are_refused(tmp_path):
@@ -127,4 +130,9 @@ def test_leftovers_without_a_completed_epoch_are_replaced(tmp_path):
     notices = []
     assert _io.prepare_run_folder(str(out), {"epochs": 1}, log=notices.append) == "new"
     assert len(notices) == 1 and "never completed an epoch" in notices[0]
-    assert sorted(os.listdir(out)) == ["notes.txt"]
+    assert _visible(out) == ["notes.txt"]
+
+
+def _visible(folder):
+    """The folder's entries but the run folder's lock file."""
+    return sorted(n for n in os.listdir(folder) if n != _io.LOCK_FILE)
