@@ -215,7 +215,8 @@ def finish(run, task, history, metrics, info, files=None):
     for name, text in (files or {}).items():
         _io.write_text(os.path.join(run.dir, name), text)
     _io.write_json(os.path.join(run.dir, GENERATIVE_FILE), info)
-    metrics = with_training_metrics(metrics, history, run.log)
+    metrics = with_training_metrics(metrics, history, run.log,
+                                    run.config.field_names())
     _io.write_json(os.path.join(run.dir, _io.METRICS_FILE), metrics)
     if os.path.isdir(run.backup_dir):
         shutil.rmtree(run.backup_dir)

@@ -266,7 +266,8 @@ class Run:
         if plot is not None:
             plot(self.dir)
         metrics = {**metrics, **self._export(model, extra_json)}
-        metrics = with_training_metrics(metrics, history, self.log)
+        metrics = with_training_metrics(metrics, history, self.log,
+                                        self.config.field_names())
         _io.write_json(os.path.join(self.dir, _io.METRICS_FILE), metrics)
         if os.path.isdir(self.backup_dir):
             shutil.rmtree(self.backup_dir)
@@ -342,20 +343,23 @@ def _isatty(stream):
         return False
 
 
-def with_training_metrics(metrics, history, log=print):
+def with_training_metrics(metrics, history, log=print, fields=()):
     """`metrics`, or when it holds no held-out (`val_`/`test_`) metric, the
     last epoch's training metrics (`train_<name>`) with a one-line warning,
-    also under `"warning"`."""
+    also under `"warning"`, naming the options (of `fields`, the config's
+    field names) that hold data out."""
     if any(k.startswith(("val_", "test_")) for k in metrics) or not history:
         return metrics
     out = dict(metrics)
     for key, values in history.items():
         if not key.startswith("val_") and values and values[-1] is not None:
             out[f"train_{key}"] = float(values[-1])
+    ways = [_io.argument("validation")]
+    if "validation_split" in fields:
+        ways.append(_io.argument("validation_split"))
     out["warning"] = (
         "No data was held out: these are the final training metrics, not an "
-        f"estimate on unseen data. Pass {_io.argument('validation')} or "
-        f"{_io.argument('validation_split')} to hold some out."
+        f"estimate on unseen data. Pass {' or '.join(ways)} to hold some out."
     )
     log(f"Warning: {out['warning']}")
     return out

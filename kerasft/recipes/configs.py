@@ -638,6 +638,11 @@ class VideoClassificationConfig(ImageBackboneConfig):
 class ImageCaptioningConfig(ImageBackboneConfig):
     """Options of the image captioning recipe (`image_captioning`)."""
 
+    # Captions come from a decoding loop: no serving signature, no --export.
+    export: typing.Any = field(
+        None, "Not supported: caption with `kerasft predict`.", cli=False
+    )
+
     train: typing.Any = field(
         None,
         "Training captions: a CSV of image,caption rows (several rows per "
@@ -754,6 +759,12 @@ class TextConfig(SubsetConfig):
         "the top trains at rate x decay**i.",
     )
     dropout: float = field(0.1, "Dropout before the output layer.")
+    freeze_backbone: bool = field(
+        False, "Train only the head (feature extraction)."
+    )
+    lora_rank: typing.Optional[int] = field(
+        None, "LoRA rank: train low-rank adapters instead of the encoder."
+    )
     lr_schedule: str = field(
         "constant",
         "Learning rate over training: constant, linear or cosine decay to 0 "
@@ -809,12 +820,6 @@ class TextClassificationConfig(TextConfig, CurriculumConfig, ImbalanceConfig):
     num_classes: typing.Optional[int] = field(
         None, "Number of classes; inferred from the training labels if unset."
     )
-    freeze_backbone: bool = field(
-        False, "Train only the head (feature extraction)."
-    )
-    lora_rank: typing.Optional[int] = field(
-        None, "LoRA rank: train low-rank adapters instead of the encoder."
-    )
     validation_split: float = field(
         0.1,
         "Fraction of --train held out for validation (stratified by label) "
@@ -838,6 +843,7 @@ class QuestionAnsweringConfig(TextConfig):
         None, "Training SQuAD-format JSON file.", required=True
     )
     validation: typing.Any = field(None, "Validation SQuAD-format JSON file.")
+    test: typing.Any = field(None, "Test SQuAD-format JSON file.")
     max_length: int = field(384, "Tokens per question+context window.")
     doc_stride: typing.Optional[int] = field(
         128,
@@ -914,12 +920,6 @@ class TokenClassificationConfig(TextConfig):
     learning_rate: float = field(
         5e-5, "Peak learning rate (head and top layer), before replica scaling."
     )
-    freeze_backbone: bool = field(
-        False, "Train only the head (feature extraction)."
-    )
-    lora_rank: typing.Optional[int] = field(
-        None, "LoRA rank: train low-rank adapters instead of the encoder."
-    )
 
 
 # === Generative recipes (seq2seq, causal_lm) ===
@@ -944,6 +944,10 @@ class GenerativeTrainingConfig(RecipeConfig):
 
     _recipe = "this recipe"  # named in the `export` error
 
+    # Generation loops have no serving signature: no --export flag.
+    export: typing.Any = field(
+        None, "Not supported: generate with `kerasft generate`.", cli=False
+    )
     warmup_ratio: float = field(
         0.1,
         "Fraction of the training steps warming the rate up linearly from 0; "

@@ -21,6 +21,7 @@ import os
 from kerasft import _io
 from kerasft.evaluation.squad import squad_scores as _squad_scores
 from kerasft.recipes import _data
+from kerasft.recipes import _text_encoder
 from kerasft.recipes._runner import Run, head_scores, prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import QuestionAnsweringConfig  # noqa: F401 (re-exported)
@@ -101,76 +102,75 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
         return run.completed_result()
     if config.train is None:
         raise ValueError("`train` is required: a SQuAD-format JSON file.")
-    train_examples = _examples(config.train)
-    val_examples = _examples(config.validation) if config.validation else None
-    _check_answers(train_examples, config, "Training")
-    if val_examples:
-        _check_answers(val_examples, config, "Validation")
-    train_examples = _subset(run, train_examples, config.max_train_samples,
-                             config.seed, "training")
-    val_examples = _subset(run, val_examples, config.max_eval_samples,
-                           config.seed, "validation")
+    examples = {"training": _examples(config.train)}
+    for name in ("validation", "test"):
+        if getattr(config, name):
+            examples[name] = _examples(getattr(config, name))
+    for name, part in examples.items():
+        _check_answers(part, config, name.capitalize())
+    examples["training"] = _subset(run, examples["training"],
+                                   config.max_train_samples, config.seed,
+                                   "training")
+    for name in ("validation", "test"):
+        if name in examples:
+            examples[name] = _subset(run, examples[name],
+                                     config.max_eval_samples, config.seed, name)
 
     from kerasft import heads
     from kerasft.data.squad import squad_features
-    from kerasft.freezing import freeze
-    from kerasft.model import build_model
-
-    def features(examples):
-        return squad_features(
-            examples, backbone, config.max_length, doc_stride=config.doc_stride
-        )
 
     with run.strategy.scope():
         backbone = resolve_text_backbone(config)
-        train_features = features(train_examples)
-        val_features = features(val_examples) if val_examples else None
+        features = {
+            name: squad_features(part, backbone, config.max_length,
+                                 doc_stride=config.doc_stride)
+            for name, part in examples.items()
+        }
         head = heads.question_answering(dropout=config.dropout)
-        model = build_model(backbone, head)
-        freeze(model, backbone, "full")
-        if "pooler" in backbone.group_names:  # QA reads tokens, not the pool
-            for layer in backbone.layers_of(["pooler"]):
-                layer.trainable = False
         # Steps over windows: a long context gives several examples.
-        steps = -(-len(train_features.context_mask) // run.global_batch)
-        model.compile(
-            optimizer=run.optimizer(backbone, total_steps=config.epochs * steps),
-            **head.compile_kwargs(),
+        steps = -(-len(features["training"].context_mask) // run.global_batch)
+        model = _text_encoder.build_and_compile(
+            run, config, backbone, head, config.epochs * steps,
+            reads_tokens=True,
         )
-    for name, part in (("training", train_features), ("validation", val_features)):
-        if part is not None and part.truncated:
+    for name, part in features.items():
+        if part.truncated:
             run.log(
                 f"{part.truncated} {name} answer(s) fit in no window "
                 "(longer than a window, or cut with doc_stride=None)."
             )
     run.log(
-        f"Fine-tuning {backbone.name} on {len(train_examples)} questions in "
-        f"{len(train_features.context_mask)} windows, {run.replicas} "
+        f"Fine-tuning {backbone.name} on {len(examples['training'])} questions "
+        f"in {len(features['training'].context_mask)} windows, {run.replicas} "
         f"replica(s), precision {run.policy.name}."
     )
 
-    train = _data.Source(elements=(train_features.inputs, train_features.labels))
-    train_ds = run.batched(run.shuffled(train))
-    val_ds = None
-    if val_features is not None:
-        val_ds = run.batched(
-            _data.Source(elements=(val_features.inputs, val_features.labels)).dataset
-        )
-    history = run.fit(model, train_ds, val_ds, callbacks or [])
+    datasets = {
+        name: _data.Source(elements=(part.inputs, part.labels))
+        for name, part in features.items()
+    }
+    train_ds = run.batched(run.shuffled(datasets["training"]))
+    eval_ds = {name: run.batched(datasets[name].dataset)
+               for name in ("validation", "test") if name in datasets}
+    history = run.fit(model, train_ds, eval_ds.get("validation"), callbacks or [])
+
+    from kerasft.evaluation import collect_predictions
 
     metrics, outputs = {}, {}
-    if val_features is not None:
-        from kerasft.evaluation import collect_predictions
+    version = "2.0" if config.version_2_with_negative else "1.1"
+    for name, dataset in eval_ds.items():
+        prefix = "val_" if name == "validation" else "test_"
+        labels, logits = collect_predictions(model, dataset)  # the one pass
+        metrics.update(prefixed(head_scores(head, labels, logits), prefix))
+        answers, files = _answers(logits, examples[name], features[name], config)
+        scores = _squad_scores({a.id: a.text for a in answers}, examples[name],
+                               version)
+        metrics.update(prefixed(scores, prefix))
+        metrics[f"{prefix}windows"] = len(features[name].context_mask)
+        if not outputs:  # the prediction files of the first held-out split
+            outputs = files
 
-        labels, logits = collect_predictions(model, val_ds)  # the one pass
-        metrics.update(prefixed(head_scores(head, labels, logits), "val_"))
-        answers, outputs = _answers(logits, val_examples, val_features, config)
-        version = "2.0" if config.version_2_with_negative else "1.1"
-        scores = _squad_scores({a.id: a.text for a in answers}, val_examples, version)
-        metrics.update(prefixed(scores, "val_"))
-        metrics["val_windows"] = len(val_features.context_mask)
-
-    from kerasft import _io, evaluation
+    from kerasft import evaluation
 
     def plot(directory):
         if history:

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from kerasft.recipes import _data
+from kerasft.recipes import _text_encoder
 from kerasft.recipes._runner import Run
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import (  # noqa: F401 (re-exported)
@@ -142,8 +143,6 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
 
     from kerasft import heads
     from kerasft.data import text as text_data
-    from kerasft.freezing import freeze
-    from kerasft.model import build_model
     from kerasft.recipes.image_classification import (
         _plotter,
         classification_label_mode,
@@ -168,30 +167,13 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
             if label_mode == "categorical":
                 targets = np.eye(num_classes, dtype="float32")[labels]
             sources[name] = _data.Source(labels=labels, elements=(inputs, targets))
-        if config.lora_rank:
-            from kerasft.backbones.bert import enable_lora
-
-            before, after = enable_lora(backbone, config.lora_rank)
-            run.log(f"LoRA rank {config.lora_rank}: {after:,} of {before:,} "
-                    "backbone parameters train.")
         head = heads.text_classification(
             num_classes, dropout=config.dropout, label_mode=label_mode
         )
-        model = build_model(backbone, head)
-        if config.freeze_backbone:
-            freeze(model, backbone, "full_freeze")
-        elif not config.lora_rank:
-            freeze(model, backbone, "full")
-        compile_kwargs = head.compile_kwargs()
-        if classification_loss(config) is not None:
-            compile_kwargs["loss"] = classification_loss(config)
-        model.compile(
-            optimizer=run.optimizer(
-                backbone,
-                total_steps=config.epochs
-                * -(-len(train.texts) // run.global_batch),
-            ),
-            **compile_kwargs,
+        model = _text_encoder.build_and_compile(
+            run, config, backbone, head,
+            config.epochs * -(-len(train.texts) // run.global_batch),
+            loss=classification_loss(config),
         )
 
     from kerasft.recipes import _curriculum

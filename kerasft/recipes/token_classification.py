@@ -16,6 +16,7 @@ The run folder holds `labels.json` (the tag set) and `predictions.conll`
 import os
 
 from kerasft.recipes import _data
+from kerasft.recipes import _text_encoder
 from kerasft.recipes._runner import Run, head_scores, prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import TokenClassificationConfig  # noqa: F401 (re-exported)
@@ -112,9 +113,6 @@ def token_classification(config=None, *, overwrite=False, callbacks=None, **kwar
 
     from kerasft import heads
     from kerasft.data.conll import encode_tags, token_features
-    from kerasft.freezing import freeze
-    from kerasft.model import build_model
-
     tag_ids = {
         name: encode_tags(part.tags, labels, f"{name} data")
         for name, part in data.items()
@@ -128,25 +126,10 @@ def token_classification(config=None, *, overwrite=False, callbacks=None, **kwar
             )
             for name, part in data.items()
         }
-        if config.lora_rank:
-            from kerasft.backbones.bert import enable_lora
-
-            before, after = enable_lora(backbone, config.lora_rank)
-            run.log(f"LoRA rank {config.lora_rank}: {after:,} of {before:,} "
-                    "backbone parameters train.")
         head = heads.token_classification(len(labels), dropout=config.dropout)
-        model = build_model(backbone, head)
-        if config.freeze_backbone:
-            freeze(model, backbone, "full_freeze")
-        elif not config.lora_rank:
-            freeze(model, backbone, "full")
-        if "pooler" in backbone.group_names:  # tags read tokens, not the pool
-            for layer in backbone.layers_of(["pooler"]):
-                layer.trainable = False
         steps = -(-len(data["Training"].sentences) // run.global_batch)
-        model.compile(
-            optimizer=run.optimizer(backbone, total_steps=config.epochs * steps),
-            **head.compile_kwargs(),
+        model = _text_encoder.build_and_compile(
+            run, config, backbone, head, config.epochs * steps, reads_tokens=True
         )
     for name, part in features.items():
         if part.truncated_words:

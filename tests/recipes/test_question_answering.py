@@ -131,3 +131,34 @@ def test_head_scores_match_evaluate_on_one_batch():
     assert set(got) == set(expected)
     for key, value in expected.items():
         assert got[key] == pytest.approx(float(value), rel=1e-5), key
+
+
+@pytest.mark.parametrize("option", ["freeze_backbone", "lora_rank"])
+def test_frozen_encoder_or_lora_and_a_test_split(tmp_path, folder, option):
+    """QA takes the text recipes' encoder options (one implementation):
+    a frozen encoder stays bit-identical; LoRA trains only its adapters;
+    `test` is scored like validation."""
+    import keras
+
+    data = _long_squad(tmp_path / "qa.json", 8, seed=3)
+    result = recipes.question_answering(
+        train=data, test=data, backbone=folder, epochs=1, batch_size=8,
+        max_length=32, doc_stride=8, learning_rate=1e-2,
+        output_dir=str(tmp_path / option),
+        **({"freeze_backbone": True} if option == "freeze_backbone"
+           else {"lora_rank": 2}), **FAST)
+    assert "test_exact_match" in result.metrics and "test_f1" in result.metrics
+    from kerasft import backbones
+
+    reference = backbones.bert(folder, sequence_length=32).model
+    saved = {w.path: w for w in reference.weights}
+    encoder = next(layer for layer in result.model.layers
+                   if isinstance(layer, keras.Model))
+    compared = 0
+    for w in encoder.weights:
+        if "lora" in w.path:
+            continue
+        if w.path in saved:
+            np.testing.assert_array_equal(np.asarray(w), np.asarray(saved[w.path]))
+            compared += 1
+    assert compared > 10

@@ -1,0 +1,49 @@
+"""The text-encoder glue the BERT-family recipes share.
+
+Text classification, question answering and token classification all put a
+head on a BERT-family encoder the same way: LoRA adapters
+(`lora_rank`), or a frozen encoder (`freeze_backbone`), or the whole
+encoder training; the pooler frozen when the head reads tokens; the run's
+one optimizer. Each recipe holds only its data and its head.
+"""
+
+
+def build_and_compile(run, config, backbone, head, total_steps, loss=None,
+                      reads_tokens=False):
+    """The model of `backbone` + `head`, frozen as `config` says and
+    compiled with the run's optimizer; call it inside `run.strategy.scope()`.
+
+    Args:
+        run: the `Run`.
+        config: a `TextConfig` (`lora_rank`, `freeze_backbone`, ...).
+        backbone: the text `Backbone`.
+        head: the `kerasft.heads` head.
+        total_steps: batches in the whole run (schedules, warmup).
+        loss: a loss in place of the head's. Defaults to `None`.
+        reads_tokens: the head reads token outputs, not the pooled one, so
+            the pooler (which would get no gradient) stays frozen. Defaults
+            to `False`.
+    """
+    from kerasft.freezing import freeze
+    from kerasft.model import build_model
+
+    if config.lora_rank:
+        from kerasft.backbones.bert import enable_lora
+
+        before, after = enable_lora(backbone, config.lora_rank)
+        run.log(f"LoRA rank {config.lora_rank}: {after:,} of {before:,} "
+                "backbone parameters train.")
+    model = build_model(backbone, head)
+    if config.freeze_backbone:
+        freeze(model, backbone, "full_freeze")
+    elif not config.lora_rank:
+        freeze(model, backbone, "full")
+    if reads_tokens and "pooler" in backbone.group_names:
+        for layer in backbone.layers_of(["pooler"]):
+            layer.trainable = False
+    compile_kwargs = head.compile_kwargs()
+    if loss is not None:
+        compile_kwargs["loss"] = loss
+    model.compile(optimizer=run.optimizer(backbone, total_steps=total_steps),
+                  **compile_kwargs)
+    return model
