@@ -3,7 +3,7 @@
 Text classification, question answering and token classification all put a
 head on a BERT-family encoder the same way: LoRA adapters
 (`lora_rank`), or a frozen encoder (`freeze_backbone`), or the whole
-encoder training; the pooler frozen when the head reads tokens; the run's
+encoder training, with `gradient_checkpointing`; the pooler frozen when the head reads tokens; the run's
 one optimizer. Each recipe holds only its data and its head.
 """
 
@@ -33,7 +33,7 @@ def build_and_compile(run, config, backbone, head, total_steps, loss=None,
         before, after = enable_lora(backbone, config.lora_rank)
         run.log(f"LoRA rank {config.lora_rank}: {after:,} of {before:,} "
                 "backbone parameters train.")
-    model = build_model(backbone, head)
+    model = build_model(backbone, head, remat=config.gradient_checkpointing)
     if config.freeze_backbone:
         freeze(model, backbone, "full_freeze")
     elif not config.lora_rank:

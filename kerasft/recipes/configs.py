@@ -120,6 +120,18 @@ def check_imbalance_options(config):
 
 
 @dataclasses.dataclass(frozen=True)
+class CheckpointingConfig(RecipeConfig):
+    """`gradient_checkpointing` for recipes whose model is `build_model`'s
+    (`kerasft.remat`: each backbone group recomputes its activations)."""
+
+    gradient_checkpointing: bool = field(
+        False,
+        "Recompute each backbone group's activations in the backward pass "
+        "(kerasft.remat): less memory for about one more forward pass.",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class SubsetConfig(RecipeConfig):
     """`max_train_samples` / `max_eval_samples` (`kerasft.recipes._subsets`)."""
 
@@ -220,7 +232,7 @@ def _modes_that_fit(epochs, head_epochs, needed):
 
 
 @dataclasses.dataclass(frozen=True)
-class ImageBackboneConfig(RecipeConfig):
+class ImageBackboneConfig(CheckpointingConfig):
     """Options of recipes fine-tuning an image backbone (shared)."""
 
     train: typing.Any = field(
@@ -642,6 +654,10 @@ class ImageCaptioningConfig(ImageBackboneConfig):
     export: typing.Any = field(
         None, "Not supported: caption with `kerasft predict`.", cli=False
     )
+    # Its decoder is not `build_model`'s: no gradient checkpointing.
+    gradient_checkpointing: bool = field(
+        False, "Not supported by image captioning.", cli=False
+    )
 
     train: typing.Any = field(
         None,
@@ -697,6 +713,12 @@ class ImageCaptioningConfig(ImageBackboneConfig):
 
     def _validate(self):
         super()._validate()
+        if self.gradient_checkpointing:
+            raise ValueError(
+                "`gradient_checkpointing` is not supported by image_captioning "
+                "(its decoder is not built by kerasft.build_model). Received: "
+                "gradient_checkpointing=True"
+            )
         if self.export is not None:
             raise ValueError(
                 "`export` is not supported by image_captioning (captions come "
@@ -737,7 +759,7 @@ class ImageCaptioningConfig(ImageBackboneConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class TextConfig(SubsetConfig):
+class TextConfig(SubsetConfig, CheckpointingConfig):
     """Options shared by the text recipes."""
 
     backbone: typing.Any = field(

@@ -507,7 +507,7 @@ def build_and_compile(run, config, backbone, head, loss=None):
     from kerasft.freezing import freeze
     from kerasft.model import build_model
 
-    model = build_model(backbone, head)
+    model = build_model(backbone, head, remat=config.gradient_checkpointing)
     freeze(
         model,
         backbone,
