@@ -49,7 +49,9 @@ _REGISTERING = ("augment", "callbacks", "heads", "layers", "optimizers", "remat"
                 # The T5 converter's `gelu_approximate` activation.
                 "backbones.t5_checkpoint",
                 # The generation sampler that masks ids past the vocabulary.
-                "generation")
+                "generation",
+                # Hugging Face-exact WordPiece and T5 sentinel tokenizers.
+                "backbones._wordpiece", "backbones._t5_tokenizer")
 
 __all__ = ["__version__", "build_model", "freeze", "export", "tune", "generate",
            "load", *_SUBMODULES]

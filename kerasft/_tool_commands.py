@@ -142,13 +142,10 @@ def _predict(args):
 
 
 def _tune(args):
-    import json
-
     from kerasft.recipes.config import load_config_file
-    from kerasft.tuning import tune
+    from kerasft.tuning import read_search_space, tune
 
-    with open(args.search_space) as f:
-        space = json.load(f)
+    space = read_search_space(args.search_space)
     result = tune(
         args.recipe, space, objective=args.objective,
         max_trials=args.max_trials, algorithm=args.algorithm,

@@ -9,13 +9,27 @@ arguments, a string tensor); the class names are also written as
 `assets.extra/labels.json`. A TFLite file takes float32 pixels; its class
 names go next to it (`model.tflite` -> `model.labels.json`).
 
+Video models take clips the same way (`(batch, frames, h, w, 3)` pixels,
+`serve` and `serve_uint8`). Detection and segmentation models return what
+`model.predict` returns: a dict of `bbox_regression` and `classification`
+(one box per image), raw RetinaNet `bbox_regression` deltas and
+`cls_logits` per anchor (decode them with the head's `decode`, as `kerasft
+predict` does), or per-pixel logits.
+
 Text models: the SavedModel of a text run folder (or with `preprocessor=`)
 has `serve_text`, taking strings (the KerasHub WordPiece preprocessor runs
 inside, as `tensorflow_text` ops: `import tensorflow_text` before loading
 it), besides `serve`, taking the token ids the model was trained on
 (`token_ids`, `padding_mask`, `segment_ids`, as `kerasft.data.tokenize`
-makes them). TFLite has no kernels for those ops, so a TFLite text model
-takes token ids (see `docs/deploy.md`).
+makes them). Text classification and token classification take `texts`;
+question answering takes `questions` and `contexts` (one window each, no
+`doc_stride`) and returns `start_logits` and `end_logits`. TFLite has no
+kernels for those ops, so a TFLite text model takes token ids (see
+`docs/deploy.md`).
+
+Seq2seq, causal LM and image captioning runs decode token by token and
+have no one-call serving signature: exporting their run folder is refused,
+naming `kerasft generate` / `kerasft predict` instead.
 
 The graph work is Keras's (`keras.export.ExportArchive`) and TensorFlow's
 (`tf.lite.TFLiteConverter`); this module picks signatures and converter
@@ -114,14 +128,44 @@ def _resolve_model(model_or_run_dir, class_names):
     if isinstance(model_or_run_dir, keras.Model):
         return model_or_run_dir, _names(class_names), {}
     if isinstance(model_or_run_dir, (str, os.PathLike)):
-        from kerasft._run_folder import load_run
+        from kerasft import loading
 
-        run = load_run(model_or_run_dir)
+        directory = loading.check_run_folder(model_or_run_dir)
+        refuse_unservable(loading.recipe_of(directory), directory)
+        run = loading.load(directory)
+        refuse_unservable(run.recipe, directory)
         return run.model, _names(class_names) or run.class_names, run.config
     raise TypeError(
         "`model_or_run_dir` must be a `keras.Model` or a run folder path. "
         f"Received: {type(model_or_run_dir).__name__}"
     )
+
+
+# Recipes whose runs decode token by token: no one-call serving signature.
+_UNSERVABLE = {
+    "seq2seq": "generate text with `kerasft generate {dir} PROMPT ...` or "
+               "`kerasft predict {dir} PROMPTS.txt`",
+    "causal_lm": "generate text with `kerasft generate {dir} PROMPT ...` or "
+                 "`kerasft predict {dir} PROMPTS.txt`",
+    "image_captioning": "caption images with `kerasft predict {dir} IMAGES`",
+}
+
+
+def refuse_unservable(recipe, directory):
+    """Raises a one-line `ValueError` for a run whose model has no serving
+    signature (seq2seq, causal LM, captioning: they decode token by token),
+    naming the command that serves it instead."""
+    if recipe is None:
+        return
+    from kerasft.recipes import registry
+
+    task = registry.get(recipe).task
+    if task in _UNSERVABLE:
+        raise ValueError(
+            f"`kerasft export` cannot export the {task} run {directory!r}: "
+            "its model decodes token by token and has no serving signature; "
+            + _UNSERVABLE[task].format(dir=directory) + "."
+        )
 
 
 def _names(class_names):
@@ -200,9 +244,9 @@ def input_specs(model):
 def _is_image_spec(spec):
     import tensorflow as tf
 
-    return (
+    return (  # images (batch, h, w, c) or clips (batch, frames, h, w, c)
         isinstance(spec, tf.TensorSpec)
-        and spec.shape.rank == 4
+        and spec.shape.rank in (4, 5)
         and spec.dtype.is_floating
     )
 
@@ -264,13 +308,18 @@ def _write_saved_model(model, path, class_names, preprocessor=None):
         if not preprocessor.built:
             preprocessor(tf.constant(["built"]))  # ExportArchive tracks built layers
         archive.track(preprocessor)
-        serve_text = tf.function(
-            lambda texts: model(preprocessor(texts), training=False)
-        )
-        archive.add_endpoint(
-            "serve_text", serve_text,
-            input_signature=[tf.TensorSpec([None], tf.string, name="texts")],
-        )
+        strings = lambda name: tf.TensorSpec([None], tf.string, name=name)  # noqa: E731
+        if _takes_pairs(model):  # QA: [CLS] question [SEP] context [SEP]
+            # `x=`: a bare 2-tuple would read as KerasHub's (x, y).
+            serve_text = tf.function(lambda questions, contexts: model(
+                preprocessor(x=(questions, contexts)), training=False))
+            signature = [strings("questions"), strings("contexts")]
+        else:
+            serve_text = tf.function(
+                lambda texts: model(preprocessor(texts), training=False)
+            )
+            signature = [strings("texts")]
+        archive.add_endpoint("serve_text", serve_text, input_signature=signature)
     for name, (fn, signature) in _serving_functions(model).items():
         archive.add_endpoint(name, fn, input_signature=signature)
     names = tf.constant(class_names or [], tf.string)
@@ -287,6 +336,12 @@ def _write_saved_model(model, path, class_names, preprocessor=None):
             json.dump(class_names, f)
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
+
+
+def _takes_pairs(model):
+    """Whether a text model reads (question, context) pairs: a QA head's
+    `start_logits`/`end_logits` outputs."""
+    return isinstance(model.output, dict) and "start_logits" in model.output
 
 
 # === TFLite ===

@@ -99,7 +99,7 @@ def test_clear_errors(run, tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         export(tmp_path / "nowhere", tmp_path / "x")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="has no model.keras"):
+    with pytest.raises(ValueError, match="is not a kerasft run folder"):
         export(tmp_path / "empty", tmp_path / "x")
     with pytest.raises(ValueError, match="`format` must be one of"):
         export(model, tmp_path / "x", format="onnx")

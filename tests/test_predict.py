@@ -122,3 +122,38 @@ def test_text_run_predicts_texts_and_exports_a_string_signature(tmp_path):
     np.testing.assert_allclose(served.serve_text(tf.constant(new)).numpy(),
                                expected, atol=1e-5)
     np.testing.assert_allclose(served.serve(tokens).numpy(), expected, atol=1e-5)
+
+
+def test_every_recipe_has_a_predictor_with_the_one_signature():
+    import inspect
+
+    from kerasft.recipes import registry
+
+    for name in registry.names():
+        predictor = registry.predictor(name)
+        parameters = inspect.signature(predictor).parameters
+        assert list(parameters) == ["run", "inputs", "output", "batch_size",
+                                    "top_k", "verbose"], name
+        assert {k: parameters[k].default for k in ("batch_size", "top_k", "verbose")} \
+            == {"batch_size": 32, "top_k": None, "verbose": 1}, name
+        assert all(parameters[k].kind is inspect.Parameter.KEYWORD_ONLY
+                   for k in ("batch_size", "top_k", "verbose")), name
+
+
+def test_predict_dispatches_on_the_runs_recipe(tmp_path, monkeypatch):
+    import types
+
+    from kerasft import loading
+    from kerasft.predictors import segmentation
+
+    calls = []
+    run = types.SimpleNamespace(recipe="segmentation")
+    monkeypatch.setattr(loading, "load", lambda directory: run)
+    monkeypatch.setattr(segmentation, "predict",
+                        lambda *args, **kwargs: calls.append((args, kwargs)))
+    predict_to_csv("some/run", str(tmp_path), str(tmp_path / "m.csv"),
+                   batch_size=4, verbose=0)
+    assert calls == [((run, str(tmp_path), str(tmp_path / "m.csv")),
+                      {"batch_size": 4, "top_k": None, "verbose": 0})]
+    with pytest.raises(ValueError, match="Input .* does not exist"):
+        predict_to_csv("some/run", str(tmp_path / "nope"))

@@ -174,12 +174,16 @@ def get(name, weights=None, input_shape=(224, 224, 3), **kwargs):
     constructor = getattr(keras.applications, entry.constructor)
     if entry.pass_name:
         kwargs["name"] = name
-    model = constructor(
-        include_top=False,
-        weights="imagenet" if weights == "imagenet" else None,
-        input_shape=input_shape,
-        **kwargs,
-    )
+    try:
+        model = constructor(
+            include_top=False,
+            weights="imagenet" if weights == "imagenet" else None,
+            input_shape=input_shape,
+            **kwargs,
+        )
+    except Exception as e:  # noqa: BLE001 (re-raised unless a download)
+        _raise_if_offline(name, e)
+        raise
     model.name = name
     if weights_path is not None:
         load_weights_file(model, weights_path, backbone_name=name)
@@ -195,6 +199,24 @@ def get(name, weights=None, input_shape=(224, 224, 3), **kwargs):
         input_range=(0, 255),
         task="image",
     )
+
+
+def _raise_if_offline(name, error):
+    """A one-line `ValueError` when `error` is a failed ImageNet download."""
+    import re
+
+    from kerasft.backbones._download import is_download_failure, offline_error
+
+    if not is_download_failure(error):
+        return
+    url = re.search(r"URL fetch failure on (\S+?):? ", str(error))
+    file = url.group(1).rsplit("/", 1)[-1] if url else f"{name}_notop.h5"
+    raise offline_error(
+        f"the ImageNet weights of {name!r} ({file})", error,
+        "Offline, pass weights=none (random initialization), the path of "
+        f"a weights file (e.g. {file} copied from a machine with network) or "
+        "a saved .keras model as `backbone`.",
+    ) from None
 
 
 def _check_input_shape(name, entry, input_shape):

@@ -14,6 +14,7 @@ import re
 import keras
 
 from kerasft import _keras_compat
+from kerasft.backbones import _download
 from kerasft.backbones.backbone import Backbone
 from kerasft.backbones.backbone import Group
 
@@ -64,10 +65,14 @@ def bert(
     KerasHub `TextClassifierPreprocessor`: strings (or a tuple of two string
     batches for sentence pairs) -> the model's input dict.
 
-    For Hugging Face BERT folders the tokenizer follows the folder's
-    `tokenizer_config.json` exactly, including `strip_accents` (which, as in
-    Hugging Face, defaults to `do_lower_case`; KerasHub's own converter
-    keeps accents and so maps "café" to `[UNK]`).
+    For Hugging Face BERT/DistilBERT folders the tokenizer cuts text
+    exactly as the folder's Hugging Face tokenizer does (`tokenizer.json`'s
+    `BertNormalizer`, overridden by `tokenizer_config.json`'s
+    `do_lower_case`, `strip_accents`, `tokenize_chinese_chars`): same ids,
+    and the same character offsets through
+    `kerasft.data.squad.token_offsets`. KerasHub's own WordPiece
+    lowercasing applies NFKC and full case folding ("2½" -> "21⁄2",
+    "straße" -> "strasse"), which BERT never did; see docs/text.md.
 
     Args:
         source: a KerasHub preset name (`"bert_base_en_uncased"`), an
@@ -143,8 +148,8 @@ def bert(
         backbone_cls = keras_hub.models.Backbone
     name = name or _default_name(source, hf_config)
 
-    model = backbone_cls.from_preset(
-        source, load_weights=load_weights, dtype=dtype, name=name
+    model = _download.from_preset(
+        backbone_cls, source, load_weights=load_weights, dtype=dtype, name=name
     )
     family = _family_of(model, keras_hub)
     if family is None:
@@ -322,41 +327,80 @@ def _family_of(model, keras_hub):
 
 
 def _preprocessor(source, family, hf_config, sequence_length, keras_hub):
-    _, preprocessor_name, tokenizer_name = _FAMILIES[family]
+    _, preprocessor_name, _ = _FAMILIES[family]
     preprocessor_cls = getattr(keras_hub.models, preprocessor_name)
     if hf_config is not None and family in ("bert", "distilbert"):
-        tokenizer = _wordpiece_tokenizer(
-            source, getattr(keras_hub.models, tokenizer_name)
-        )
+        tokenizer = _wordpiece_tokenizer(source, family)
         return preprocessor_cls(
             tokenizer=tokenizer, sequence_length=sequence_length
         )
-    return preprocessor_cls.from_preset(source, sequence_length=sequence_length)
+    return _download.from_preset(preprocessor_cls, source,
+                                 sequence_length=sequence_length)
 
 
-def _wordpiece_tokenizer(source, tokenizer_cls):
+def _wordpiece_tokenizer(source, family):
     """The WordPiece tokenizer Hugging Face would build from `source`
-    (a local folder or an `hf://` handle)."""
-    config = {}
-    if _keras_compat.preset_file_exists(source, "tokenizer_config.json", _FEATURE):
-        config = _keras_compat.preset_load_json(
-            source, "tokenizer_config.json", _FEATURE
-        )
-    lowercase = bool(config.get("do_lower_case", True))
-    strip_accents = config.get("strip_accents")
-    if strip_accents is None:
-        # Hugging Face's BasicTokenizer strips accents whenever it
-        # lowercases, unless strip_accents says otherwise.
-        strip_accents = lowercase
-    try:
+    (a local folder or an `hf://` handle): same ids and, through
+    `_wordpiece.encode_with_offsets`, the same character offsets."""
+    from kerasft.backbones import _wordpiece
+
+    norm = _wordpiece.read_normalization(source, _FEATURE)
+    unknown = "[UNK]"
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        if _keras_compat.preset_file_exists(source, name, _FEATURE):
+            config = _keras_compat.preset_load_json(source, name, _FEATURE)
+            _check_special_tokens(source, name, config)
+            unknown = _token_content(config.get("unk_token", unknown))
+    if _keras_compat.preset_file_exists(source, "added_tokens.json", _FEATURE):
+        added = _keras_compat.preset_load_json(source, "added_tokens.json", _FEATURE)
+        extra = sorted(set(added) - set(_SPECIAL_TOKENS.values()) - {unknown})
+        if extra:
+            raise ValueError(
+                f"{source!r} has added_tokens.json with tokens {extra[:5]}, "
+                "which Hugging Face matches whole in the raw text. kerasft's "
+                "WordPiece tokenizer does not support added tokens; remove "
+                "them (and their embedding rows) or use a folder without."
+            )
+    # Hugging Face's fast tokenizer reads tokenizer.json when there is one.
+    spec_file = None
+    if _keras_compat.preset_file_exists(source, "tokenizer.json", _FEATURE):
+        spec_file = _keras_compat.preset_get_file(source, "tokenizer.json", _FEATURE)
+    if spec_file is not None and _wordpiece.has_wordpiece_vocabulary(spec_file):
+        vocabulary = _wordpiece.vocabulary_from_tokenizer_json(spec_file)
+    elif _keras_compat.preset_file_exists(source, "vocab.txt", _FEATURE):
         vocab = _keras_compat.preset_get_file(source, "vocab.txt", _FEATURE)
-    except FileNotFoundError as e:
+        with open(vocab, encoding="utf-8") as f:
+            vocabulary = [line.rstrip("\n") for line in f]
+    else:
         raise ValueError(
-            f"{source!r} has no vocab.txt, which a WordPiece tokenizer needs."
-        ) from e
-    return tokenizer_cls(
-        vocabulary=vocab, lowercase=lowercase, strip_accents=bool(strip_accents)
-    )
+            f"{source!r} has no vocab.txt (nor a WordPiece tokenizer.json), "
+            "which a WordPiece tokenizer needs."
+        )
+    return _wordpiece.make_tokenizer(family, vocabulary, norm, unknown)
+
+
+# The specials KerasHub's BERT/DistilBERT preprocessors use.
+_SPECIAL_TOKENS = {
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "pad_token": "[PAD]",
+    "mask_token": "[MASK]",
+}
+
+
+def _check_special_tokens(source, name, config):
+    for key, token in _SPECIAL_TOKENS.items():
+        if key in config and _token_content(config[key]) != token:
+            raise ValueError(
+                f"{source!r} sets {key}={_token_content(config[key])!r} in "
+                f"{name}; KerasHub's BERT preprocessors use {token!r}. "
+                "Only the unknown token may be renamed."
+            )
+
+
+def _token_content(token):
+    """`"[UNK]"` from `"[UNK]"` or an AddedToken dict `{"content": ...}`."""
+    return token["content"] if isinstance(token, dict) else str(token)
 
 
 # === Groups ===

@@ -281,7 +281,9 @@ def load_t5_task(files, encoder_sequence_length=512,
     Args:
         files: dict with the local paths `"config"` (`config.json`),
             `"weights"` (a list of `.safetensors` paths) and `"spiece"`
-            (`spiece.model`).
+            (`spiece.model`), and optionally `"tokenizer_config"`,
+            `"added_tokens"` and `"special_tokens_map"` (see
+            `t5_tokenizer`).
         encoder_sequence_length: int, the preprocessor's source length.
         decoder_sequence_length: int, the preprocessor's target length.
         dtype: optional dtype policy for the backbone.
@@ -310,7 +312,7 @@ def load_t5_task(files, encoder_sequence_length=512,
     for path in files["weights"]:
         tensors.update(read_safetensors(path))
     backbone = load_t5_backbone(hf_config, tensors, dtype=dtype)
-    tokenizer = keras_hub.models.T5Tokenizer(proto=files["spiece"])
+    tokenizer = t5_tokenizer(files, hf_config["vocab_size"])
     preprocessor = keras_hub.models.T5Seq2SeqLMPreprocessor(
         tokenizer=tokenizer,
         encoder_sequence_length=encoder_sequence_length,
@@ -319,6 +321,104 @@ def load_t5_task(files, encoder_sequence_length=512,
     return keras_hub.models.T5Seq2SeqLM(
         backbone=backbone, preprocessor=preprocessor
     )
+
+
+def t5_tokenizer(files, model_vocabulary_size):
+    """T5's tokenizer, with Hugging Face's `<extra_id_N>` sentinels.
+
+    `tokenizer_config.json`'s `extra_ids` (Hugging Face's default: 100)
+    sentinels follow the SentencePiece pieces, `<extra_id_0>` last.
+    `added_tokens.json` and `special_tokens_map.json`, when present, must
+    agree: sentinels at those ids, `</s>`/`<pad>`/`<unk>` as the special
+    tokens. Other added tokens are refused, not ignored.
+
+    Args:
+        files: the `load_t5_task` files dict.
+        model_vocabulary_size: `config.json`'s `vocab_size` (rows of the
+            model's embedding); the tokenizer's ids must fit in it.
+
+    Returns:
+        A `T5SentinelTokenizer` (a KerasHub `T5Tokenizer`).
+
+    Example:
+    ```python
+    tokenizer = t5_tokenizer(local_t5_files("flan-t5-small"), 32128)
+    tokenizer("The <extra_id_0> walks in <extra_id_1> park")
+    ```
+    """
+    from kerasft.backbones._t5_tokenizer import sentinel_tokenizer_class
+
+    config = _optional_json(files.get("tokenizer_config")) or {}
+    extra_ids = config.get("extra_ids", 100)
+    tokenizer = sentinel_tokenizer_class()(
+        proto=files["spiece"], extra_ids=extra_ids
+    )
+    if tokenizer.vocabulary_size() > model_vocabulary_size:
+        raise ValueError(
+            f"The tokenizer has {tokenizer.piece_count()} SentencePiece "
+            f"pieces + extra_ids={extra_ids} sentinels = "
+            f"{tokenizer.vocabulary_size()} ids, more than the model's "
+            f"vocab_size={model_vocabulary_size} (config.json). Set "
+            "`extra_ids` in tokenizer_config.json to the number of sentinels "
+            "the checkpoint was trained with."
+        )
+    _check_added_tokens(tokenizer, files.get("added_tokens"))
+    _check_special_tokens(tokenizer, files.get("special_tokens_map"))
+    return tokenizer
+
+
+def _optional_json(path):
+    if path is None or not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _check_added_tokens(tokenizer, path):
+    added = _optional_json(path)
+    if not added:
+        return
+    wrong = {
+        token: index
+        for token, index in added.items()
+        if tokenizer.token_to_id(token) != index
+        or not token.startswith("<extra_id_")
+    }
+    if wrong:
+        raise ValueError(
+            f"{path!r} adds tokens kerasft's T5 tokenizer does not have at "
+            f"those ids: {dict(sorted(wrong.items())[:5])}. Only the "
+            f"<extra_id_N> sentinels ({tokenizer.extra_ids}, "
+            "`tokenizer_config.json`'s `extra_ids`) are supported."
+        )
+
+
+def _check_special_tokens(tokenizer, path):
+    special = _optional_json(path)
+    if not special:
+        return
+
+    def content(token):
+        return token["content"] if isinstance(token, dict) else token
+
+    expected = {"eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+    for key, token in expected.items():
+        if key in special and content(special[key]) != token:
+            raise ValueError(
+                f"{path!r} sets {key}={content(special[key])!r}; kerasft's T5 "
+                f"tokenizer uses {token!r} (T5's SentencePiece special)."
+            )
+    extra = [content(t) for t in special.get("additional_special_tokens", [])]
+    unknown = [
+        t for t in extra
+        if not (t.startswith("<extra_id_") and tokenizer.token_to_id(t) >= tokenizer.piece_count())
+    ]
+    if unknown:
+        raise ValueError(
+            f"{path!r} lists additional special tokens that are not "
+            f"sentinels of this tokenizer: {unknown[:5]}. Only <extra_id_N> "
+            f"with N < extra_ids={tokenizer.extra_ids} are supported."
+        )
 
 
 def _hidden_scale(hf_config):
@@ -415,8 +515,16 @@ def local_t5_files(folder):
             f"fast tokenizer.json alone is not enough). Found: "
             f"{sorted(os.listdir(folder))}"
         )
-    return {
+    files = {
         "config": os.path.join(folder, "config.json"),
         "weights": weights,
         "spiece": spiece,
     }
+    for key, name in (
+        ("tokenizer_config", "tokenizer_config.json"),
+        ("added_tokens", "added_tokens.json"),
+        ("special_tokens_map", "special_tokens_map.json"),
+    ):
+        if os.path.exists(os.path.join(folder, name)):
+            files[key] = os.path.join(folder, name)
+    return files

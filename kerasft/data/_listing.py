@@ -63,3 +63,39 @@ def list_image_files(directory, class_names=None):
     if empty:
         _LOG.warning("Class folders with no images in %s: %s", directory, empty)
     return names, paths, labels
+
+
+# Largest image file read (bytes); a larger one is skipped as unreadable.
+MAX_IMAGE_BYTES = 256 * 2**20
+
+
+def unreadable_file_reason(path, max_bytes=None):
+    """Why `path` must not be read as a data file, or `None`.
+
+    Only regular files up to `max_bytes` are read: a dangling or looping
+    symlink, a device (`/dev/zero`, which never ends), a FIFO (whose read
+    blocks until a writer comes), a socket or a folder, or a file over the
+    cap, is reported like any unreadable file instead of hanging the run or
+    filling its memory. Symlinks to regular files are followed. Checks with
+    `os.stat` only: nothing is opened.
+
+    Args:
+        path: the file's path.
+        max_bytes: the size cap. Defaults to `MAX_IMAGE_BYTES`.
+
+    Example:
+    >>> unreadable_file_reason("/dev/zero")
+    'not a regular file'
+    """
+    import stat
+
+    max_bytes = MAX_IMAGE_BYTES if max_bytes is None else max_bytes
+    try:
+        info = os.stat(path)
+    except OSError as e:  # missing, dangling or looping symlink, no access
+        return e.strerror or "cannot be read"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_size > max_bytes:
+        return f"larger than {max_bytes} bytes"
+    return None

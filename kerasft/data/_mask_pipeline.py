@@ -113,7 +113,7 @@ def batches(images, masks, batch_size, augment=None, shuffle=True, seed=None,
 
 
 def annotate(ds, masks, num_classes, class_names, batch_size, drop_remainder,
-             augment, file_paths=(), ignore_index=255):
+             augment, file_paths=(), ignore_index=255, skipped_files=()):
     """`_pipeline.with_info` plus `ignore_index`; `class_counts` are pixel
     counts per class (so `class_weights()` balances pixels)."""
     if class_names is None:
@@ -131,6 +131,7 @@ def annotate(ds, masks, num_classes, class_names, batch_size, drop_remainder,
         drop_remainder=drop_remainder,
         augment=augment,
         file_paths=file_paths,
+        skipped_files=skipped_files,
     )
     object.__setattr__(ds, "ignore_index", ignore_index)
     return ds
@@ -184,19 +185,20 @@ def num_classes_of(num_classes, class_names):
 
 def finish(images, masks, batch_size, num_classes, class_names, ignore_index,
             augment=None, validation_split=None, subset=None, seed=None,
-            shuffle=True, drop_remainder=None, epoch=None, file_paths=()):
+            shuffle=True, drop_remainder=None, epoch=None, file_paths=(),
+            skipped_files=()):
     augment = resolve_augment(augment, ignore_index)
     drop_remainder = _pipeline.resolve_drop_remainder(drop_remainder)
     file_paths = list(file_paths) or [""] * len(images)
 
-    def make(idx, aug, shuf):
+    def make(idx, aug, shuf, skipped=skipped_files):
         ds = batches(
             images[idx], masks[idx], batch_size, augment=aug, shuffle=shuf,
             seed=seed, drop_remainder=drop_remainder, epoch=epoch)
         paths = [file_paths[i] for i in idx] if any(file_paths) else ()
         return annotate(
             ds, masks[idx], num_classes, class_names, batch_size,
-            drop_remainder, aug, paths, ignore_index)
+            drop_remainder, aug, paths, ignore_index, skipped)
 
     everything = np.arange(len(images))
     if not validation_split:
@@ -222,4 +224,5 @@ def finish(images, masks, batch_size, num_classes, class_names, ignore_index,
         return make(train, augment, shuffle)
     if subset == "validation":
         return make(val, None, False)
-    return make(train, augment, shuffle), make(val, None, False)
+    # Files were skipped before the split: the training subset lists them.
+    return make(train, augment, shuffle), make(val, None, False, ())

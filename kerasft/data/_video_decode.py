@@ -124,6 +124,7 @@ def decode_clip(path, frames, image_size, sampling):
     if os.path.isdir(path):
         clip, length = _decode_frame_folder(path, frames, image_size, sampling)
     else:
+        _check_readable(path, MAX_VIDEO_BYTES)
         clip, length = _decode_video(path, frames, image_size, sampling)
     return pad_frames(clip, frames), length
 
@@ -142,10 +143,26 @@ def _decode_frame_folder(path, frames, image_size, sampling):
     height, width = image_size
     out = []
     for name in files:
+        _check_readable(os.path.join(path, name))
         with Image.open(os.path.join(path, name)) as image:
             image = image.convert("RGB").resize((width, height), Image.BILINEAR)
             out.append(np.asarray(image, np.uint8))
     return np.stack(out), length
+
+
+# Largest video file decoded (bytes); a larger one is skipped as unreadable.
+MAX_VIDEO_BYTES = 8 * 2**30
+
+
+def _check_readable(path, max_bytes=None):
+    """Raises (the clip is then skipped as unreadable) unless `path` is a
+    regular file under the cap: a FIFO would block the decoder, a device
+    such as /dev/zero would never end."""
+    from kerasft.data._listing import unreadable_file_reason
+
+    reason = unreadable_file_reason(path, max_bytes)
+    if reason is not None:
+        raise ValueError(f"{path!r}: {reason}")
 
 
 def _decode_video(path, frames, image_size, sampling):

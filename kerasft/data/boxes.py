@@ -11,7 +11,6 @@ a `ValueError` naming the file and row. No TensorFlow here; the
 
 import csv
 import dataclasses
-import json
 import os
 import xml.etree.ElementTree as ET
 
@@ -104,15 +103,22 @@ def read_box_csv(path, class_names=None):
     with empty corners and label is an image without objects."""
     if not os.path.exists(path):
         raise ValueError(f"CSV file {path!r} does not exist.")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(
-                f"CSV file {path!r} has no column(s) {missing}. Its columns: "
-                f"{reader.fieldnames}. Expected the header {','.join(CSV_COLUMNS)}."
-            )
-        rows = list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(
+                    f"CSV file {path!r} has no column(s) {missing}. Its columns: "
+                    f"{reader.fieldnames}. Expected the header "
+                    f"{','.join(CSV_COLUMNS)}."
+                )
+            rows = list(reader)
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise ValueError(
+            f"Cannot read {path!r} as CSV text ({e}). Expected rows of "
+            f"{','.join(CSV_COLUMNS)} under that header."
+        ) from None
     if not rows:
         raise ValueError(f"CSV file {path!r} has no rows.")
     root = os.path.dirname(os.path.abspath(path))
@@ -173,16 +179,32 @@ def read_voc(folder, class_names=None, image_dir=None):
     return _annotations(images, class_names, sizes, source=folder)
 
 
+_COCO_EXPECTED = (
+    "a COCO detection file: an object with 'images' (id, file_name), "
+    "'annotations' (image_id, category_id, bbox [x, y, w, h]) and "
+    "'categories' (id, name)"
+)
+
+
 def read_coco(path, class_names=None, image_dir=None):
     """Reads a COCO JSON file (`images`, `annotations` with `bbox` as
     `[x, y, w, h]`, `categories`); image files are `image_dir/file_name`,
     by default next to the JSON file (or in its `images/` folder).
     Crowd annotations (`iscrowd: 1`) are left out."""
-    with open(path) as f:
-        data = json.load(f)
+    from kerasft._json_file import load_json
+
+    data = load_json(path, _COCO_EXPECTED)
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"COCO file {path!r} holds a JSON {type(data).__name__}. "
+            f"Expected {_COCO_EXPECTED}."
+        )
     missing = [k for k in ("images", "annotations", "categories") if k not in data]
     if missing:
-        raise ValueError(f"COCO file {path!r} has no {missing} entries.")
+        raise ValueError(
+            f"COCO file {path!r} has no {missing} entries. Expected "
+            f"{_COCO_EXPECTED}."
+        )
     root = os.path.dirname(os.path.abspath(path))
     if image_dir is None:
         image_dir = os.path.join(root, "images")

@@ -25,6 +25,7 @@ __all__ = [
     "caption_batches",
     "image_batches",
     "load_caption_images",
+    "readable_images",
     "read_captions",
 ]
 
@@ -233,6 +234,46 @@ def load_caption_images(table, image_size, cache=True):
                          tf.int64)
     ds = loaded.dataset.map(lambda image, i, size: (image, tf.gather(lookup, i)))
     return CaptionImages(kept, ds, loaded.skipped)
+
+
+def readable_images(table):
+    """`(table of readable images, skipped files)`: the images
+    `tf.io.decode_image` cannot decode left out (one parallel decode pass),
+    named in one warning.
+
+    Split a table after this, so that skipping never empties a held-out
+    part (one corrupt image drawn alone into validation).
+
+    Args:
+        table: a `CaptionTable`.
+
+    Returns:
+        `(CaptionTable, tuple of skipped paths)`.
+
+    Raises:
+        ValueError: when no image of `table` is readable.
+    """
+    import logging
+
+    from kerasft.data.images import _undecodable
+
+    paths = [os.fspath(p) for p in table.image_paths]
+    bad = set(_undecodable(paths, 3))
+    if not bad:
+        return table, ()
+    skipped = tuple(p for p in paths if p in bad)
+    if len(skipped) == len(paths):
+        raise ValueError(
+            f"No readable images in {table.source!r} (all {len(paths)} files "
+            "were unreadable)."
+        )
+    shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+    logging.getLogger("kerasft.data").warning(
+        "Skipped %d unreadable image file(s) in %s: %s",
+        len(skipped), table.source, shown,
+    )
+    kept = [i for i, p in enumerate(paths) if p not in bad]
+    return table.take(kept), skipped
 
 
 def _flat_tokens(token_ids):

@@ -15,6 +15,7 @@ import random
 import numpy as np
 import tensorflow as tf
 
+from kerasft.data import _listing
 from kerasft.data import _pipeline
 from kerasft.data._split import holdout_indices
 from kerasft.data._listing import IMAGE_EXTENSIONS  # noqa: F401 (public)
@@ -356,20 +357,28 @@ def load_files(
     """
     paths = [os.fspath(p) for p in paths]
     index = np.arange(len(paths))
+    # Only regular files under the size cap are ever opened (a FIFO would
+    # block, /dev/zero would fill memory); the others are skipped.
+    unsafe = {
+        i for i, p in enumerate(paths)
+        if _listing.unreadable_file_reason(p) is not None
+    }
     if cache is False or cache is None:
+        bad = set(unsafe)
+        safe = [(i, p) for i, p in enumerate(paths) if i not in unsafe]
         if check_files == "header":
-            bad = {i for i, p in enumerate(paths) if not _has_image_header(p)}
+            bad |= {i for i, p in safe if not _has_image_header(p)}
         elif check_files == "decode":
-            undecodable = set(_undecodable(paths, channels))
-            bad = {i for i, p in enumerate(paths) if p in undecodable}
-        else:
-            bad = set()
+            undecodable = set(_undecodable([p for _, p in safe], channels))
+            bad |= {i for i, p in safe if p in undecodable}
         index = np.asarray([i for i in index if i not in bad], np.int64)
     elif not (cache is True or isinstance(cache, str)):
         raise TypeError(
             "`cache` must be True (memory), False or a file path. "
             f"Received: cache={cache!r}"
         )
+    else:
+        index = np.asarray([i for i in index if i not in unsafe], np.int64)
     take = lambda values: np.asarray(values)[index]  # noqa: E731
     kept_targets = tf.nest.map_structure(take, targets)
     kept_paths = [paths[i] for i in index]
@@ -445,8 +454,10 @@ def read_image_csv(path, image_column="filename", label_column="label",
         raise ValueError(f"CSV file {path!r} has no rows.")
     root = os.path.dirname(os.path.abspath(path))
     files = [os.path.join(root, r[image_column]) for r in rows]
+    # Paths are followed wherever they point; a dangling or looping symlink
+    # is listed and then skipped as unreadable, a missing name is an error.
     missing = [
-        (i, f) for i, f in enumerate(files, start=2) if not os.path.exists(f)
+        (i, f) for i, f in enumerate(files, start=2) if not os.path.lexists(f)
     ]
     if missing:
         line, file = missing[0]

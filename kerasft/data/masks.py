@@ -8,10 +8,14 @@ give their palette indices (not the RGB colours they display as), grey and
 16-bit PNGs their integer values. Images are resized bilinearly, masks
 with nearest neighbour (labels are never blended), then both are cached in
 memory as arrays and batched by the shared pipeline, with augmentation
-moving masks with their pixels.
+moving masks with their pixels. Pairs whose image or mask cannot be read
+(not an image, truncated) are skipped, named in one warning and listed in
+`skipped_files`, as `image_folder` does; `validation_split` then splits the
+readable pairs, so no subset loses its files to skipping.
 """
 
 import concurrent.futures
+import logging
 import os
 
 import numpy as np
@@ -21,6 +25,10 @@ from kerasft.data import _pipeline
 from kerasft.data._listing import IMAGE_EXTENSIONS
 
 _MASK_MODES = ("P", "L", "I", "I;16", "I;16B", "I;16L", "1")
+# What PIL raises for a file that is not an image or is cut short
+# (UnidentifiedImageError is an OSError; some broken PNGs raise SyntaxError).
+_UNREADABLE = (OSError, SyntaxError)
+_LOG = logging.getLogger("kerasft.data")
 
 
 def read_mask(path, size=None):
@@ -60,10 +68,16 @@ def _read_image(path, size):
 
 
 def pair_files(image_dir, mask_dir, mask_suffix=""):
-    """`(image paths, mask paths)` matched by file stem; errors list a few
-    images without a mask, and images whose mask differs in size."""
-    from PIL import Image
+    """`(image paths, mask paths)` matched by file stem, pairs with an
+    unreadable file left out; errors list a few images without a mask, and
+    images whose mask differs in size."""
+    image_paths, mask_paths, _ = _readable_pairs(image_dir, mask_dir, mask_suffix)
+    return image_paths, mask_paths
 
+
+def _readable_pairs(image_dir, mask_dir, mask_suffix):
+    """`(image paths, mask paths, skipped)`: `skipped` names the file of
+    each pair PIL cannot open."""
     for arg, folder in (("image_dir", image_dir), ("mask_dir", mask_dir)):
         if not os.path.isdir(folder):
             raise ValueError(
@@ -94,20 +108,63 @@ def pair_files(image_dir, mask_dir, mask_suffix=""):
         os.path.join(mask_dir, masks[os.path.splitext(f)[0] + mask_suffix])
         for f in images
     ]
-    wrong = []
+    wrong, kept, skipped = [], [], []
     for image_path, mask_path in zip(image_paths, mask_paths):
-        with Image.open(image_path) as a, Image.open(mask_path) as b:
-            if a.size != b.size:
-                wrong.append(
-                    f"{image_path} is {a.size[0]}x{a.size[1]} but {mask_path} "
-                    f"is {b.size[0]}x{b.size[1]}"
-                )
+        sizes = _sizes(image_path, mask_path)
+        if isinstance(sizes, str):
+            skipped.append(sizes)
+            continue
+        (a, b) = sizes
+        kept.append((image_path, mask_path))
+        if a != b:
+            wrong.append(
+                f"{image_path} is {a[0]}x{a[1]} but {mask_path} is {b[0]}x{b[1]}"
+            )
     if wrong:
         raise ValueError(
             f"{len(wrong)} mask(s) differ in size from their image (width x "
             "height): " + "; ".join(wrong[:5]) + ("; ..." if len(wrong) > 5 else "")
         )
-    return image_paths, mask_paths
+    return [i for i, _ in kept], [m for _, m in kept], skipped
+
+
+def _sizes(image_path, mask_path):
+    """`(image size, mask size)`, or the path of the one PIL cannot open."""
+    from PIL import Image
+
+    sizes = []
+    for path in (image_path, mask_path):
+        try:
+            with Image.open(path) as f:
+                sizes.append(f.size)
+        except _UNREADABLE:
+            return path
+    return tuple(sizes)
+
+
+def _read_pair(image_path, mask_path, image_size):
+    """`(image, mask)` arrays, or the path of the file that fails to decode
+    (a truncated file opens, then fails here)."""
+    try:
+        mask = read_mask(mask_path, image_size)
+    except _UNREADABLE:
+        return mask_path
+    try:
+        return _read_image(image_path, image_size), mask
+    except _UNREADABLE:
+        return image_path
+
+
+def _report_skipped(skipped, total, where):
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+        _LOG.warning("Skipped %d unreadable image file(s) in %s: %s",
+                     len(skipped), where, shown)
+    if len(skipped) == total:
+        raise ValueError(
+            f"No readable image and mask pairs in {where!r} (all {total} "
+            "were unreadable)."
+        )
 
 
 def segmentation_folder(image_dir, mask_dir, image_size, batch_size,
@@ -120,7 +177,9 @@ def segmentation_folder(image_dir, mask_dir, image_size, batch_size,
     Batches are `(float32 images in [0, 255], int32 masks (b, h, w))`;
     the dataset carries `image_folder`'s attributes (`class_names`,
     `num_classes`, `num_samples`, `steps_per_epoch`, `file_paths`,
-    `class_counts` as pixel counts) and `ignore_index`.
+    `skipped_files`, `class_counts` as pixel counts) and `ignore_index`.
+    Unreadable pairs are skipped before `validation_split` divides the
+    rest; the training subset lists them in `skipped_files`.
 
     Args:
         image_dir: folder of images.
@@ -148,14 +207,24 @@ def segmentation_folder(image_dir, mask_dir, image_size, batch_size,
     ```
     """
     image_size = _pipeline.check_image_size(image_size)
-    image_paths, mask_paths = pair_files(image_dir, mask_dir, mask_suffix)
+    image_paths, mask_paths, skipped = _readable_pairs(image_dir, mask_dir,
+                                                       mask_suffix)
+    total = len(image_paths) + len(skipped)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        masks = list(pool.map(lambda p: read_mask(p, image_size), mask_paths))
-        images = list(pool.map(lambda p: _read_image(p, image_size), image_paths))
+        pairs = list(pool.map(lambda p: _read_pair(*p, image_size),
+                              zip(image_paths, mask_paths)))
+    kept = [i for i, pair in enumerate(pairs) if not isinstance(pair, str)]
+    skipped += [pair for pair in pairs if isinstance(pair, str)]
+    _report_skipped(skipped, total, image_dir)
+    images = [pairs[i][0] for i in kept]
+    masks = [pairs[i][1] for i in kept]
+    image_paths = [image_paths[i] for i in kept]
+    mask_paths = [mask_paths[i] for i in kept]
     wanted = _mask_pipeline.num_classes_of(num_classes, class_names)
     num_classes = _mask_pipeline.check_labels(masks, wanted, ignore_index, mask_paths)
     return _mask_pipeline.finish(np.stack(images), np.stack(masks), batch_size, num_classes,
-                   class_names, ignore_index, file_paths=image_paths, **kwargs)
+                   class_names, ignore_index, file_paths=image_paths,
+                   skipped_files=tuple(skipped), **kwargs)
 
 
 def segmentation_arrays(images, masks, batch_size=32, image_size=None,

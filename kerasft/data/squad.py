@@ -13,7 +13,6 @@ contexts split with `doc_stride`), with an n-best list and SQuAD v2.0's
 """
 
 import dataclasses
-import json
 import os
 import unicodedata
 from typing import Optional
@@ -86,12 +85,13 @@ def read_squad(path):
     examples = kerasft.data.read_squad("train-v1.1.json")
     ```
     """
-    with open(os.fspath(path), encoding="utf-8") as f:
-        data = json.load(f)
+    from kerasft._json_file import load_json
+
+    expected = ("SQuAD JSON: an object whose 'data' list holds articles of "
+                "'paragraphs' with 'context' and 'qas'")
+    data = load_json(path, expected)
     if not isinstance(data, dict) or "data" not in data:
-        raise ValueError(
-            f"{path!r} is not SQuAD format: expected a top-level 'data' list."
-        )
+        raise ValueError(f"{os.fspath(path)!r} is not SQuAD format. Expected {expected}.")
     examples = []
     for article in data["data"]:
         for paragraph in article.get("paragraphs", []):
@@ -171,11 +171,6 @@ def squad_features(
                 f"{ex.id!r} at sequence_length={sequence_length}). Lower "
                 "`doc_stride` or raise `sequence_length`."
             )
-        answer = None
-        if ex.answer_start >= 0:
-            answer = _answer_tokens(
-                context_offsets, ex.answer_start, ex.answer_start + len(ex.answer_text)
-            )
         found = False
         for begin in _window_starts(len(context_tokens), room, doc_stride):
             stop = min(begin + room, len(context_tokens))
@@ -185,9 +180,13 @@ def squad_features(
             )
             example_index.append(i)
             first = len(question) + 2
-            if answer is not None and begin <= answer[0] and answer[1] < stop:
-                starts.append(answer[0] - begin + first)
-                ends.append(answer[1] - begin + first)
+            span = _window_answer(
+                context_offsets, begin, stop, ex.answer_start,
+                ex.answer_start + len(ex.answer_text),
+            ) if ex.answer_start >= 0 else None
+            if span is not None:
+                starts.append(span[0] - begin + first)
+                ends.append(span[1] - begin + first)
                 found = True
             else:
                 starts.append(0)
@@ -226,10 +225,14 @@ def squad_features(
 def token_offsets(word_tokenizer, text):
     """WordPiece ids of `text` and each token's `(start, end)` char span.
 
-    BERT tokenization never crosses whitespace, so each whitespace-separated
-    word is tokenized on its own; inside a word, each token's characters are
-    found by walking the word normalized as the tokenizer does (lowercase,
-    accents stripped), keeping a map back to the original characters.
+    For the tokenizer `kerasft.backbones.bert` builds from a Hugging Face
+    folder, these are exactly Hugging Face's ids and `offset_mapping`
+    (normalisation done character by character, keeping each normalised
+    character's source). For a plain KerasHub `WordPieceTokenizer`, each
+    whitespace-separated word is tokenized on its own and each token's
+    characters are found by walking the word normalized as that tokenizer
+    does (lowercase, accents stripped), keeping a map back to the original
+    characters.
 
     Args:
         word_tokenizer: a KerasHub `WordPieceTokenizer` (e.g. `BertTokenizer`).
@@ -243,6 +246,12 @@ def token_offsets(word_tokenizer, text):
     ids, offsets = token_offsets(backbone.tokenizer.tokenizer, "Hello, world")
     ```
     """
+    if hasattr(word_tokenizer, "normalization"):
+        # kerasft's Hugging Face-exact WordPiece (`kerasft.backbones.bert`
+        # on a Hugging Face folder): Hugging Face's own ids and offsets.
+        from kerasft.backbones import _wordpiece
+
+        return _wordpiece.encode_with_offsets(word_tokenizer, text)
     words = []  # (start, end) of whitespace-separated words
     start = None
     for i, ch in enumerate(text):
@@ -666,14 +675,21 @@ def _window(question, tokens, offsets, begin, stop, sequence_length, special):
     return token_ids, segment_ids, padding_mask, context_mask, char_offsets
 
 
-def _answer_tokens(offsets, char_start, char_end) -> Optional[tuple]:
-    """First and last context token overlapping `[char_start, char_end)`."""
-    first = last = None
-    for k, (s, e) in enumerate(offsets):
-        if e > char_start and s < char_end:
-            if first is None:
-                first = k
-            last = k
-    if first is None:
+def _window_answer(offsets, begin, stop, char_start, char_end):
+    """The answer's first and last token in `offsets[begin:stop]`, by
+    Hugging Face `run_qa.py`'s rule: the window holds the answer when its
+    first token starts at or before `char_start` and its last ends at or
+    after `char_end`; the answer starts at the last token starting at or
+    before `char_start` and ends at the first ending at or after
+    `char_end`. `None` when the window does not hold it."""
+    if stop <= begin:
         return None
-    return first, last
+    if not (offsets[begin][0] <= char_start and offsets[stop - 1][1] >= char_end):
+        return None
+    start = begin
+    while start < stop and offsets[start][0] <= char_start:
+        start += 1
+    end = stop - 1
+    while end >= begin and offsets[end][1] >= char_end:
+        end -= 1
+    return start - 1, end + 1

@@ -137,18 +137,18 @@ def encode_table(tokenizer, captions, max_length):
 
 
 def decode_captions(tokenizer, ids):
-    """Captions of generated ids `[n, length]`: the tokens after `[START]`
-    up to the first `[END]` (or `[PAD]`), detokenized."""
+    """Captions of generated ids `[n, length]`: the tokens up to the first
+    `[END]` (or `[PAD]`), detokenized, without `[START]` (the first token,
+    and one an undertrained decoder may emit again mid-caption)."""
     start, end = tokenizer.token_to_id(START), tokenizer.token_to_id(END)
     rows = []
     for row in np.asarray(ids).tolist():
-        if row and row[0] == start:
-            row = row[1:]
         out = []
         for token in row:
             if token in (end, 0):
                 break
-            out.append(token)
+            if token != start:
+                out.append(token)
         rows.append(out)
     texts = [tokenizer.detokenize([r]) if r else "" for r in rows]
     return [_text(t) for t in texts]

@@ -200,7 +200,8 @@ class SegmentationHead(Head):
         x = levels[deepest]
         branches = [self._conv(x, filters, 1, "aspp_1x1")]
         for rate in self.atrous_rates:
-            branches.append(self._conv(x, filters, 3, f"aspp_rate{rate}", rate))
+            branches.append(self._conv(x, filters, 3, f"aspp_rate{rate}",
+                                       atrous_rate(rate, x.shape[1:3])))
         branches.append(self._image_pooling(x, filters))
         x = keras.layers.Concatenate(name=self._layer_name("aspp_concat"))(branches)
         x = self._conv(x, filters, 1, "aspp_project")
@@ -264,6 +265,33 @@ class SegmentationHead(Head):
             "output_size": self.output_size,
             "name": self.name,
         }
+
+
+def atrous_rate(rate, size):
+    """The dilation giving a 3x3 atrous conv of `rate` on a `size` feature
+    map the same output at the least cost: `rate` clipped to each side.
+
+    A tap `rate` pixels off the centre lands in the zero padding wherever
+    `rate >= side`, so every rate from `side` up gives the same output. The
+    cost does not stay the same: TensorFlow runs a dilated conv on the map
+    split into `rate x rate` phases after padding to a multiple of `rate`,
+    so on the 2x2 deepest level of a 64 px image rates 6/12/18 did hundreds
+    of times the work of the 4 pixels (DeepLabV3+ ran ~65x slower than U-Net
+    per step, 8x after clipping; `benchmarks/segmentation_step.py`).
+
+    Args:
+        rate: the dilation rate asked for.
+        size: `(height, width)` of the feature map; `None` sides keep `rate`.
+
+    Returns:
+        `rate`, or a `(height_rate, width_rate)` tuple when a side is smaller.
+
+    Example:
+    >>> atrous_rate(18, (2, 2)), atrous_rate(6, (32, 32)), atrous_rate(12, (4, 16))
+    ((2, 2), 6, (4, 12))
+    """
+    clipped = tuple(rate if side is None else min(rate, side) for side in size)
+    return rate if clipped == (rate, rate) else clipped
 
 
 def _levels(features):

@@ -251,18 +251,17 @@ class VideoClassificationHead(DenseHead):
 
     @property
     def metrics(self):
-        k = min(5, self.num_classes)
+        """Accuracy, and top-5 accuracy with more than 5 classes (with 5 or
+        fewer it is always 1.0)."""
         if self.label_mode == "categorical":
-            return [
-                keras.metrics.CategoricalAccuracy(name="accuracy"),
-                keras.metrics.TopKCategoricalAccuracy(k, name="top5_accuracy"),
-            ]
-        return [
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            keras.metrics.SparseTopKCategoricalAccuracy(
-                k, name="top5_accuracy"
-            ),
-        ]
+            metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+            top5 = keras.metrics.TopKCategoricalAccuracy
+        else:
+            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+            top5 = keras.metrics.SparseTopKCategoricalAccuracy
+        if self.num_classes > 5:
+            metrics.append(top5(5, name="top5_accuracy"))
+        return metrics
 
     def get_config(self):
         config = {

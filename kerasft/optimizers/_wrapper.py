@@ -101,22 +101,58 @@ class DelegatingOptimizer:
             store[str(i)] = ops.convert_to_numpy(variable)
 
     def load_own_variables(self, store):
+        """Loads the state saved by `save_own_variables`, whatever the
+        precision policy on either side.
+
+        Under `mixed_float16`, `compile` wraps this optimizer in Keras's
+        `LossScaleOptimizer`, whose saved entry holds its loss-scale
+        variables followed by this optimizer's; under float32 or
+        `mixed_bfloat16` there is no such wrapper. The layouts, tried in
+        order, each only when every shape matches:
+
+        - this optimizer's variables (saved under the same policy);
+        - loss-scale scalars, then this optimizer's variables (saved under
+          `mixed_float16`, loaded without loss scaling): the scalars are
+          dropped;
+        - the wrapped optimizer's variables (saved without loss scaling,
+          loaded under `mixed_float16`, where this optimizer's entry sits
+          one level down): this optimizer's full state is read from the
+          entry above when it is there, else the wrapped optimizer's is
+          loaded and the wrapper's own state (accumulators) starts at zero,
+          with a warning;
+        - only the wrapper's own variables (kerasft 0.1 files; the wrapped
+          optimizer loads its own entry).
+        """
         everything, own = self.variables, self._own_variables()
-        if len(store.keys()) == len(everything):
-            targets = everything
-        elif len(store.keys()) == len(own):
+        inner = list(self.inner_optimizer.variables)
+        saved = [store[str(i)] for i in range(len(store.keys()))]
+        if _fits(saved, everything):
+            return _assign(everything, saved)
+        extra = len(saved) - len(everything)
+        if extra > 0 and _fits(saved[extra:], everything) and all(
+            np.ndim(value) == 0 for value in saved[:extra]
+        ):
+            return _assign(everything, saved[extra:])
+        if own and _fits(saved, inner):
+            above = _keras_compat.parent_store_values(store)
+            if above is not None and _fits(above, everything):
+                return _assign(everything, above)
+            warnings.warn(
+                f"Optimizer {self.name!r}: the file holds the state of the "
+                f"wrapped optimizer {self.inner_optimizer.name!r} but not "
+                "this wrapper's own (saved under another precision policy); "
+                "the wrapper's own state starts at zero."
+            )
+            return _assign(inner, saved)
+        if _fits(saved, own):
             # Saved by kerasft 0.1, which stored only the wrapper's own
             # variables; the wrapped optimizer loads its own entry.
-            targets = own
-        else:
-            raise ValueError(
-                f"Cannot load the state of optimizer {self.name!r}: it holds "
-                f"{len(everything)} variables, the file {len(store.keys())}. "
-                "Build it on the same variables (under the same precision "
-                "policy) first."
-            )
-        for i, variable in enumerate(targets):
-            variable.assign(store[str(i)])
+            return _assign(own, saved)
+        raise ValueError(
+            f"Cannot load the state of optimizer {self.name!r}: it holds "
+            f"{len(everything)} variables, the file {len(saved)}, with "
+            "other shapes. Build it on the same model variables first."
+        )
 
     def finalize_variable_values(self, var_list):
         self.inner_optimizer.finalize_variable_values(var_list)
@@ -203,6 +239,19 @@ class DelegatingOptimizer:
         grads, trainable_variables = zip(*grads_and_vars)
         self.apply(grads, trainable_variables)
         return self.iterations
+
+
+def _fits(values, variables):
+    """Whether saved `values` match `variables` one to one in shape."""
+    return len(values) == len(variables) and all(
+        tuple(np.shape(value)) == tuple(variable.shape)
+        for value, variable in zip(values, variables)
+    )
+
+
+def _assign(variables, values):
+    for variable, value in zip(variables, values):
+        variable.assign(value)
 
 
 def present_gradients(grads, variables):

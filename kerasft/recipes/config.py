@@ -252,8 +252,16 @@ def load_config_file(path):
     """Reads a JSON or YAML (`.yaml`/`.yml`, needs PyYAML) config file."""
     if not os.path.exists(path):
         raise ValueError(f"Config file {path!r} does not exist.")
-    with open(path) as f:
-        text = f.read()
+    if not os.path.isfile(path):  # a folder, a FIFO (would block), a device
+        raise ValueError(
+            f"Config file {path!r} is not a regular file. Pass a JSON or "
+            "YAML file."
+        )
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"Cannot read config file {path!r}: {e}.") from None
     if path.endswith((".yaml", ".yml")):
         try:
             import yaml
@@ -262,12 +270,25 @@ def load_config_file(path):
                 f"Reading {path!r} needs PyYAML (`pip install pyyaml`); or "
                 "write the config as JSON."
             ) from None
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            where = getattr(e, "problem_mark", None)
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+            raise ValueError(
+                f"Config file {path!r} is not valid YAML "
+                f"({getattr(e, 'problem', None) or e}{at}). Expected a mapping "
+                "of option names to values, e.g. 'epochs: 3'."
+            ) from None
     else:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValueError(f"Config file {path!r} is not JSON: {e}") from None
+            raise ValueError(
+                f"Config file {path!r} is not valid JSON ({e.msg} at line "
+                f"{e.lineno}, column {e.colno}). Expected an object of option "
+                'names to values, e.g. {"epochs": 3}; or name a .yaml file.'
+            ) from None
     if not isinstance(data, dict):
         raise ValueError(
             f"Config file {path!r} must hold a mapping of option names to "

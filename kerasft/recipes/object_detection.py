@@ -5,7 +5,9 @@ COCO mAP, `predictions.csv` and a PNG grid of boxes).
 
 Data is a CSV with the header `filename,xmin,ymin,xmax,ymax,label`: image
 paths relative to the CSV's folder, box corners in pixels of the original
-image, and a class label (name or integer id). Boxes are normalized to
+image, and a class label (name or integer id). With `kind="single"` each
+image has exactly one box row; data with several boxes for an image is
+refused, naming `kind="retinanet"`. Boxes are normalized to
 [0, 1] by each image's width and height, so resizing does not move them.
 The model (MobileNetV2 by default + `kerasft.heads.detection`) has two
 outputs, `bbox_regression` (sigmoid, `xyxy`) and `classification`, with a
@@ -36,12 +38,13 @@ from kerasft.recipes.image_classification import (
 
 
 def _read_boxes(path, class_names=None):
-    """`(files, boxes, labels, class_names)`, one row per box, read by
-    `kerasft.data.read_boxes` (CSV, COCO JSON or a Pascal VOC folder): the
-    one-box head trains on each box of an image as its own example."""
+    """`(files, boxes, labels, class_names)`, one row per image, read by
+    `kerasft.data.read_boxes` (CSV, COCO JSON or a Pascal VOC folder);
+    data with several boxes for an image is refused."""
     from kerasft.data.boxes import read_boxes
 
     annotations = read_boxes(path, class_names)
+    _check_one_box_per_image(path, annotations)
     files, boxes, labels = [], [], []
     for file, image_boxes, image_labels in zip(
         annotations.paths, annotations.boxes, annotations.labels
@@ -54,6 +57,21 @@ def _read_boxes(path, class_names=None):
         raise ValueError(f"{path!r} holds no box.")
     return (files, np.asarray(boxes, "float32").reshape(-1, 4),
             np.asarray(labels, "int64"), list(annotations.class_names))
+
+
+def _check_one_box_per_image(path, annotations):
+    """Refuses images with several boxes: the one-box head would train on
+    each box as its own image, teaching it to guess among them."""
+    counts = [len(b) for b in annotations.boxes]
+    several = [(p, n) for p, n in zip(annotations.paths, counts) if n > 1]
+    if several:
+        file, count = several[0]
+        raise ValueError(
+            f"{path!r} has several boxes per image ({len(several)} of "
+            f"{len(counts)} images, e.g. {os.path.basename(file)!r} with "
+            f"{count}), but kind=single predicts one box per image. Pass "
+            "kind=retinanet to detect every box."
+        )
 
 
 def _boxes_data(path, run, image_size, class_names=None, shuffle=False,

@@ -65,6 +65,10 @@ def segmentation(config=None, *, overwrite=False, callbacks=None, **kwargs):
             "tfds:NAME or (images, masks) arrays."
         )
     train, validation, test = _read_splits(run, config, image_size)
+    skipped = _data.skipped_files(train, validation, test)
+    if skipped:
+        run.log(f"Skipped {len(skipped)} unreadable image file(s): "
+                f"{', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}")
     num_classes = train.num_classes
     class_names = config.class_name_list() or list(train.class_names)
 
@@ -104,8 +108,8 @@ def segmentation(config=None, *, overwrite=False, callbacks=None, **kwargs):
         shown = shown or (prefix, ds)
     return run.finish(
         model, history, metrics,
-        plot=_outputs(history, model, shown, config.ignore_index),
-        extra_json={"labels.json": class_names},
+        plot=_outputs(history, model, shown, config.ignore_index, class_names),
+        extra_json={"labels.json": class_names}, skipped_files=skipped,
     )
 
 
@@ -219,8 +223,8 @@ def _split_metrics(model, ds, num_classes, ignore_index, class_names, prefix):
     return prefixed({"loss": float(loss), **scores}, prefix)
 
 
-def _outputs(history, model, shown, ignore_index):
-    """Writes the training curves and the overlay grid."""
+def _outputs(history, model, shown, ignore_index, class_names=None):
+    """Writes the training curves and the mask grid."""
     from kerasft import _io, evaluation
 
     def write(directory):
@@ -232,14 +236,22 @@ def _outputs(history, model, shown, ignore_index):
         prefix, ds = shown
         with _io.atomic_path(os.path.join(directory, GRID_FILE)) as tmp:
             plot_overlays(tmp, model, ds, ignore_index,
-                          "validation" if prefix == "val_" else "test")
+                          "validation" if prefix == "val_" else "test",
+                          class_names=class_names)
 
     return write
 
 
-def plot_overlays(path, model, ds, ignore_index=255, what="validation", count=8):
+def plot_overlays(path, model, ds, ignore_index=255, what="validation", count=8,
+                  class_names=None):
     """A PNG grid: for up to `count` images, the image, the true mask and the
-    predicted mask overlaid in class colours (ignored pixels left clear)."""
+    predicted mask, masks in solid class colours (every class, background
+    included, has its colour, so a prediction never looks like the image),
+    with a colour key naming the classes (and the ignored pixels).
+
+    The colours are matplotlib's `tab20`, cycled, as `kerasft predict`'s
+    palette PNGs and `colour_key.csv`.
+    """
     from matplotlib.figure import Figure
 
     images, truths = [], []
@@ -250,31 +262,72 @@ def plot_overlays(path, model, ds, ignore_index=255, what="validation", count=8)
             break
     images = np.concatenate(images)[:count]
     truths = np.concatenate(truths)[:count]
-    predicted = np.argmax(model.predict(images, verbose=0), axis=-1)
-    from matplotlib import colormaps
-
-    colours = (colormaps["tab20"](np.arange(256) % 20)[:, :3] * 255).astype("int64")
-    figure = Figure(figsize=(6, 2 * len(images)), layout="constrained")
+    logits = model.predict(images, verbose=0)
+    predicted = np.argmax(logits, axis=-1)
+    num_classes = logits.shape[-1]
+    names = list(class_names or [str(i) for i in range(num_classes)])
+    colours = _colours(num_classes)
+    figure = Figure(figsize=(6, 2 * len(images) + 0.6), layout="constrained")
     for row, (image, truth, guess) in enumerate(zip(images, truths, predicted)):
         image = np.clip(image, 0, 255).astype("uint8")
-        panels = (("image", image), ("true", _overlay(image, truth, colours, ignore_index)),
-                  ("predicted", _overlay(image, guess, colours, ignore_index)))
+        panels = (("image", image),
+                  ("true mask", mask_image(truth, colours, ignore_index)),
+                  ("predicted mask", mask_image(guess, colours, ignore_index)))
         for col, (title, panel) in enumerate(panels):
             axes = figure.add_subplot(len(images), 3, 3 * row + col + 1)
-            axes.imshow(panel)
+            axes.imshow(panel, interpolation="nearest")
             axes.set_axis_off()
             if row == 0:
                 axes.set_title(title)
+    figure.legend(handles=_key(names, colours, ignore_index, truths),
+                  loc="outside lower center", ncols=min(4, num_classes + 1),
+                  fontsize="small", frameon=False)
     figure.suptitle(f"{what}: image, true mask, predicted mask")
     figure.savefig(path, format="png", dpi=72)
 
 
-def _overlay(image, mask, colours, ignore_index):
-    """`image` blended half and half with the class colours of `mask`
-    (background, label 0, and ignored pixels keep the image)."""
+def _colours(num_classes):
+    """uint8 `[num_classes, 3]`: `tab20`, cycled."""
+    from matplotlib import colormaps
+
+    rgba = colormaps["tab20"](np.arange(num_classes) % 20)
+    return np.round(rgba[:, :3] * 255).astype("uint8")
+
+
+_IGNORED = np.array([255, 255, 255], "uint8")  # white: no class
+
+
+def mask_image(mask, colours, ignore_index):
+    """A mask of class ids as an RGB uint8 image: each pixel its class's
+    colour, ignored (and out-of-range) pixels white.
+
+    Args:
+        mask: int `(h, w)` class ids.
+        colours: uint8 `[num_classes, 3]`.
+        ignore_index: the label of pixels to ignore, or `None`.
+
+    Returns:
+        A uint8 `(h, w, 3)` array.
+    """
     mask = np.asarray(mask).astype(np.int64)
-    shown = (mask > 0) & (mask != (-1 if ignore_index is None else ignore_index))
-    out = image.astype("float32")
-    painted = colours[np.clip(mask, 0, 255)].astype("float32")
-    out[shown] = 0.5 * out[shown] + 0.5 * painted[shown]
-    return out.astype("uint8")
+    known = (mask >= 0) & (mask < len(colours))
+    if ignore_index is not None:
+        known &= mask != ignore_index
+    out = np.empty(mask.shape + (3,), "uint8")
+    out[...] = _IGNORED
+    out[known] = colours[mask[known]]
+    return out
+
+
+def _key(names, colours, ignore_index, truths):
+    """Legend patches: one per class, and "ignored" when a true mask has
+    ignored pixels."""
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor=c / 255.0, edgecolor="black", linewidth=0.5,
+                     label=f"{i}: {name}")
+               for i, (name, c) in enumerate(zip(names, colours))]
+    if ignore_index is not None and np.any(truths == ignore_index):
+        handles.append(Patch(facecolor="white", edgecolor="black", linewidth=0.5,
+                             label=f"{ignore_index}: ignored"))
+    return handles

@@ -51,7 +51,8 @@ def video_classification(config=None, *, overwrite=False, callbacks=None, **kwar
 
     Returns:
         A `RecipeResult` with `.model`, `.history`, `.metrics`
-        (`val_accuracy`, `val_top5_accuracy`, ...), `.output_dir`.
+        (`val_accuracy`, `val_top5_accuracy` with more than 5 classes,
+        ...), `.output_dir`.
 
     Example:
     ```python
@@ -112,9 +113,11 @@ def video_classification(config=None, *, overwrite=False, callbacks=None, **kwar
     metrics = classification_metrics(model, results, class_names)
     matrices = {}
     for prefix, result in results.items():
-        if result is not None:
+        if result is None:
+            continue
+        if len(class_names) > 5:  # with 5 or fewer classes it is always 1.0
             metrics[prefix + "top5_accuracy"] = top_k_accuracy(*result, k=5)
-            matrices[prefix.rstrip("_")] = confusion(*result)
+        matrices[prefix.rstrip("_")] = confusion(*result)
     if padded:
         metrics["padded_files"] = list(padded)
     shown = results.get("val_") or results.get("test_")

@@ -13,6 +13,7 @@ from kerasft.data.captions import (
     image_batches,
     load_caption_images,
     read_captions,
+    readable_images,
 )
 from tests.data.caption_shapes import image_and_captions
 
@@ -122,3 +123,21 @@ def test_batches_shift_tokens_weight_padding_and_repeat_per_epoch(tmp_path):
     tokens = np.concatenate([b[0]["tokens"][:, 1].numpy() for b in fixed])
     np.testing.assert_array_equal(tokens, 10 + np.arange(6))
     assert sum(b.shape[0] for b in image_batches(images, 4)) == 6
+
+
+def test_readable_images_leaves_out_and_names_unreadable_files(tmp_path, caplog):
+    path, _ = _write(tmp_path, n=3)
+    with open(tmp_path / "images" / "1.png", "wb") as f:
+        f.write(b"not a png")
+    table = read_captions(path)
+    with caplog.at_level("WARNING", logger="kerasft.data"):
+        kept, skipped = readable_images(table)
+    assert skipped == (table.image_paths[1],)
+    assert kept.image_paths == (table.image_paths[0], table.image_paths[2])
+    assert kept.captions == (table.captions[0], table.captions[2])
+    assert "Skipped 1 unreadable image file(s)" in caplog.text
+    for name in ("0.png", "2.png"):
+        with open(tmp_path / "images" / name, "wb") as f:
+            f.write(b"")
+    with pytest.raises(ValueError, match="all 3 files were unreadable"):
+        readable_images(read_captions(path))

@@ -123,3 +123,38 @@ def test_tfds_builder_with_label_offset():
     ds = data.segmentation_tfds(Builder(), "train", 16, 2, label_offset=-1,
                                 shuffle=False)
     np.testing.assert_array_equal(_batches(ds)[1], masks)
+
+
+def test_unreadable_pairs_are_skipped_before_the_split(tmp_path, caplog):
+    images, masks = shapes_segmentation(5, 32, seed=0)
+    image_dir, mask_dir = write_segmentation_folder(str(tmp_path), images, masks)
+    names = sorted(os.listdir(image_dir))
+    with open(os.path.join(image_dir, names[1]), "wb") as f:
+        f.write(b"not an image")  # PIL: UnidentifiedImageError
+    mask = os.path.join(mask_dir, os.path.splitext(names[2])[0] + ".png")
+    with open(mask, "rb") as f:
+        whole = f.read()
+    with open(mask, "wb") as f:
+        f.write(whole[: len(whole) // 2])  # opens, fails to decode
+    with caplog.at_level("WARNING", logger="kerasft.data"):
+        train, val = data.segmentation_folder(
+            image_dir, mask_dir, 32, 4, validation_split=0.4, subset="both",
+            seed=1)
+    bad = (os.path.join(image_dir, names[1]), mask)
+    assert sorted(train.skipped_files) == sorted(bad)
+    assert val.skipped_files == ()
+    assert "Skipped 2 unreadable image file(s)" in caplog.text
+    # The split divides the 3 readable pairs: neither subset is empty.
+    assert (train.num_samples, val.num_samples) == (2, 1)
+    kept = sorted(train.file_paths + val.file_paths)
+    assert kept == [os.path.join(image_dir, names[i]) for i in (0, 3, 4)]
+
+
+def test_all_unreadable_pairs_are_refused(tmp_path):
+    images, masks = shapes_segmentation(2, 32, seed=0)
+    image_dir, mask_dir = write_segmentation_folder(str(tmp_path), images, masks)
+    for name in os.listdir(image_dir):
+        with open(os.path.join(image_dir, name), "wb") as f:
+            f.write(b"garbage")
+    with pytest.raises(ValueError, match="all 2 were unreadable"):
+        data.segmentation_folder(image_dir, mask_dir, 32, 4)

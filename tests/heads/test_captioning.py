@@ -42,6 +42,13 @@ def test_tokens_round_trip_with_start_end_and_truncation(tokenizer):
     assert cut == 2 and short.shape == (2, 5)
 
 
+def test_decoded_captions_never_show_start_even_when_generated_again(tokenizer):
+    start, end = tokenizer.token_to_id("[START]"), tokenizer.token_to_id("[END]")
+    a, red = tokenizer.token_to_id("a"), tokenizer.token_to_id("red")
+    ids = [[start, a, start, red, end, a], [start, start, end, 0, 0, 0]]
+    assert decode_captions(tokenizer, ids) == ["a red", ""]
+
+
 def test_model_saves_and_loads_with_equal_outputs(model, tmp_path):
     images = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3))
     tokens = np.array([[2, 5, 6, 0, 0, 0, 0, 0]] * 2, "int32")

@@ -48,7 +48,26 @@ def test_unet_uses_every_level_as_a_skip_and_deeplab_the_finest():
         _pyramid(levels=(1, 3)), heads.segmentation(2, kind="deeplabv3plus", filters=8)
     )
     assert deeplab.get_layer("head_low_level_conv").output.shape[1:3] == (16, 16)
-    assert deeplab.get_layer("head_aspp_rate6_conv").dilation_rate == (6, 6)
+    # The deepest map is 4x4: rate 6 clipped to 4, the same output for less.
+    assert deeplab.get_layer("head_aspp_rate6_conv").dilation_rate == (4, 4)
+
+
+@pytest.mark.parametrize("size", [(2, 2), (3, 5), (1, 4)])
+def test_clipped_atrous_rate_gives_the_same_output(size):
+    from kerasft.heads.segmentation import atrous_rate
+
+    x = np.random.RandomState(0).normal(size=(2, *size, 5)).astype("float32")
+    outputs = []
+    for rate in (18, atrous_rate(18, size)):
+        conv = keras.layers.Conv2D(4, 3, padding="same", dilation_rate=rate,
+                                   kernel_initializer="glorot_uniform")
+        conv.build(x.shape)
+        conv.set_weights([np.arange(3 * 3 * 5 * 4, dtype="float32").reshape(
+            3, 3, 5, 4) / 100.0, np.zeros(4, "float32")])
+        outputs.append(keras.ops.convert_to_numpy(conv(x)))
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+    assert atrous_rate(18, size) == tuple(min(18, s) for s in size)
+    assert atrous_rate(6, (32, None)) == 6
 
 
 def test_output_size_for_inexact_strides():

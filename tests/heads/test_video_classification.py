@@ -96,6 +96,9 @@ def test_layers_fold_and_unfold_frames():
 def test_metrics_include_top5_and_arguments_are_checked():
     head = heads.video_classification(10, frames=2)
     assert [m.name for m in head.metrics] == ["accuracy", "top5_accuracy"]
+    # With 5 classes or fewer top-5 accuracy is always 1.0: left out.
+    assert [m.name for m in heads.video_classification(5, frames=2).metrics] == [
+        "accuracy"]
     assert head.loss == "sparse_categorical_crossentropy"
     with pytest.raises(ValueError, match="`temporal` must be one of"):
         heads.video_classification(3, temporal="lstm3d")

@@ -16,7 +16,7 @@ from kerasft import cli
 from kerasft.data import corpus
 from kerasft.generation import load_run
 from kerasft.recipes import _resume
-from kerasft.recipes.causal_lm import token_ids
+from kerasft.recipes.causal_lm import loss_weights, token_ids
 from tests.fixtures.tiny_generative import gpt2_folder
 from tests.recipes import kill9
 from tests.recipes.causal_lm_data import (
@@ -299,3 +299,44 @@ def test_lora_mixed_bfloat16_python_base_preset_loads_for_generate(tmp_path):
         assert "mixed" not in f.read()
     text = kerasft.generate(out, "three four", max_length=10)
     assert text.startswith("three four")
+
+
+def test_loss_weights_make_the_window_mean_the_scored_token_mean():
+    packed = corpus.pack([[5, 6, 7, 8, 9], [4]], sequence_length=4,
+                         separator_id=0, stride=2, score_each_token_once=True)
+    assert packed.label_mask.sum() < packed.label_mask.size  # masked positions
+    nll = np.random.default_rng(0).uniform(1, 5, packed.labels.shape)
+    weights = loss_weights(packed)
+    # Keras: the weighted sum over every position, divided by them all.
+    keras_mean = (nll * weights).sum() / nll.size
+    token_mean = (nll * packed.label_mask).sum() / packed.label_mask.sum()
+    assert keras_mean == pytest.approx(token_mean)
+
+
+@pytest.mark.slow
+def test_cli_logged_val_loss_is_the_metrics_val_loss(tmp_path):
+    """One validation loss: the epoch log and history.csv agree with
+    metrics.json and its perplexity (overlapping windows mask tokens)."""
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n".join(counting_corpus(60)))
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": ROOT, "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(
+        [sys.executable, "-m", "kerasft.cli", "causal-lm", "--train", str(text),
+         "--backbone", gpt2_folder(), "--sequence-length", "32", "--stride",
+         "24", "--epochs", "2", "--precision", "float32", "--strategy",
+         "default", "--output", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(out / "metrics.json") as f:
+        metrics = json.load(f)
+    with open(out / "history.csv") as f:
+        last = f.read().strip().splitlines()[-1].split(",")
+    header = (out / "history.csv").read_text().splitlines()[0].split(",")
+    logged = dict(zip(header, map(float, last)))
+    assert logged["val_loss"] == pytest.approx(metrics["val_loss"], rel=1e-4)
+    assert metrics["val_loss"] == pytest.approx(math.log(metrics["val_perplexity"]))
+    assert logged["loss"] == pytest.approx(math.log(logged["perplexity"]), rel=1e-4)
+    assert f"val_loss: {metrics['val_loss']:.4f}" in result.stdout
+    assert (out / "training_curves.png").stat().st_size > 1000

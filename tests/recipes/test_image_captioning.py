@@ -144,3 +144,42 @@ def test_kill_9_mid_epoch_then_same_command_matches_uninterrupted(tmp_path):
         resumed = f.read()
     with open(os.path.join(straight, "predictions.csv")) as f:
         assert f.read() == resumed
+
+
+@pytest.mark.slow
+def test_cli_corrupt_image_is_skipped_before_the_validation_split(tmp_path):
+    """Three images, one corrupt, a third held out: the split divides the
+    two readable ones, so validation is never the corrupt image alone."""
+    from PIL import Image
+
+    from tests.data.caption_shapes import image_and_captions
+
+    rows = []
+    for i in range(3):
+        image, captions = image_and_captions(i, i + 1, "vertical")
+        Image.fromarray(image).save(tmp_path / f"{i}.png")
+        rows += [(f"{i}.png", c) for c in captions]
+    (tmp_path / "1.png").write_bytes(b"not a png")
+    table = tmp_path / "captions.csv"
+    with open(table, "w", newline="") as f:
+        csv.writer(f).writerows([("image", "caption"), *rows])
+    backbone = str(tmp_path / "cnn.keras")
+    caption_backbone().model.save(backbone)
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    result = subprocess.run(
+        [sys.executable, "-m", "kerasft.cli", "image-captioning", "--train",
+         str(table), "--validation-split", "0.34", "--backbone", backbone,
+         "--image-size", "32", "--epochs", "1", "--mode", "feature_extraction",
+         "--batch-size", "2", "--max-length", "10", "--embed-dim", "16",
+         "--decoder-layers", "1", "--num-heads", "2", "--num-beams", "1",
+         "--samples", "1", "--verbose", "0", "--output", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Skipped 1 unreadable image file(s)" in result.stdout + result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["skipped_files"] == [str(tmp_path / "1.png")]
+    assert "val_bleu4" in metrics
+    with open(out / "predictions.csv") as f:
+        assert len(list(csv.DictReader(f))) == 1  # the held-out readable image

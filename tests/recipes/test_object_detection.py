@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -92,3 +93,29 @@ def test_bad_box_is_named_before_training(tmp_path):
             train=path, backbone=tiny_backbone(), epochs=1, verbose=0,
             output_dir=str(tmp_path / "run"),
         )
+
+
+def test_cli_refuses_several_boxes_per_image_naming_kind_retinanet(tmp_path):
+    """The one-box detector would train on each box row as its own image."""
+    import subprocess
+    import sys
+
+    root = str(tmp_path / "data")
+    path = _boxes_csv(root, n=2)
+    with open(path, "a", newline="") as f:
+        csv.writer(f).writerow(["0.png", 1, 1, 6, 6, "dog"])  # a second box
+    root_dir = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": root_dir}
+    result = subprocess.run(
+        [sys.executable, "-m", "kerasft.cli", "object-detection", "--train",
+         path, "--epochs", "1", "--output", str(tmp_path / "run")],
+        cwd=root_dir, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    # TensorFlow's own start-up lines (absl: "E0000 00:00:...") aside.
+    lines = [l for l in result.stderr.splitlines()
+             if l.strip() and not re.match(r"[IWEF]\d{4} ", l)]
+    assert len(lines) == 1, result.stderr
+    assert "--kind retinanet" in lines[0] and "'0.png' with 2" in lines[0]
+    assert "Traceback" not in result.stderr

@@ -169,3 +169,61 @@ def test_default_levels_are_those_the_backbone_reaches():
     backbone = tiny_cnn()  # strides 1, 2, 4, 8
     assert default_levels(backbone, "unet") == (1, 2, 3)
     assert default_levels(backbone, "deeplabv3plus") == (2, 3)
+
+
+def test_cli_skips_an_unreadable_image_and_reports_it(tmp_path):
+    images, masks = shapes_segmentation(6, 32, seed=0)
+    image_dir, _ = write_segmentation_folder(str(tmp_path / "data"), images, masks)
+    garbage = os.path.join(image_dir, sorted(os.listdir(image_dir))[2])
+    with open(garbage, "wb") as f:
+        f.write(b"not an image")
+    backbone = str(tmp_path / "cnn.keras")
+    tiny_cnn().model.save(backbone)
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    result = subprocess.run(
+        [sys.executable, "-m", "kerasft.cli", "segmentation", "--train",
+         str(tmp_path / "data"), "--backbone", backbone, "--image-size", "32",
+         "--mode", "feature_extraction", "--epochs", "1", "--batch-size", "4",
+         "--validation-split", "0.2", "--verbose", "0", "--output", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert "Skipped 1 unreadable image file(s)" in result.stdout + result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["skipped_files"] == [garbage]
+    assert "val_mean_iou" in metrics
+
+
+def test_mask_grid_colours_every_class_and_has_a_key(tmp_path):
+    """The predicted column shows the mask, not the image: an all-background
+    prediction is a solid colour, ignored pixels white; the key names the
+    classes."""
+    from PIL import Image
+
+    from kerasft.recipes.segmentation import _colours, _key, mask_image, plot_overlays
+
+    colours = _colours(3)
+    mask = np.array([[0, 1], [2, 255]])
+    shown = mask_image(mask, colours, 255)
+    np.testing.assert_array_equal(shown[0, 0], colours[0])
+    np.testing.assert_array_equal(shown[1, 0], colours[2])
+    np.testing.assert_array_equal(shown[1, 1], [255, 255, 255])
+    assert len({tuple(c) for c in colours}) == 3
+    labels = [h.get_label() for h in _key(["bg", "square", "disk"], colours, 255, mask)]
+    assert labels == ["0: bg", "1: square", "2: disk", "255: ignored"]
+
+    images, masks = shapes_segmentation(2, 32, seed=0)
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices(
+        (images.astype("float32"), masks)).batch(2)
+    inputs = keras.Input((32, 32, 3))
+    background = keras.layers.Conv2D(  # always predicts class 0
+        3, 1, kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant([5.0, 0.0, 0.0]))(inputs)
+    path = str(tmp_path / "grid.png")
+    plot_overlays(path, keras.Model(inputs, background), ds,
+                  class_names=["bg", "square", "disk"])
+    assert Image.open(path).size[0] > 300

@@ -313,7 +313,8 @@ def test_bart_folder_end_to_end(tmp_path):
     )
     assert np.isfinite(result.metrics["val_loss"])
     assert "val_rougeL" in result.metrics
-    assert {"model.keras", "predictions.csv", "generative.json"} <= set(os.listdir(out))
+    assert {"model.keras", "predictions.csv", "generative.json",
+            "training_curves.png"} <= set(os.listdir(out))
 
 
 def test_overwrite_removes_the_generative_outputs_and_nothing_else(tmp_path):
@@ -329,8 +330,8 @@ def test_overwrite_removes_the_generative_outputs_and_nothing_else(tmp_path):
         (out / name).write_text("{}")
     (out / "notes.txt").write_text("mine")
     assert _io.prepare_run_folder(str(out), {"a": 1}, overwrite=True) == "new"
-    assert sorted(os.listdir(out)) == ["notes.txt"]
+    assert sorted(n for n in os.listdir(out) if n != _io.LOCK_FILE) == ["notes.txt"]
     # Generative outputs alone (no config.json) also count as a former run.
     (out / "lora.weights.h5").write_text("")
     assert _io.prepare_run_folder(str(out), {"a": 1}, log=lambda m: None) == "new"
-    assert sorted(os.listdir(out)) == ["notes.txt"]
+    assert sorted(n for n in os.listdir(out) if n != _io.LOCK_FILE) == ["notes.txt"]

@@ -52,7 +52,7 @@ def test_order_aware_head_learns_direction_where_the_frame_mean_cannot(
     with open(out / "confusion_matrix.json") as f:
         matrix = np.asarray(json.load(f)["val"])
     assert matrix.sum() == 40 and np.trace(matrix) >= 36
-    assert result.metrics["val_top5_accuracy"] == 1.0  # two classes
+    assert "val_top5_accuracy" not in result.metrics  # two classes: always 1
     assert (out / "confusion_matrix.png").exists()
 
 
@@ -73,7 +73,11 @@ def test_cli_run_writes_the_run_folder(tmp_path, capsys):
     out = tmp_path / "out"
     with open(out / "metrics.json") as f:
         metrics = json.load(f)
-    assert {"val_accuracy", "val_top5_accuracy", "val_f1"} <= set(metrics)
+    assert {"val_accuracy", "val_f1"} <= set(metrics)
+    # Two classes: top-5 accuracy would always be 1.0, so it is not reported.
+    assert "val_top5_accuracy" not in metrics
+    with open(out / "history.csv") as f:
+        assert "top5" not in f.readline()
     model = keras.models.load_model(str(out / "model.keras"))
     assert model.input_shape == (None, 4, 16, 16, 3)
     with open(out / "labels.json") as f:
@@ -128,3 +132,21 @@ def test_kill_9_mid_epoch_then_same_command_matches_uninterrupted(tmp_path, mode
     _finish(reference)
     kill9.assert_same_history(straight, killed)
     kill9.assert_same_weights(straight, killed)
+
+
+def test_cli_too_few_epochs_for_the_mode_names_the_modes_that_fit(tmp_path):
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    result = subprocess.run(
+        [sys.executable, "-m", "kerasft.cli", "video-classification", "--train",
+         str(tmp_path), "--epochs", "1", "--output", str(tmp_path / "run")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    message = result.stderr.strip().splitlines()[-1]
+    assert "needs epochs >= 4" in message
+    assert ("For --epochs 1, use --mode 'feature_extraction', or --mode "
+            "'partial' or --mode 'full' with --head-epochs 0.") in message
+    # A mode the message names fits: the config accepts it.
+    from kerasft.recipes.configs import VideoClassificationConfig
+
+    VideoClassificationConfig(train="x", epochs=1, mode="partial", head_epochs=0)

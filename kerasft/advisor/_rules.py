@@ -1,0 +1,233 @@
+"""Pure decision rules of `kerasft.advise`: plain numbers in, choices out.
+
+Keras-free on purpose (as `kerasft/optimizers/_rate_plan.py`): every rule
+maps measurements to one field of the advice and says why in a sentence,
+so the rules are unit-tested without building a model
+(`tests/advisor/test_rules.py`) and the measuring code stays apart
+(`kerasft/advisor/measurements.py`).
+
+The rules, each one sentence:
+
+- **strategy**: frozen features that already separate the classes
+  (probe accuracy >= `PROBE_ENOUGH`) need no fine-tuning; otherwise open
+  as many groups as the labelled examples per class afford (none below
+  `MIN_PER_CLASS`, all from `FULL_PER_CLASS`): all is `"full"`; fewer is
+  `"progressive"` when the shift reaches the bottom group, else
+  `"partial"` down to the lowest shifted group.
+- **head epochs**: enough epochs for `HEAD_STEPS` optimizer steps of the
+  head alone, so that the opened layers see a trained head.
+- **epochs**: enough for `TRAIN_STEPS` steps (`FEATURE_STEPS` on cached
+  features), within `[MIN_EPOCHS, MAX_EPOCHS]`.
+- **learning rate**: `lr_find`'s steepest-descent rate of the head on the
+  frozen features, clipped to `HEAD_RATE_RANGE` (a convex problem on
+  cached features takes large steps) and, once layers open, to at most
+  `OPEN_HEAD_RATE_MAX` (large head steps would send large gradients into
+  the pretrained layers).
+- **fine-tune rate**: `lr_find`'s rate of the opened model divided by
+  `FINE_TUNE_DIVISOR`, never above the head's rate over that divisor.
+- **layer decay**: opened groups shifted less than the top one train
+  slower: `decay = (shift_bottom / shift_top) ** (1 / (k - 1))` over the
+  `k` opened groups, clipped to `DECAY_RANGE`.
+"""
+
+import math
+
+STRATEGIES = ("feature_extraction", "partial", "progressive", "full")
+
+# A linear probe this accurate leaves nothing for fine-tuning to gain.
+PROBE_ENOUGH = 0.97
+# BatchNorm shift (standardized Frechet distance per channel, averaged per
+# group) from which a group counts as shifted: its input statistics moved
+# by about a third of the checkpoint's own spread.
+SHIFT_OPEN = 0.15
+# Labelled examples per class below which no backbone group is opened, and
+# from which every group may be.
+MIN_PER_CLASS = 15
+FULL_PER_CLASS = 50
+HEAD_STEPS = 30
+TRAIN_STEPS = 120
+FEATURE_STEPS = 150
+MIN_EPOCHS = 4
+MAX_EPOCHS = 15
+HEAD_RATE_RANGE = (1e-4, 1e-2)
+DEFAULT_HEAD_RATE = 1e-3
+FINE_TUNE_DIVISOR = 10.0
+# Pretrained weights take small steps whatever the sweep says.
+FINE_TUNE_RANGE = (1e-5, 3e-4)
+DECAY_RANGE = (0.7, 1.0)
+
+
+def groups_needed(group_shift, shift_kind, probe_accuracy):
+    """`(k, because)`: top groups the domain shift asks to open.
+
+    `group_shift` is one figure per group, input -> output: BatchNorm
+    shift (`shift_kind="batchnorm"`, higher = further) or per-group probe
+    accuracy (`shift_kind="probe"`, higher = better features).
+    """
+    n = len(group_shift)
+    if not n:
+        return 0, "the backbone has no groups"
+    if shift_kind == "probe":
+        best = max(range(n), key=lambda i: (group_shift[i], i))
+        k = max(1, n - 1 - best)
+        return k, (
+            f"group {best + 1}/{n} probes best ({group_shift[best]:.2f}): "
+            f"the {k} group(s) above it are specific to the source"
+        )
+    shifted = [i for i, s in enumerate(group_shift) if s >= SHIFT_OPEN]
+    if not shifted:
+        if probe_accuracy < PROBE_ENOUGH:
+            return 1, (
+                f"no group shifted >= {SHIFT_OPEN}, but the probe "
+                f"({probe_accuracy:.2f}) leaves room: the top group"
+            )
+        return 0, f"no group shifted >= {SHIFT_OPEN}"
+    k = n - shifted[0]
+    return k, (
+        f"lowest shifted group is {shifted[0] + 1}/{n} "
+        f"(shift {group_shift[shifted[0]]:.2f} >= {SHIFT_OPEN})"
+    )
+
+
+def groups_affordable(examples_per_class, num_groups):
+    """`(k, because)`: top groups the labelled data can train without
+    overfitting: none below `MIN_PER_CLASS` examples per class, all from
+    `FULL_PER_CLASS`, log-linear between."""
+    n = examples_per_class
+    if n < MIN_PER_CLASS:
+        return 0, f"{n} examples/class < {MIN_PER_CLASS}"
+    if n >= FULL_PER_CLASS:
+        return num_groups, f"{n} examples/class >= {FULL_PER_CLASS}"
+    share = math.log(n / MIN_PER_CLASS) / math.log(FULL_PER_CLASS / MIN_PER_CLASS)
+    k = min(num_groups, max(1, math.ceil(num_groups * share)))
+    return k, f"{n} examples/class afford {k}/{num_groups} group(s)"
+
+
+def choose_strategy(examples_per_class, num_groups, probe_accuracy,
+                    group_shift, shift_kind="batchnorm"):
+    """`(mode, unfreeze_groups, because)` from the measurements."""
+    if probe_accuracy >= PROBE_ENOUGH:
+        return "feature_extraction", 0, (
+            f"frozen features already separate the classes "
+            f"(probe {probe_accuracy:.2f} >= {PROBE_ENOUGH})"
+        )
+    need, why_need = groups_needed(group_shift, shift_kind, probe_accuracy)
+    budget, why_budget = groups_affordable(examples_per_class, num_groups)
+    because = f"data affords {budget} ({why_budget}); shift asks {need} ({why_need})"
+    if budget == 0:
+        return "feature_extraction", 0, because
+    if budget == num_groups:
+        # At the small fine-tune rate, opening unshifted groups costs
+        # little (measured on the panel); layer decay slows them instead.
+        return "full", budget, because
+    if need == num_groups:
+        return "progressive", budget, because
+    return "partial", min(need, budget), because
+
+
+def epochs_for(steps, steps_per_epoch):
+    """Epochs giving about `steps` optimizer steps, in the epoch range."""
+    epochs = math.ceil(steps / max(1, steps_per_epoch))
+    return int(min(MAX_EPOCHS, max(MIN_EPOCHS, epochs)))
+
+
+def choose_epochs(mode, steps_per_epoch):
+    """`(head_epochs, epochs, because)`."""
+    if mode == "feature_extraction":
+        epochs = epochs_for(FEATURE_STEPS, steps_per_epoch)
+        return 0, epochs, (
+            f"~{FEATURE_STEPS} head steps on cached features at "
+            f"{steps_per_epoch} steps/epoch"
+        )
+    head = int(min(5, max(1, math.ceil(HEAD_STEPS / max(1, steps_per_epoch)))))
+    after = epochs_for(TRAIN_STEPS, steps_per_epoch)
+    if mode == "progressive":
+        after = max(after, 2)
+    return head, head + after, (
+        f"~{HEAD_STEPS} head steps, then ~{TRAIN_STEPS} steps at "
+        f"{steps_per_epoch} steps/epoch"
+    )
+
+
+def _finite(value):
+    return value is not None and math.isfinite(value) and value > 0
+
+
+def choose_rates(head_rate, backbone_rate, mode):
+    """`(learning_rate, fine_tune_learning_rate, because)`; rates may be
+    `None`/NaN when `lr_find` was not run or found no descent."""
+    low, high = HEAD_RATE_RANGE
+    if _finite(head_rate):
+        lr = min(high, max(low, head_rate))
+        why = f"lr_find head {head_rate:.1e} clipped to [{low:g}, {high:g}]"
+    else:
+        lr = DEFAULT_HEAD_RATE
+        why = f"lr_find found no descent: the default {lr:g}"
+    if mode == "feature_extraction":
+        return lr, None, why
+    if _finite(backbone_rate):
+        ft = backbone_rate / FINE_TUNE_DIVISOR
+        why_ft = f"lr_find opened {backbone_rate:.1e} / {FINE_TUNE_DIVISOR:g}"
+    else:
+        ft = lr / FINE_TUNE_DIVISOR
+        why_ft = f"no backbone sweep: head / {FINE_TUNE_DIVISOR:g}"
+    ft = min(FINE_TUNE_RANGE[1], max(FINE_TUNE_RANGE[0], ft))
+    return lr, ft, (
+        f"{why}; {why_ft} within [{FINE_TUNE_RANGE[0]:g}, "
+        f"{FINE_TUNE_RANGE[1]:g}]"
+    )
+
+
+def choose_layer_decay(group_shift, shift_kind, opened):
+    """`(layer_decay or None, because)` over the `opened` top groups."""
+    if opened < 2 or shift_kind != "batchnorm":
+        return None, "fewer than 2 groups open (or no BatchNorm shift): no decay"
+    top = group_shift[-1]
+    bottom = group_shift[-opened]
+    if not top > 0:
+        return None, "no shift at the top group: no decay"
+    ratio = max(bottom, 1e-6) / top
+    decay = ratio ** (1.0 / (opened - 1))
+    decay = min(DECAY_RANGE[1], max(DECAY_RANGE[0], decay))
+    decay = round(decay, 2)
+    if decay >= 1.0:
+        return None, (
+            f"the lowest opened group is shifted as much as the top "
+            f"({bottom:.2f} vs {top:.2f}): one rate"
+        )
+    return decay, (
+        f"lowest opened group shifted {bottom:.2f} vs top {top:.2f} "
+        f"over {opened} groups"
+    )
+
+
+def decide(m):
+    """Every choice from a measurements dict (plain numbers).
+
+    Keys read: `examples_per_class`, `num_groups`, `probe_accuracy`,
+    `group_shift`, `shift_kind`, `steps_per_epoch`, `head_rate`,
+    `backbone_rate`.
+
+    Returns `{field: (value, because)}` for `mode`, `unfreeze_groups`,
+    `head_epochs`, `epochs`, `learning_rate`, `fine_tune_learning_rate`,
+    `layer_decay`.
+    """
+    mode, groups, why_mode = choose_strategy(
+        m["examples_per_class"], m["num_groups"], m["probe_accuracy"],
+        m["group_shift"], m.get("shift_kind", "batchnorm"),
+    )
+    head_epochs, epochs, why_epochs = choose_epochs(mode, m["steps_per_epoch"])
+    lr, ft, why_rates = choose_rates(m.get("head_rate"), m.get("backbone_rate"), mode)
+    decay, why_decay = choose_layer_decay(
+        m["group_shift"], m.get("shift_kind", "batchnorm"),
+        groups if mode in ("partial", "full") else 0,
+    )
+    return {
+        "mode": (mode, why_mode),
+        "unfreeze_groups": (max(groups, 1), why_mode),
+        "head_epochs": (head_epochs, why_epochs),
+        "epochs": (epochs, why_epochs),
+        "learning_rate": (lr, why_rates),
+        "fine_tune_learning_rate": (ft, why_rates),
+        "layer_decay": (decay, why_decay),
+    }

@@ -1,0 +1,149 @@
+"""`kerasft.advise` and `mode="auto"` on a tiny BatchNorm CNN pretrained on
+the digits 0-4 (the demo's network and pretraining, a few epochs)."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import kerasft
+from kerasft import backbones
+from kerasft.recipes import demo
+
+
+@pytest.fixture(scope="module")
+def pretrained():
+    """`(make_backbone, digits 0-4, digits 5-9)`; the backbone starts from
+    the same checkpoint each time it is made."""
+    data = demo.digits_data(10, 0)
+    cnn = demo.small_cnn(seed=1)
+    demo.pretrain(cnn, *data["pretrain"], epochs=4, verbose=0)
+    weights = cnn.get_weights()
+
+    def make():
+        cnn.set_weights(weights)
+        return backbones.from_model(cnn, name="digits_cnn")
+
+    x59 = np.concatenate([data["few"][0], data["held_out"][0]])
+    y59 = np.concatenate([data["few"][1], data["held_out"][1]])
+    return make, data["pretrain"], (x59, y59)
+
+
+def _per_class(x, y, n):
+    keep = np.concatenate([np.flatnonzero(y == c)[:n] for c in np.unique(y)])
+    return x[keep], y[keep]
+
+
+def _noisy_inverted(x):
+    rng = np.random.RandomState(0)
+    return np.clip(255 - x + rng.normal(0, 40, x.shape), 0, 255).astype("float32")
+
+
+def test_near_tiny_task_gets_feature_extraction(pretrained):
+    make, _, (x59, y59) = pretrained
+    advice = kerasft.advise(_per_class(x59, y59, 8), make(), lr_sweep=False)
+    assert advice.mode == "feature_extraction"
+    assert advice.measurements["examples_per_class"] == 8
+    assert "examples/class" in advice.reasons["mode"]
+
+
+def test_far_larger_task_opens_more_groups(pretrained):
+    make, _, (x59, y59) = pretrained
+    near = kerasft.advise(_per_class(x59, y59, 8), make(), lr_sweep=False)
+    x, y = _per_class(x59, y59, 150)
+    far = kerasft.advise((_noisy_inverted(x), y), make())
+    assert far.mode in ("partial", "progressive", "full")
+    opened = lambda a: 0 if a.mode == "feature_extraction" else (  # noqa: E731
+        a.measurements["num_groups"] if a.mode == "full" else a.unfreeze_groups)
+    assert opened(far) > opened(near)
+    # The backbone sweep ran and the backbone trains slower than the head.
+    assert np.isfinite(far.measurements["backbone_rate"])
+    assert far.fine_tune_learning_rate < far.learning_rate  # head rate ~1e-2
+
+
+def test_shift_in_early_groups_only_shows_in_the_per_group_figures(pretrained):
+    make, (x04, y04), (x59, y59) = pretrained
+    x, y = _per_class(x04, y04, 40)
+    source = kerasft.advise((x, y), make(), lr_sweep=False)
+    # Inverting the pixels moves the first block's input statistics most;
+    # new digit classes (5-9) move the top block's.
+    inverted = kerasft.advise((255.0 - x, y), make(), lr_sweep=False)
+    new_classes = kerasft.advise(_per_class(x59, y59, 40), make(), lr_sweep=False)
+    s, i, n = (a.measurements["group_shift"] for a in (source, inverted, new_classes))
+    assert max(s) < 0.05  # the pretraining data sits on its own statistics
+    assert i[0] > 3 * i[-1] and i[0] > 10 * s[0]
+    assert n[-1] > 5 * n[0]
+
+
+def test_layernorm_backbone_uses_per_group_probes():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Reshape((8, 8))(inputs)
+    for i in (1, 2):
+        x = keras.layers.Dense(16, name=f"layer{i}_dense")(x)
+        x = keras.layers.LayerNormalization(name=f"layer{i}_norm")(x)
+    model = keras.Model(inputs, x)
+    backbone = backbones.from_model(model, name="tiny_ln")
+    rng = np.random.RandomState(0)
+    y = np.repeat(np.arange(2), 20)
+    images = rng.normal(size=(40, 8, 8, 1)).astype("float32") + y[:, None, None, None]
+    advice = kerasft.advise((images, y), backbone, lr_sweep=False)
+    m = advice.measurements
+    assert m["shift_kind"] == "probe"
+    assert len(m["group_shift"]) == len(backbone.groups)
+    assert all(0.0 <= a <= 1.0 for a in m["group_shift"])
+
+
+def test_rejects_mismatched_data(pretrained):
+    make, (x04, y04), _ = pretrained
+    with pytest.raises(ValueError, match="as many images as labels"):
+        kerasft.advise((x04[:10], y04[:9]), make())
+
+
+@pytest.mark.slow
+def test_mode_auto_follows_the_advice_and_writes_it(pretrained, tmp_path):
+    make, _, (x59, y59) = pretrained
+    train = _per_class(x59, y59, 8)
+    out = str(tmp_path / "run")
+    result = kerasft.recipes.image_classification(
+        backbone=make(), train=train, validation=(x59[-100:], y59[-100:]),
+        mode="auto", batch_size=16, verbose=0, output_dir=out,
+        precision="float32",
+    )
+    with open(os.path.join(out, "advice.json")) as f:
+        advice = json.load(f)
+    assert advice["choices"]["mode"] == "feature_extraction"
+    assert len(result.history["loss"]) == advice["choices"]["epochs"]
+    assert result.metrics["val_accuracy"] > 0.3  # chance: 0.2
+
+
+def test_main_advise_prints_and_writes(pretrained, tmp_path, capsys):
+    from kerasft.advisor.command import main_advise
+
+    make, _, (x59, y59) = pretrained
+    model_path = str(tmp_path / "cnn.keras")
+    make().model.save(model_path)
+    x, y = _per_class(x59, y59, 8)
+    data_path = str(tmp_path / "data.npz")
+    np.savez(data_path, x=x, y=y)
+    out = str(tmp_path / "advice.json")
+    assert main_advise([data_path, "--backbone", model_path, "--no-lr-sweep",
+                        "--output", out]) == 0
+    printed = capsys.readouterr().out
+    assert "because" in printed and "feature_extraction" in printed
+    with open(out) as f:
+        assert json.load(f)["choices"]["mode"] == "feature_extraction"
+
+
+def test_mode_auto_is_an_image_classification_mode_only():
+    from kerasft.recipes.configs import (
+        ImageClassificationConfig,
+        SegmentationConfig,
+    )
+
+    config = ImageClassificationConfig(mode="auto", epochs=1, head_epochs=2)
+    assert config.mode == "auto"  # epochs are the advice's to choose
+    with pytest.raises(ValueError, match="auto"):
+        SegmentationConfig(mode="auto")
