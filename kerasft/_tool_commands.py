@@ -30,17 +30,24 @@ def add_parsers(sub):
 
     p = sub.add_parser(
         "predict",
-        help="Predict a folder, CSV or text file with a finished run.",
-        description="Batch inference with RUN_DIR's model.keras: one CSV "
-        "row per input with the predicted class (or value) and the "
-        "probabilities; unreadable inputs get an `error` and are listed.",
+        help="Predict new inputs with a finished run of any recipe.",
+        description="Batch inference with RUN_DIR (read by kerasft.load), one "
+        "row per input, in what the recipe predicts: classes and "
+        "probabilities (image, text, video), boxes plus overlay images "
+        "(object detection), mask PNGs plus a colour key (segmentation), "
+        "captions, entities (token classification), answers (question "
+        "answering) or generated text (seq2seq, causal LM). Files beside the "
+        "CSV go in a folder named after it. Unreadable inputs get an `error` "
+        "and are listed.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="A finished run folder.")
     p.add_argument("input", metavar="INPUT",
-                   help="A folder of images (or .txt files), a CSV file, or "
-                   "a text file with one image path or text per line.")
-    p.add_argument("--output", default="predictions.csv", metavar="CSV",
-                   help="Default: predictions.csv.")
+                   help="A folder (images, clips or .txt files), a CSV file, a "
+                   "text file with one path, text or prompt per line, or for "
+                   "question answering a SQuAD JSON or question,context CSV.")
+    p.add_argument("--output", default="predictions.csv", metavar="FILE",
+                   help="The CSV to write (.jsonl for entities or answers as "
+                   "JSON lines). Default: predictions.csv.")
     p.add_argument("--top-k", type=int, default=None, metavar="K",
                    help="Also write the K most probable classes per input.")
     p.add_argument("--batch-size", type=int, default=32)

@@ -124,7 +124,11 @@ def limit_vocabulary(sampler, task):
     untrained or lightly trained model can pick one, and detokenizing it
     fails ("piece id is out of range"). The returned sampler sets the
     logits of ids `>= tokenizer.vocabulary_size()` to a large negative
-    value before `sampler` picks a token, so they are never chosen.
+    value before `sampler` picks a token, so they are never chosen. T5
+    tokenizers from `kerasft.backbones` count their `<extra_id_N>`
+    sentinels in `vocabulary_size()` (32100 for T5), so sentinels stay
+    generatable and `detokenize` prints them; only the padding rows past
+    them are masked.
 
     Args:
         sampler: a `keras_hub.samplers.Sampler`.

@@ -38,7 +38,7 @@ def test_help_documents_every_option(command):
     fixed = cli._FIXED.get(command, ())
     ignored = cli.ignored_options(config_class, cli._FIXED_VALUES.get(command, {}))
     for f in dataclasses.fields(config_class):
-        if f.name in fixed or f.name in ignored:
+        if f.name in fixed or f.name in ignored or not f.metadata.get("cli", True):
             assert cli.flag(f.name) + " " not in text
             continue
         flag = cli._FLAG_NAMES.get(f.name, ["--" + f.name.replace("_", "-")])[0]

@@ -50,11 +50,13 @@ FEATURE_STEPS = 150
 MIN_EPOCHS = 4
 MAX_EPOCHS = 15
 HEAD_RATE_RANGE = (1e-4, 1e-2)
+# With layers open, large head steps send large gradients into them.
+OPEN_HEAD_RATE_MAX = 1e-3
 DEFAULT_HEAD_RATE = 1e-3
 FINE_TUNE_DIVISOR = 10.0
 # Pretrained weights take small steps whatever the sweep says.
-FINE_TUNE_RANGE = (1e-5, 3e-4)
-DECAY_RANGE = (0.7, 1.0)
+FINE_TUNE_RANGE = (1e-5, 1e-4)
+DECAY_RANGE = (0.8, 1.0)
 
 
 def groups_needed(group_shift, shift_kind, probe_accuracy):
@@ -157,11 +159,13 @@ def choose_rates(head_rate, backbone_rate, mode):
     """`(learning_rate, fine_tune_learning_rate, because)`; rates may be
     `None`/NaN when `lr_find` was not run or found no descent."""
     low, high = HEAD_RATE_RANGE
+    if mode != "feature_extraction":
+        high = OPEN_HEAD_RATE_MAX
     if _finite(head_rate):
         lr = min(high, max(low, head_rate))
         why = f"lr_find head {head_rate:.1e} clipped to [{low:g}, {high:g}]"
     else:
-        lr = DEFAULT_HEAD_RATE
+        lr = min(high, DEFAULT_HEAD_RATE)
         why = f"lr_find found no descent: the default {lr:g}"
     if mode == "feature_extraction":
         return lr, None, why

@@ -435,6 +435,10 @@ class _HFWordPieceMixin:
             found = cache[chunk] = _chunk_tokens(self, chunk)
         return found
 
+    def clear_cache(self):
+        """Forgets the cached chunk tokenizations (e.g. for benchmarks)."""
+        self.__dict__["_chunk_cache"] = {}
+
     def token_ids(self, text):
         """Hugging Face's ids of one string (no special tokens)."""
         return encode_with_offsets(self, text)[0]

@@ -80,7 +80,7 @@ def test_feature_extraction_has_no_head_stage():
 
 def test_rates_are_clipped_and_the_backbone_slower():
     lr, ft, _ = _rules.choose_rates(0.7, 0.05, "full")
-    assert lr == _rules.HEAD_RATE_RANGE[1]
+    assert lr == _rules.OPEN_HEAD_RATE_MAX
     assert ft == _rules.FINE_TUNE_RANGE[1]
     lr, ft, _ = _rules.choose_rates(0.7, None, "feature_extraction")
     assert lr == _rules.HEAD_RATE_RANGE[1] and ft is None
@@ -92,9 +92,9 @@ def test_rates_are_clipped_and_the_backbone_slower():
 
 
 def test_layer_decay_follows_the_shift_profile():
-    # Bottom opened group shifted 0.64 of the top over 3 groups: 0.8.
-    decay, _ = _rules.choose_layer_decay([0.32, 0.4, 0.5], "batchnorm", 3)
-    assert decay == pytest.approx(0.8, abs=0.01)
+    # Bottom opened group shifted 0.81 of the top over 3 groups: 0.9.
+    decay, _ = _rules.choose_layer_decay([0.405, 0.45, 0.5], "batchnorm", 3)
+    assert decay == pytest.approx(0.9, abs=0.01)
     assert _rules.choose_layer_decay([0.4, 0.4, 0.4], "batchnorm", 3)[0] is None
     assert _rules.choose_layer_decay([0.1, 0.2, 0.4], "batchnorm", 1)[0] is None
     assert _rules.choose_layer_decay([0.0, 0.0, 1.0], "batchnorm", 3)[0] == (

@@ -1,48 +1,17 @@
-"""A finished run folder read back the way `kerasft predict` reads it:
-`kerasft.load` when it exists, else the same attributes from the loaders
-it replaces (`_run_folder.load_run`, `_generative.load_finished_task`,
-`image_captioning.load_captioner`)."""
+"""A finished run folder read back the way `kerasft predict` reads it,
+and the checks the predictor tests share."""
 
 import csv
-import importlib.util
-import json
 import os
-import types
 
 
 def load(directory, recipe):
-    directory = str(directory)
-    if importlib.util.find_spec("kerasft.loading") is not None:
-        from kerasft import loading
+    """`kerasft.load(directory)`, checking that it names `recipe`."""
+    from kerasft import loading
 
-        run = loading.load(directory)
-        assert run.recipe == recipe, (run.recipe, recipe)
-        return run
-    from kerasft._run_folder import class_names_of, load_run
-
-    def read_json(name):
-        path = os.path.join(directory, name)
-        if not os.path.isfile(path):
-            return None
-        with open(path) as f:
-            return json.load(f)
-
-    config = read_json("config.json") or {}
-    if recipe in ("seq2seq", "causal_lm"):
-        from kerasft.recipes._generative import load_finished_task
-
-        model, _ = load_finished_task(directory)
-    elif recipe == "image_captioning":
-        from kerasft.recipes.image_captioning import load_captioner
-
-        model = load_captioner(directory)
-    else:
-        model = load_run(directory).model
-    return types.SimpleNamespace(
-        directory=directory, recipe=recipe, config=config, model=model,
-        class_names=class_names_of(read_json("labels.json")),
-        read_json=read_json,
-    )
+    run = loading.load(str(directory))
+    assert run.recipe == recipe, (run.recipe, recipe)
+    return run
 
 
 def read_csv(path):

@@ -28,6 +28,7 @@ def run(tmp_path_factory):
     return load(out, "image_captioning"), os.path.join(root, "val")
 
 
+@pytest.mark.slow
 def test_captions_equal_the_generator_and_have_no_special_tokens(run, tmp_path):
     run, folder = run
     names = sorted(os.listdir(folder))[:5]
@@ -49,6 +50,7 @@ def test_captions_equal_the_generator_and_have_no_special_tokens(run, tmp_path):
     assert result.unreadable == [(str(tmp_path / "missing.png"), "missing file")]
 
 
+@pytest.mark.slow
 def test_export_is_refused_naming_kerasft_predict(run, tmp_path, capsys):
     from kerasft.exporting import export
 

@@ -77,3 +77,17 @@ def test_export_saved_model_equals_model_predict(run, tmp_path):
     np.testing.assert_allclose(  # raw uint8 pixels too
         served.serve_uint8(images.astype("uint8")).numpy(),
         served.serve(images.astype("float32")).numpy(), atol=1e-5)
+
+
+def test_kerasft_predict_command_writes_masks(run, tmp_path, capsys):
+    from kerasft import cli
+
+    run, new = run
+    out = tmp_path / "cli.csv"
+    assert cli.main(["predict", run.directory, str(new), "--output", str(out),
+                     "--quiet"]) == 0
+    assert "Wrote 4 rows" in capsys.readouterr().out
+    assert sorted(os.listdir(tmp_path / "cli")) == [
+        "0000_0.png", "0001_1.png", "0002_2.png", "colour_key.csv"]
+    assert cli.main(["predict", run.directory, str(new), "--top-k", "2"]) == 2
+    assert "`top_k` ranks classes" in capsys.readouterr().err
