@@ -11,7 +11,7 @@ with three training sizes (labelled images per class):
 | digits 5-9 | near | 10, 50, 120 |
 | digits 5-9 rotated 90 degrees | middle | 10, 50, 120 |
 | digits 5-9 inverted (white on black) + pixel noise | far | 10, 50, 120 |
-| synthetic shapes (circle, square, triangle, cross, ring) | far | 10, 50, 500 |
+| synthetic shapes (circle, square, triangle, cross, ring) | far | 10, 50, 300 |
 
 (the digits 5-9 hold ~180 images per class: 120 is the most that leaves a
 held-out evaluation set; 60 per class are evaluated). Per task every fixed
@@ -72,7 +72,7 @@ TARGETS = (
     ("digits 5-9", "near", True, (10, 50, 120)),
     ("rotated digits 5-9", "middle", True, (10, 50, 120)),
     ("inverted noisy digits 5-9", "far", False, (10, 50, 120)),
-    ("shapes", "far", False, (10, 50, 500)),
+    ("shapes", "far", False, (10, 50, 300)),
 )
 
 

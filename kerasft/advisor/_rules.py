@@ -23,8 +23,9 @@ The rules, each one sentence:
   cached features takes large steps) and, once layers open, to at most
   `OPEN_HEAD_RATE_MAX` (large head steps would send large gradients into
   the pretrained layers).
-- **fine-tune rate**: `lr_find`'s rate of the opened model divided by
-  `FINE_TUNE_DIVISOR`, never above the head's rate over that divisor.
+- **fine-tune rate**: a tenth of the head's rate (discriminative rates),
+  never above `SWEEP_MARGIN` times `lr_find`'s rate of the opened model,
+  within `FINE_TUNE_RANGE`.
 - **layer decay**: opened groups shifted less than the top one train
   slower: `decay = (shift_bottom / shift_top) ** (1 / (k - 1))` over the
   `k` opened groups, clipped to `DECAY_RANGE`.
@@ -54,6 +55,9 @@ HEAD_RATE_RANGE = (1e-4, 1e-2)
 OPEN_HEAD_RATE_MAX = 1e-3
 DEFAULT_HEAD_RATE = 1e-3
 FINE_TUNE_DIVISOR = 10.0
+# The opened model's steepest-descent rate (a short, noisy sweep) only caps
+# the fine-tune rate, at this multiple.
+SWEEP_MARGIN = 10.0
 # Pretrained weights take small steps whatever the sweep says.
 FINE_TUNE_RANGE = (1e-5, 1e-4)
 DECAY_RANGE = (0.8, 1.0)
@@ -169,15 +173,15 @@ def choose_rates(head_rate, backbone_rate, mode):
         why = f"lr_find found no descent: the default {lr:g}"
     if mode == "feature_extraction":
         return lr, None, why
-    if _finite(backbone_rate):
-        ft = backbone_rate / FINE_TUNE_DIVISOR
-        why_ft = f"lr_find opened {backbone_rate:.1e} / {FINE_TUNE_DIVISOR:g}"
-    else:
-        ft = lr / FINE_TUNE_DIVISOR
-        why_ft = f"no backbone sweep: head / {FINE_TUNE_DIVISOR:g}"
+    ft = lr / FINE_TUNE_DIVISOR
+    why_ft = f"head / {FINE_TUNE_DIVISOR:g}"
+    if _finite(backbone_rate) and ft > SWEEP_MARGIN * backbone_rate:
+        ft = SWEEP_MARGIN * backbone_rate
+        why_ft += (f", lowered to {SWEEP_MARGIN:g} x lr_find's opened-model "
+                   f"rate {backbone_rate:.1e}")
     ft = min(FINE_TUNE_RANGE[1], max(FINE_TUNE_RANGE[0], ft))
     return lr, ft, (
-        f"{why}; {why_ft} within [{FINE_TUNE_RANGE[0]:g}, "
+        f"{why}; fine-tune {why_ft}, within [{FINE_TUNE_RANGE[0]:g}, "
         f"{FINE_TUNE_RANGE[1]:g}]"
     )
 

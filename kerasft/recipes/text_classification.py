@@ -1,8 +1,8 @@
 """`text_classification`: fine-tune a BERT-family encoder on labelled text.
 
 Data is a CSV (or TSV) with columns `text,label` and optionally `text_pair`
-(sentence pairs); labels may be strings (mapped to ids in sorted order, the
-mapping saved as `labels.json`) or integer ids. The backbone is
+(sentence pairs); labels may be strings (mapped to ids in sorted order; `labels.json`
+lists the names in id order, as every recipe's does) or integer ids. The backbone is
 `kerasft.backbones.bert(source)`: a KerasHub preset, `hf://org/model`, or a
 local Hugging Face folder. Texts are tokenized once; AdamW with decoupled
 weight decay, optionally layer-wise LR decay (`layer_decay`) or LoRA
@@ -207,7 +207,7 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
         history,
         metrics,
         plot=_plotter(history, results["val_"] or results["test_"], class_names),
-        extra_json={"labels.json": mapping or class_names},
+        extra_json={"labels.json": class_names},
     )
 
 

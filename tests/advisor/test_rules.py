@@ -87,8 +87,11 @@ def test_rates_are_clipped_and_the_backbone_slower():
     lr, ft, why = _rules.choose_rates(float("nan"), None, "partial")
     assert lr == _rules.DEFAULT_HEAD_RATE and "no descent" in why
     assert math.isclose(ft, lr / _rules.FINE_TUNE_DIVISOR)
-    lr, ft, _ = _rules.choose_rates(3e-4, 1e-5, "full")
-    assert (lr, ft) == (3e-4, _rules.FINE_TUNE_RANGE[0])
+    # The opened model's sweep only lowers the fine-tune rate.
+    lr, ft, why = _rules.choose_rates(3e-4, 2e-6, "full")
+    assert lr == 3e-4 and ft == pytest.approx(2e-5) and "lowered" in why
+    lr, ft, _ = _rules.choose_rates(3e-4, 1e-7, "full")
+    assert ft == _rules.FINE_TUNE_RANGE[0]
 
 
 def test_layer_decay_follows_the_shift_profile():

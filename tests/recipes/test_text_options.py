@@ -103,7 +103,7 @@ def test_hf_dataset_subsets_and_linear_warmup_through_the_recipe(tmp_path):
     import os
 
     with open(os.path.join(tmp_path, "run", "labels.json")) as f:
-        assert json.load(f) == {"neg": 0, "pos": 1}  # the ClassLabel names
+        assert json.load(f) == ["neg", "pos"]  # the ClassLabel names, in id order
     # 16 training texts / batch 8 = 2 steps: warmup 1 step, then decay.
     optimizer = result.model.optimizer
     rate = getattr(optimizer, "inner_optimizer", optimizer).learning_rate
