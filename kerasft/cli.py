@@ -32,6 +32,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from kerasft import _tool_commands  # noqa: E402 (export/predict/tune)
 from kerasft import generation as _generation  # noqa: E402 (generate)
+from kerasft.advisor import command as _advise  # noqa: E402 (advise)
 from kerasft._version import __version__  # noqa: E402
 from kerasft.recipes import registry as _registry  # noqa: E402
 from kerasft.recipes.configs import ignored_options  # noqa: E402
@@ -235,7 +236,7 @@ def _command_in(argv):
     for word in argv:
         if not word.startswith("-"):
             known = word in _COMMANDS or word in _tool_commands.COMMANDS
-            known = known or word == "generate"
+            known = known or word in ("generate", "advise")
             return word if known or word == "demo" else None
     return None
 
@@ -288,6 +289,12 @@ def build_parser(commands=None):
 
     _tool_commands.add_parsers(sub)
     _generation.add_parser(sub)
+    advise = sub.add_parser(
+        "advise", help="Measure data against a backbone and choose the "
+        "fine-tuning strategy, rates and epochs (mode='auto').",
+        description=_advise.DESCRIPTION,
+    )
+    _advise.add_arguments(advise)
     for command, entry in _COMMANDS.items():
         p = sub.add_parser(command, help=entry.help, description=entry.help)
         if commands is None or command in commands:
@@ -466,6 +473,9 @@ def main(argv=None):
         if args.command == "generate":
             quiet_tensorflow()
             return _generation.run_command(args)
+        if args.command == "advise":
+            quiet_tensorflow()
+            return _advise.run(args)
         if args.command in _tool_commands.COMMANDS:
             quiet_tensorflow()
             return _tool_commands.run(args)

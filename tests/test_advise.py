@@ -119,8 +119,8 @@ def test_mode_auto_follows_the_advice_and_writes_it(pretrained, tmp_path):
     assert result.metrics["val_accuracy"] > 0.3  # chance: 0.2
 
 
-def test_main_advise_prints_and_writes(pretrained, tmp_path, capsys):
-    from kerasft.advisor.command import main_advise
+def test_kerasft_advise_prints_and_writes(pretrained, tmp_path, capsys):
+    from kerasft import cli
 
     make, _, (x59, y59) = pretrained
     model_path = str(tmp_path / "cnn.keras")
@@ -129,8 +129,8 @@ def test_main_advise_prints_and_writes(pretrained, tmp_path, capsys):
     data_path = str(tmp_path / "data.npz")
     np.savez(data_path, x=x, y=y)
     out = str(tmp_path / "advice.json")
-    assert main_advise([data_path, "--backbone", model_path, "--no-lr-sweep",
-                        "--output", out]) == 0
+    assert cli.main(["advise", data_path, "--backbone", model_path,
+                     "--no-lr-sweep", "--output", out]) == 0
     printed = capsys.readouterr().out
     assert "because" in printed and "feature_extraction" in printed
     with open(out) as f:

@@ -6,8 +6,20 @@ in one sentence (`kerasft/advisor/_rules.py`). `mode="auto"` in the
 `image_classification` recipe runs it first and follows it.
 """
 
-from kerasft.advisor.advice import ADVICE_FILE
-from kerasft.advisor.advice import Advice
-from kerasft.advisor.advising import advise
+import importlib as _importlib
+
+# Loaded on first use, so that `kerasft advise --help` (this package's
+# `command`) answers without importing TensorFlow.
+_LAZY = {
+    "ADVICE_FILE": "kerasft.advisor.advice",
+    "Advice": "kerasft.advisor.advice",
+    "advise": "kerasft.advisor.advising",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(_importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kerasft.advisor' has no attribute {name!r}")
 
 __all__ = ["ADVICE_FILE", "Advice", "advise"]

@@ -9,15 +9,21 @@ import argparse
 import os
 
 
+DESCRIPTION = (
+    "Measure labelled images against a pretrained backbone and print "
+    "the fine-tuning plan (strategy, epochs, rates, layer decay) "
+    "with the reason for each choice."
+)
+
+
 def parser():
-    p = argparse.ArgumentParser(
-        prog="kerasft advise",
-        description=(
-            "Measure labelled images against a pretrained backbone and print "
-            "the fine-tuning plan (strategy, epochs, rates, layer decay) "
-            "with the reason for each choice."
-        ),
-    )
+    p = argparse.ArgumentParser(prog="kerasft advise", description=DESCRIPTION)
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p):
+    """Adds `kerasft advise`'s arguments to the argparse parser `p`."""
     p.add_argument(
         "data",
         help="Training images: a folder with one sub-folder per class, or a "
@@ -44,7 +50,6 @@ def parser():
                    help="Write the advice as JSON to this file "
                         "(e.g. advice.json).")
     p.add_argument("--seed", type=int, default=0)
-    return p
 
 
 def _backbone(args):
@@ -85,7 +90,11 @@ def _data(path):
 
 def main_advise(argv=None):
     """Runs `kerasft advise`; returns the exit status (0)."""
-    args = parser().parse_args(argv)
+    return run(parser().parse_args(argv))
+
+
+def run(args):
+    """Runs parsed `kerasft advise` arguments; returns the exit status."""
     from kerasft.advisor.advising import advise
 
     advice = advise(
