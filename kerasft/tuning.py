@@ -141,7 +141,12 @@ def read_search_space(path):
                 'of choices or a range, e.g. {"learning_rate": [1e-3, 1e-4], '
                 '"dropout": {"min": 0.0, "max": 0.5}}')
     space = load_json(path, expected)
-    if not isinstance(space, dict) or not space:
+    if space == {}:
+        raise ValueError(
+            f"Search space file {os.fspath(path)!r} holds {{}}: the search space "
+            f"is empty. Expected {expected}."
+        )
+    if not isinstance(space, dict):
         raise ValueError(
             f"Search space file {os.fspath(path)!r} holds "
             f"{json.dumps(space)[:60]}. Expected {expected}."

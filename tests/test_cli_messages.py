@@ -91,3 +91,14 @@ def test_same_run_stopped_before_its_first_epoch_says_it_starts_again(tmp_path):
     assert _io.prepare_run_folder(folder, config, log=notices.append) == "new"
     assert len(notices) == 1 and "before it completed an epoch" in notices[0]
     assert not os.path.exists(os.path.join(folder, "logs"))
+
+
+def test_keras_config_argument_is_not_taken_for_the_config_flag():
+    from kerasft import cli
+    from kerasft.recipes.configs import ImageClassificationConfig
+
+    message = "Could not deserialize: config={'name': 'dense'} is invalid."
+    assert cli.cli_message(message, ImageClassificationConfig) == message
+    assert cli.cli_message("Pass `epochs=` or overwrite=True",
+                           ImageClassificationConfig) == (
+        "Pass `--epochs` or --overwrite")

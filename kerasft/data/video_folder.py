@@ -138,14 +138,17 @@ def video_folder(
         sampling=sampling, batch_size=batch_size, seed=seed,
         label_mode=label_mode, shuffle_buffer=shuffle_buffer, epoch=epoch,
         drop_remainder=_pipeline.resolve_drop_remainder(drop_remainder),
-        workers=workers or os.cpu_count() or 1, where=os.fspath(directory),
+        workers=workers or os.cpu_count() or 1, where=repr(os.fspath(directory)),
     )
     if not validation_split:
         return _subset(paths, labels, cache, shuffle, augment, **common)
 
     def part(name, files, targets, shuffled, aug):
         place = f"{cache}-{name}" if isinstance(cache, str) else cache
-        return _subset(files, targets, place, shuffled, aug, **common)
+        where = (f"the {name} part of {common['where']} "
+                 f"(validation_split={validation_split})")
+        return _subset(files, targets, place, shuffled, aug,
+                       **{**common, "where": where})
 
     if subset == "training":
         return part("training", paths, labels, shuffle, augment)
@@ -257,8 +260,8 @@ def _decode_all(paths, labels, frames, image_size, sampling, cache,
             ", ".join(padded[:5]), ", ..." if len(padded) > 5 else "")
     if not kept:
         raise ValueError(
-            f"No readable clips in {where!r} (all {len(skipped)} were "
-            "unreadable)."
+            f"No readable clips in {where}: all {len(skipped)} of its clips "
+            "were unreadable."
         )
     return (tuple(paths[i] for i in kept),
             np.asarray([labels[i] for i in kept], np.int64),

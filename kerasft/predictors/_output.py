@@ -148,8 +148,17 @@ def progress(total, verbose):
     """A Keras progress bar over `total` inputs (silent with `verbose=0`)."""
     import keras
 
-    return keras.utils.Progbar(total, verbose=1 if verbose else 0,
-                               unit_name="input")
+    # Keras redraws its bar with control characters even when stdout is a
+    # file or a pipe; there, one line at the end (verbose=2) instead.
+    mode = 0 if not verbose else (1 if _isatty(sys.stdout) else 2)
+    return keras.utils.Progbar(total, verbose=mode, unit_name="input")
+
+
+def _isatty(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def finish(output, rows, unreadable, files, verbose, columns=None):

@@ -186,3 +186,26 @@ def test_video_files_without_a_decoder_say_what_to_install(tmp_path, monkeypatch
     )
     with pytest.raises(ImportError, match=r"kerasft\[video\]"):
         video_folder(str(tmp_path), frames=4)
+
+
+def test_no_readable_clips_names_the_part_of_the_split(tmp_path):
+    """With `validation_split`, an all-unreadable part is named as that part,
+    with its own count, not as the whole folder."""
+    root = videos.clip_folder(str(tmp_path / "clips"), per_class=5, frames=4)
+    _, val = video_folder(root, frames=4, image_size=16, batch_size=2,
+                          validation_split=0.2, subset="both", seed=0)
+    for path in val.file_paths:  # break exactly the held-out clips
+        if os.path.isdir(path):
+            for name in os.listdir(path):
+                with open(os.path.join(path, name), "wb") as f:
+                    f.write(b"garbage")
+        else:
+            with open(path, "wb") as f:
+                f.write(b"garbage")
+    with pytest.raises(ValueError) as info:
+        video_folder(root, frames=4, image_size=16, batch_size=2,
+                     validation_split=0.2, subset="both", seed=0)
+    message = str(info.value)
+    assert message.startswith(
+        f"No readable clips in the validation part of {root!r} "
+        "(validation_split=0.2): all 2 of its clips were unreadable.")

@@ -62,3 +62,16 @@ def test_inputs_listing_and_clear_errors(tmp_path):
         _output.check_options(True, 32)
     with pytest.raises(ValueError, match="`batch_size` must be a positive int"):
         _output.check_options(None, 0)
+
+
+def test_progress_bar_is_one_line_when_stdout_is_not_a_terminal(capsys):
+    """Keras redraws its bar with backspaces and carriage returns even into a
+    file; piped or logged, `kerasft predict` prints one line at the end."""
+    from kerasft.predictors import _output
+
+    bar = _output.progress(3, verbose=1)  # capsys: not a terminal
+    for done in (1, 2, 3):
+        bar.update(done)
+    out = capsys.readouterr().out
+    assert "\b" not in out and "\r" not in out and "\x1b" not in out
+    assert out.count("\n") == 1 and "3/3" in out
