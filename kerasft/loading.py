@@ -97,6 +97,7 @@ def load(run_dir, recipe=None, compile=False):
     from kerasft.recipes import registry
 
     directory = check_run_folder(run_dir)
+    _io.check_completed_run(directory)  # a damaged file: one line, the fix
     config = _read_json(os.path.join(directory, _io.CONFIG_FILE)) or {}
     name = recipe or recipe_of(directory)
     if name is None:
