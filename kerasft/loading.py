@@ -99,7 +99,7 @@ def load(run_dir, recipe=None, compile=False):
     directory = check_run_folder(run_dir)
     _io.check_completed_run(directory)  # a damaged file: one line, the fix
     config = _read_json(os.path.join(directory, _io.CONFIG_FILE)) or {}
-    name = recipe or recipe_of(directory)
+    name = recipe or recipe_of(directory, config)
     if name is None:
         raise ValueError(
             f"{directory!r}'s config.json does not name the recipe that wrote "
@@ -126,11 +126,12 @@ def load(run_dir, recipe=None, compile=False):
                      metrics)
 
 
-def recipe_of(directory):
+def recipe_of(directory, config=None):
     """The recipe recorded in a run folder (`config.json`'s `recipe`, or
     for generative runs of kerasft 0.1 `generative.json`'s `kind`), or
-    `None`."""
-    config = _read_json(os.path.join(directory, _io.CONFIG_FILE)) or {}
+    `None`. `config`: `config.json`'s content when already read."""
+    if config is None:
+        config = _read_json(os.path.join(directory, _io.CONFIG_FILE)) or {}
     if config.get("recipe"):
         return config["recipe"]
     info = _read_json(os.path.join(directory, "generative.json")) or {}
