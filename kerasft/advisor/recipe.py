@@ -16,7 +16,7 @@ def follow_advice(run, config, image_size):
     follows the plan it started with. `run.config` is set to the result
     (the run's identity keeps `mode="auto"`).
     """
-    from kerasft.recipes.image_classification import resolve_backbone
+    from kerasft.recipes._image_backbone import resolve_backbone
 
     with run.strategy.scope():
         backbone = resolve_backbone(config, run.strategy, image_size)

@@ -16,12 +16,8 @@ import numpy as np
 
 from kerasft.recipes import _data
 from kerasft.recipes._runner import prefixed
-from kerasft.recipes.image_classification import (
-    build_and_compile,
-    check_backbone,
-    resolve_backbone,
-    with_unfreeze,
-)
+from kerasft.recipes._image_backbone import check_backbone, resolve_backbone
+from kerasft.recipes._stages import build_and_compile, with_unfreeze
 
 PREDICTIONS_FILE = "predictions.csv"
 GRID_FILE = "validation_boxes.png"

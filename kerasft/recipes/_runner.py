@@ -121,7 +121,7 @@ class Run:
         if self.config.verbose and self.chief:
             print(message, flush=True)
 
-    def optimizer(self, groups=None, total_steps=None):
+    def optimizer(self, groups=None, total_steps=None, learning_rate=None):
         """The run's optimizer (`kerasft.optimizers.make_optimizer`) from its
         config: AdamW at the scaled rate with the config's weight decay and
         exclusions, schedule and warmup, `layer_decay` over `groups` (a
@@ -131,13 +131,16 @@ class Run:
             groups: the groups `layer_decay` counts. Defaults to `None`.
             total_steps: batches in the whole run, for schedules and
                 warmup. Defaults to `None`.
+            learning_rate: the base rate before replica scaling. Defaults
+                to `None` (the config's `learning_rate`).
         """
         from kerasft.optimizers import make_optimizer
 
         config = self.config
         accumulation = config.accumulation_steps
         return make_optimizer(
-            self.scaled_rate(config.learning_rate),
+            self.scaled_rate(config.learning_rate if learning_rate is None
+                             else learning_rate),
             weight_decay=getattr(config, "weight_decay", 0.0),
             no_weight_decay=config.no_weight_decay_rules(),
             lr_schedule=getattr(config, "lr_schedule", "constant"),

@@ -17,6 +17,8 @@ __all__ = [
     "CurriculumConfig",
     "ImageBackboneConfig",
     "ImageCaptioningConfig",
+    "FineTuningConfig",
+    "HoldOutConfig",
     "ImageClassificationConfig",
     "MODES",
     "ObjectDetectionConfig",
@@ -25,6 +27,7 @@ __all__ = [
     "SubsetConfig",
     "TextClassificationConfig",
     "TextConfig",
+    "TransformerConfig",
     "TokenClassificationConfig",
     "SegmentationConfig",
     "VideoClassificationConfig",
@@ -33,6 +36,8 @@ __all__ = [
 ]
 
 MODES = ("feature_extraction", "partial", "progressive", "full")
+# kerasft.optimizers.make_optimizer's (tests keep the two equal).
+LR_SCHEDULES = ("constant", "linear", "cosine", "one_cycle")
 DETECTION_KINDS = ("single", "retinanet")
 
 # Options nothing trains with when the backbone stays frozen.
@@ -66,11 +71,6 @@ def ignored_options(config_class, values):
             "full fine-tuning opens every group",
             "use partial-fine-tuning or progressive-fine-tuning to open only "
             "the top groups",
-        )
-    if values.get("freeze_backbone") and "layer_decay" in fields:
-        reasons["layer_decay"] = (
-            "the encoder stays frozen (--freeze-backbone)",
-            "drop --freeze-backbone to train the encoder",
         )
     return reasons
 
@@ -117,6 +117,19 @@ def check_imbalance_options(config):
 
 
 # === Options several recipes share ===
+
+
+def _check_optional_positive(config, *names):
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ValueError(
+                f"`{name}` must be a positive integer or None. Received: "
+                f"{name}={value!r}"
+            )
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,7 +245,124 @@ def _modes_that_fit(epochs, head_epochs, needed):
 
 
 @dataclasses.dataclass(frozen=True)
-class ImageBackboneConfig(CheckpointingConfig):
+class FineTuningConfig(RecipeConfig):
+    """How the pretrained model trains, the same in every recipe: the mode's
+    stages (`kerasft.recipes._stages`: what is frozen when, at which rate)
+    and the run's one optimizer (`Run.optimizer`). Families override the
+    defaults: image recipes open the backbone in stages, text and
+    generative ones train everything from the first step."""
+
+    mode: str = field(
+        "progressive",
+        "Fine-tuning strategy: feature_extraction (backbone frozen), partial "
+        "(top --unfreeze-groups open after --head-epochs), progressive (top "
+        "groups, then all) or full (all groups after --head-epochs).",
+        choices=MODES,
+    )
+    head_epochs: int = field(
+        2, "Epochs training the head alone before any backbone group opens."
+    )
+    unfreeze_groups: int = field(
+        2, "Backbone groups (from the top) opened by partial/progressive."
+    )
+    fine_tune_learning_rate: typing.Optional[float] = field(
+        1e-4,
+        "Base learning rate once backbone groups train; none: learning_rate.",
+    )
+    layer_decay: typing.Optional[float] = field(
+        None,
+        "Layer-wise learning-rate decay in (0, 1]: backbone group i from the "
+        "top trains at rate x decay**i (kerasft.optimizers.LayerwiseLR).",
+    )
+    weight_decay: float = field(
+        0.0,
+        "AdamW decoupled weight decay (never on biases or normalisation "
+        "parameters, see --no-weight-decay); 0 gives Adam's update.",
+    )
+    lr_schedule: str = field(
+        "constant",
+        "Learning rate within each stage of --mode: constant, linear or "
+        "cosine decay to 0, or one_cycle (fastai's: warm up, then anneal).",
+        choices=LR_SCHEDULES,
+    )
+    warmup_ratio: float = field(
+        0.0,
+        "Fraction of each stage's steps spent warming the rate up linearly "
+        "from 0 (Hugging Face Trainer's warmup_ratio).",
+    )
+
+    def _validate(self):
+        super()._validate()
+        for name, low in (("head_epochs", 0), ("unfreeze_groups", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(
+                    f"`{name}` must be an integer >= {low}. Received: "
+                    f"{name}={value!r}"
+                )
+        if self.mode not in ("feature_extraction", "auto"):
+            needed = self.head_epochs + (2 if self.mode == "progressive" else 1)
+            if self.epochs < needed:
+                raise ValueError(
+                    f"mode={self.mode!r} with head_epochs={self.head_epochs} "
+                    f"needs epochs >= {needed} so that backbone groups open. "
+                    f"Received: epochs={self.epochs}. "
+                    + _modes_that_fit(self.epochs, self.head_epochs, needed)
+                )
+        rate = self.fine_tune_learning_rate
+        if rate is not None and (
+            isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0
+        ):
+            raise ValueError(
+                "`fine_tune_learning_rate` must be a number > 0 or None. "
+                f"Received: fine_tune_learning_rate={rate!r}"
+            )
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            raise ValueError(
+                "`layer_decay` must be in (0, 1]. Received: "
+                f"layer_decay={self.layer_decay!r}"
+            )
+        if isinstance(self.warmup_ratio, bool) or not isinstance(
+            self.warmup_ratio, (int, float)
+        ) or not 0 <= self.warmup_ratio < 1:
+            raise ValueError(
+                "`warmup_ratio` must be in [0, 1). Received: "
+                f"warmup_ratio={self.warmup_ratio!r}"
+            )
+
+    def backbone_learning_rate(self):
+        """The base rate once backbone groups train."""
+        if self.fine_tune_learning_rate is None:
+            return self.learning_rate
+        return self.fine_tune_learning_rate
+
+
+@dataclasses.dataclass(frozen=True)
+class HoldOutConfig(RecipeConfig):
+    """`validation_split`: part of --train held out when --val is absent."""
+
+    validation_split: float = field(
+        0.1,
+        "Fraction of --train held out for validation when --val is not "
+        "given (stratified by label where examples have one); 0 trains on "
+        "everything.",
+    )
+
+    def _validate(self):
+        super()._validate()
+        value = self.validation_split
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            0 <= value < 1
+        ):
+            raise ValueError(
+                "`validation_split` must be in [0, 1). Received: "
+                f"validation_split={value!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageBackboneConfig(FineTuningConfig, HoldOutConfig, SubsetConfig,
+                          CheckpointingConfig):
     """Options of recipes fine-tuning an image backbone (shared)."""
 
     train: typing.Any = field(
@@ -259,30 +389,6 @@ class ImageBackboneConfig(CheckpointingConfig):
     num_classes: typing.Optional[int] = field(
         None, "Number of classes; inferred from the training data if unset."
     )
-    mode: str = field(
-        "progressive",
-        "Fine-tuning strategy: feature_extraction, partial, progressive, full.",
-        choices=MODES,
-    )
-    head_epochs: int = field(
-        2, "Epochs training the head alone before any backbone group opens."
-    )
-    unfreeze_groups: int = field(
-        2, "Backbone groups (from the top) opened by partial/progressive."
-    )
-    fine_tune_learning_rate: float = field(
-        1e-4, "Base learning rate once backbone groups train."
-    )
-    layer_decay: typing.Optional[float] = field(
-        None,
-        "Layer-wise learning-rate decay in (0, 1]: backbone group i from the "
-        "top trains at rate x decay**i (kerasft.optimizers.LayerwiseLR).",
-    )
-    weight_decay: float = field(
-        0.0,
-        "AdamW decoupled weight decay (never on biases or normalisation "
-        "parameters, see --no-weight-decay); 0 gives Adam's update.",
-    )
     dropout: float = field(0.2, "Dropout before each Dense layer of the head.")
     train_batchnorm: bool = field(
         False, "Let BatchNorm layers of opened groups train (rarely wanted)."
@@ -290,15 +396,6 @@ class ImageBackboneConfig(CheckpointingConfig):
 
     def _validate(self):
         super()._validate()
-        if self.mode not in ("feature_extraction", "auto"):
-            needed = self.head_epochs + (2 if self.mode == "progressive" else 1)
-            if self.epochs < needed:
-                raise ValueError(
-                    f"mode={self.mode!r} with head_epochs={self.head_epochs} "
-                    f"needs epochs >= {needed} so that backbone groups open. "
-                    f"Received: epochs={self.epochs}. "
-                    + _modes_that_fit(self.epochs, self.head_epochs, needed)
-                )
         if not isinstance(self.image_size, int) or self.image_size < 1:
             raise ValueError(
                 "`image_size` must be a positive integer. Received: "
@@ -311,16 +408,11 @@ class ImageBackboneConfig(CheckpointingConfig):
                 "`num_classes` must be a positive integer. Received: "
                 f"num_classes={self.num_classes!r}"
             )
-        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
-            raise ValueError(
-                "`layer_decay` must be in (0, 1]. Received: "
-                f"layer_decay={self.layer_decay!r}"
-            )
 
 
 @dataclasses.dataclass(frozen=True)
-class ImageClassificationConfig(ImageBackboneConfig, SubsetConfig,
-                                CurriculumConfig, ImbalanceConfig):
+class ImageClassificationConfig(ImageBackboneConfig, CurriculumConfig,
+                                ImbalanceConfig):
     """Options of the image classification recipes."""
 
     # "auto" (issue 25): `kerasft.advise` measures the data and the backbone
@@ -331,12 +423,6 @@ class ImageClassificationConfig(ImageBackboneConfig, SubsetConfig,
         "full, or auto (measured and chosen by kerasft.advise; writes "
         "advice.json).",
         choices=MODES + ("auto",),
-    )
-    validation_split: float = field(
-        0.1,
-        "Fraction of --train held out for validation when --val is not "
-        "given and --train is a folder, a CSV or arrays (tfds and datasets "
-        "cannot be split: pass --val); 0 trains on everything.",
     )
     head_units: tuple = field(
         (), "Hidden Dense layer sizes of the head, e.g. 1024 or 512,128."
@@ -357,15 +443,10 @@ class ImageClassificationConfig(ImageBackboneConfig, SubsetConfig,
 
     def _validate(self):
         super()._validate()
-        if not 0 <= self.validation_split < 1:
-            raise ValueError(
-                "`validation_split` must be in [0, 1). Received: "
-                f"validation_split={self.validation_split!r}"
-            )
 
 
 @dataclasses.dataclass(frozen=True)
-class ObjectDetectionConfig(ImageBackboneConfig, SubsetConfig):
+class ObjectDetectionConfig(ImageBackboneConfig):
     """Options of the object detection recipe."""
 
     train: typing.Any = field(
@@ -515,11 +596,6 @@ class SegmentationConfig(ImageBackboneConfig):
         "Class names in id order, comma-separated (labels.json, metrics); "
         "none: the ids.",
     )
-    validation_split: float = field(
-        0.1,
-        "Fraction of --train held out for validation when --val is not "
-        "given (folders and arrays); 0 trains on everything.",
-    )
     augment: typing.Optional[dict] = field(
         None,
         "ImageDataGenerator-style augmentation as JSON; masks move with the "
@@ -529,11 +605,6 @@ class SegmentationConfig(ImageBackboneConfig):
 
     def _validate(self):
         super()._validate()
-        if not 0 <= self.validation_split < 1:
-            raise ValueError(
-                "`validation_split` must be in [0, 1). Received: "
-                f"validation_split={self.validation_split!r}"
-            )
         if self.loss != "crossentropy_dice" and self.dice_weight != 1.0:
             raise ValueError(
                 "`dice_weight` only applies with loss='crossentropy_dice'. "
@@ -574,7 +645,8 @@ class SegmentationConfig(ImageBackboneConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class VideoClassificationConfig(ImageBackboneConfig):
+class VideoClassificationConfig(ImageBackboneConfig, CurriculumConfig,
+                                ImbalanceConfig):
     """Options of the video classification recipe (`video_classification`)."""
 
     train: typing.Any = field(
@@ -611,11 +683,6 @@ class VideoClassificationConfig(ImageBackboneConfig):
     head_units: tuple = field(
         (), "Hidden Dense layer sizes after the temporal model, e.g. 256."
     )
-    validation_split: float = field(
-        0.1,
-        "Fraction of --train held out for validation when --val is not "
-        "given; 0 trains on everything.",
-    )
     augment: typing.Optional[dict] = field(
         None,
         "ImageDataGenerator-style augmentation as JSON, one random transform "
@@ -639,11 +706,6 @@ class VideoClassificationConfig(ImageBackboneConfig):
                 "`frames` must be a positive integer (frames per clip). "
                 f"Received: frames={self.frames!r}"
             )
-        if not 0 <= self.validation_split < 1:
-            raise ValueError(
-                "`validation_split` must be in [0, 1). Received: "
-                f"validation_split={self.validation_split!r}"
-            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -653,10 +715,6 @@ class ImageCaptioningConfig(ImageBackboneConfig):
     # Captions come from a decoding loop: no serving signature, no --export.
     export: typing.Any = field(
         None, "Not supported: caption with `kerasft predict`.", cli=False
-    )
-    # Its decoder is not `build_model`'s: no gradient checkpointing.
-    gradient_checkpointing: bool = field(
-        False, "Not supported by image captioning.", cli=False
     )
 
     train: typing.Any = field(
@@ -710,15 +768,19 @@ class ImageCaptioningConfig(ImageBackboneConfig):
     samples: int = field(
         16, "Images (with generated and reference captions) in captions.png."
     )
+    augment: typing.Optional[dict] = field(
+        None,
+        "ImageDataGenerator-style augmentation of the training images as "
+        'JSON, e.g. \'{"horizontal_flip": true, "zoom_range": 0.1}\'.',
+    )
+    lora_rank: typing.Optional[int] = field(
+        None,
+        "LoRA rank for a transformer (ViT) image encoder: train low-rank "
+        "adapters on its attention projections instead of its weights.",
+    )
 
     def _validate(self):
         super()._validate()
-        if self.gradient_checkpointing:
-            raise ValueError(
-                "`gradient_checkpointing` is not supported by image_captioning "
-                "(its decoder is not built by kerasft.build_model). Received: "
-                "gradient_checkpointing=True"
-            )
         if self.export is not None:
             raise ValueError(
                 "`export` is not supported by image_captioning (captions come "
@@ -729,11 +791,6 @@ class ImageCaptioningConfig(ImageBackboneConfig):
             raise ValueError(
                 "`num_classes` is not used by image_captioning (the vocabulary "
                 f"sets the outputs). Received: num_classes={self.num_classes!r}"
-            )
-        if not 0 <= self.validation_split < 1:
-            raise ValueError(
-                "`validation_split` must be in [0, 1). Received: "
-                f"validation_split={self.validation_split!r}"
             )
         if not 0 <= self.dropout < 1:
             raise ValueError(
@@ -759,7 +816,59 @@ class ImageCaptioningConfig(ImageBackboneConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class TextConfig(SubsetConfig, CheckpointingConfig):
+class TransformerConfig(FineTuningConfig, HoldOutConfig, SubsetConfig,
+                        CheckpointingConfig):
+    """The fine-tuning options of the text and generative recipes: the
+    same `FineTuningConfig`, with every layer training from the first step
+    by default (mode full, no head-only epochs), AdamW's weight decay, and
+    LoRA adapters as the alternative to training the weights."""
+
+    mode: str = field(
+        "full",
+        "Fine-tuning strategy: full (every layer trains), feature_extraction "
+        "(model frozen, only the head trains), partial (top "
+        "--unfreeze-groups transformer layers open after --head-epochs) or "
+        "progressive (top groups, then all).",
+        choices=MODES,
+    )
+    head_epochs: int = field(
+        0, "Epochs training the head alone before any layer of the model opens."
+    )
+    fine_tune_learning_rate: typing.Optional[float] = field(
+        None,
+        "Base learning rate once the model's layers train (after "
+        "--head-epochs); none: learning_rate.",
+    )
+    layer_decay: typing.Optional[float] = field(
+        None,
+        "Layer-wise learning-rate decay in (0, 1]: transformer layer i from "
+        "the top trains at rate x decay**i (kerasft.optimizers.LayerwiseLR).",
+    )
+    weight_decay: float = field(
+        0.01,
+        "AdamW decoupled weight decay (never on biases or normalisation "
+        "parameters, see --no-weight-decay).",
+    )
+    lora_rank: typing.Optional[int] = field(
+        None,
+        "LoRA rank: train low-rank adapters on the attention projections "
+        "instead of the model's weights.",
+    )
+
+    def _validate(self):
+        super()._validate()
+        _check_optional_positive(self, "lora_rank")
+        if self.lora_rank and (self.mode != "full" or self.head_epochs):
+            raise ValueError(
+                "`lora_rank` trains adapters in every layer from the first "
+                "step: use it with mode='full' and head_epochs=0. Received: "
+                f"lora_rank={self.lora_rank}, mode={self.mode!r}, "
+                f"head_epochs={self.head_epochs}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TextConfig(TransformerConfig):
     """Options shared by the text recipes."""
 
     backbone: typing.Any = field(
@@ -774,49 +883,14 @@ class TextConfig(SubsetConfig, CheckpointingConfig):
     learning_rate: float = field(
         2e-5, "Peak learning rate (head and top layer), before replica scaling."
     )
-    weight_decay: float = field(0.01, "AdamW decoupled weight decay.")
-    layer_decay: typing.Optional[float] = field(
-        None,
-        "Layer-wise learning-rate decay in (0, 1]: transformer layer i from "
-        "the top trains at rate x decay**i.",
-    )
     dropout: float = field(0.1, "Dropout before the output layer.")
-    freeze_backbone: bool = field(
-        False, "Train only the head (feature extraction)."
-    )
-    lora_rank: typing.Optional[int] = field(
-        None, "LoRA rank: train low-rank adapters instead of the encoder."
-    )
-    lr_schedule: str = field(
-        "constant",
-        "Learning rate over training: constant, linear or cosine decay to 0 "
-        "(Hugging Face Trainer's default is linear).",
-        choices=("constant", "linear", "cosine"),
-    )
-    warmup_ratio: float = field(
-        0.0,
-        "Fraction of the training steps spent warming the rate up linearly "
-        "from 0 (Trainer's warmup_ratio).",
-    )
 
     def _validate(self):
         super()._validate()
-        if isinstance(self.warmup_ratio, bool) or not isinstance(
-            self.warmup_ratio, (int, float)
-        ) or not 0 <= self.warmup_ratio < 1:
-            raise ValueError(
-                "`warmup_ratio` must be in [0, 1). Received: "
-                f"warmup_ratio={self.warmup_ratio!r}"
-            )
         if not isinstance(self.max_length, int) or self.max_length < 8:
             raise ValueError(
                 "`max_length` must be an integer >= 8. Received: "
                 f"max_length={self.max_length!r}"
-            )
-        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
-            raise ValueError(
-                "`layer_decay` must be in (0, 1]. Received: "
-                f"layer_decay={self.layer_decay!r}"
             )
 
 
@@ -842,19 +916,9 @@ class TextClassificationConfig(TextConfig, CurriculumConfig, ImbalanceConfig):
     num_classes: typing.Optional[int] = field(
         None, "Number of classes; inferred from the training labels if unset."
     )
-    validation_split: float = field(
-        0.1,
-        "Fraction of --train held out for validation (stratified by label) "
-        "when --val is not given; 0 trains on everything.",
-    )
 
     def _validate(self):
         super()._validate()
-        if not 0 <= self.validation_split < 1:
-            raise ValueError(
-                "`validation_split` must be in [0, 1). Received: "
-                f"validation_split={self.validation_split!r}"
-            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -914,7 +978,7 @@ class QuestionAnsweringConfig(TextConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class TokenClassificationConfig(TextConfig):
+class TokenClassificationConfig(TextConfig, CurriculumConfig, ImbalanceConfig):
     """Options of the token classification (NER) recipe."""
 
     train: typing.Any = field(
@@ -947,22 +1011,10 @@ class TokenClassificationConfig(TextConfig):
 # === Generative recipes (seq2seq, causal_lm) ===
 
 
-def _check_optional_positive(config, *names):
-    for name in names:
-        value = getattr(config, name)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise ValueError(
-                f"`{name}` must be a positive integer or None. Received: "
-                f"{name}={value!r}"
-            )
-
-
 @dataclasses.dataclass(frozen=True)
-class GenerativeTrainingConfig(RecipeConfig):
-    """The optimizer and LoRA options `seq2seq` and `causal_lm` share:
-    AdamW with warmup + linear decay, layer decay, LoRA adapters."""
+class GenerativeTrainingConfig(TransformerConfig):
+    """The options `seq2seq` and `causal_lm` share: `TransformerConfig`'s,
+    with warmup + linear decay by default, and LoRA adapters saved alone."""
 
     _recipe = "this recipe"  # named in the `export` error
 
@@ -970,18 +1022,17 @@ class GenerativeTrainingConfig(RecipeConfig):
     export: typing.Any = field(
         None, "Not supported: generate with `kerasft generate`.", cli=False
     )
-    warmup_ratio: float = field(
-        0.1,
-        "Fraction of the training steps warming the rate up linearly from 0; "
-        "then it decays linearly to 0.",
-    )
     lr_schedule: str = field(
         "linear",
-        "Learning rate after warmup: linear (the default of T5/BART and GPT-2 "
-        "fine-tuning scripts), cosine decay to 0, or constant.",
-        choices=("constant", "linear", "cosine"),
+        "Learning rate within each stage of --mode: linear (the default of "
+        "T5/BART and GPT-2 fine-tuning scripts) or cosine decay to 0, "
+        "one_cycle, or constant.",
+        choices=LR_SCHEDULES,
     )
-    weight_decay: float = field(0.01, "AdamW decoupled weight decay.")
+    warmup_ratio: float = field(
+        0.1,
+        "Fraction of each stage's steps warming the rate up linearly from 0.",
+    )
     layer_decay: typing.Optional[float] = field(
         None,
         "Layer-wise learning-rate decay in (0, 1]: transformer layer i from "
@@ -1007,19 +1058,6 @@ class GenerativeTrainingConfig(RecipeConfig):
                 "loops do not export to SavedModel/TFLite here). Received: "
                 f"export={self.export!r}"
             )
-        if isinstance(self.warmup_ratio, bool) or not isinstance(
-            self.warmup_ratio, (int, float)
-        ) or not 0 <= self.warmup_ratio < 1:
-            raise ValueError(
-                "`warmup_ratio` must be in [0, 1). Received: "
-                f"warmup_ratio={self.warmup_ratio!r}"
-            )
-        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
-            raise ValueError(
-                "`layer_decay` must be in (0, 1]. Received: "
-                f"layer_decay={self.layer_decay!r}"
-            )
-        _check_optional_positive(self, "lora_rank")
         if self.merge_lora and not self.lora_rank:
             raise ValueError(
                 "`merge_lora` needs `lora_rank` (there are no adapters to "
@@ -1048,6 +1086,7 @@ class CausalLMConfig(GenerativeTrainingConfig):
     validation: typing.Any = field(
         None, "Validation corpus, in the same forms as --train."
     )
+    test: typing.Any = field(None, "Test corpus, in the same forms as --train.")
     validation_split: float = field(
         0.1,
         "Fraction of the training tokens (the end of the corpus) held out "
@@ -1095,13 +1134,6 @@ class CausalLMConfig(GenerativeTrainingConfig):
 
     def _validate(self):
         super()._validate()
-        if isinstance(self.validation_split, bool) or not isinstance(
-            self.validation_split, (int, float)
-        ) or not 0 <= self.validation_split < 1:
-            raise ValueError(
-                "`validation_split` must be in [0, 1). Received: "
-                f"validation_split={self.validation_split!r}"
-            )
         for name in ("sequence_length", "sample_length", "top_k"):
             value = getattr(self, name)
             if name == "sample_length" and value is None:
@@ -1146,7 +1178,7 @@ def prompt_list(prompts):
 
 
 @dataclasses.dataclass(frozen=True)
-class Seq2SeqConfig(GenerativeTrainingConfig, SubsetConfig):
+class Seq2SeqConfig(GenerativeTrainingConfig):
     """Options of the sequence-to-sequence recipe (`seq2seq`)."""
 
     _recipe = "seq2seq"
@@ -1162,11 +1194,6 @@ class Seq2SeqConfig(GenerativeTrainingConfig, SubsetConfig):
         None, "Validation pairs, in the same forms as --train."
     )
     test: typing.Any = field(None, "Test pairs, in the same forms as --train.")
-    validation_split: float = field(
-        0.1,
-        "Fraction of --train held out (at random) for validation when --val "
-        "is not given; 0 trains on everything.",
-    )
     source_column: str = field("source", "CSV/TSV column of the inputs.")
     target_column: str = field("target", "CSV/TSV column of the outputs.")
     backbone: typing.Any = field(
@@ -1204,14 +1231,6 @@ class Seq2SeqConfig(GenerativeTrainingConfig, SubsetConfig):
 
     def _validate(self):
         super()._validate()
-        for name in ("validation_split",):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(
-                value, (int, float)
-            ) or not 0 <= value < 1:
-                raise ValueError(
-                    f"`{name}` must be in [0, 1). Received: {name}={value!r}"
-                )
         for name in ("source_length", "target_length", "num_beams"):
             value = getattr(self, name)
             low = 1 if name == "num_beams" else 2

@@ -81,7 +81,7 @@ def image_captioning(config=None, *, overwrite=False, callbacks=None, **kwargs):
     run = Run(config, overwrite)
     if run.state == "complete":
         return run.completed_result()
-    from kerasft.recipes.image_classification import check_backbone
+    from kerasft.recipes._image_backbone import check_backbone
 
     image_size = check_backbone(config.backbone, config.image_size)
     tables = _read_splits(run, config)  # bad input fails before any loading
@@ -92,7 +92,7 @@ def image_captioning(config=None, *, overwrite=False, callbacks=None, **kwargs):
     data = _data(run, config, tables, tokenizer, image_size)
     model, backbone = _build(run, config, len(tokenizer.get_vocabulary()),
                              image_size)
-    from kerasft.recipes.image_classification import with_unfreeze
+    from kerasft.recipes._stages import with_unfreeze
 
     all_callbacks = with_unfreeze(run, config, backbone, callbacks)
     run.log(
@@ -243,9 +243,9 @@ def _splits(data):
 def _build(run, config, vocabulary_size, image_size):
     import keras
 
-    from kerasft.freezing import freeze
     from kerasft.heads.captioning import caption_loss, caption_model
-    from kerasft.recipes.image_classification import resolve_backbone
+    from kerasft.recipes import _stages
+    from kerasft.recipes._image_backbone import resolve_backbone
 
     with run.strategy.scope():
         backbone = resolve_backbone(config, run.strategy, image_size)
@@ -256,13 +256,9 @@ def _build(run, config, vocabulary_size, image_size):
             num_heads=config.num_heads, dropout=config.dropout,
             train_batchnorm=config.train_batchnorm,
         )
-        freeze(
-            model, backbone,
-            "full_freeze" if config.mode == "feature_extraction" else "progressive",
-            train_batchnorm=config.train_batchnorm,
-        )
+        _stages.freeze_first_stage(model, backbone, config)
         model.compile(
-            optimizer=run.optimizer(backbone),
+            optimizer=_stages.optimizer(run, config, backbone),
             loss=caption_loss(),
             weighted_metrics=[
                 keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")

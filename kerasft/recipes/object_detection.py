@@ -26,14 +26,13 @@ from kerasft.recipes import _data
 from kerasft.recipes._runner import Run, prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import ObjectDetectionConfig  # noqa: F401 (re-exported)
-from kerasft.recipes.image_classification import (
-    build_and_compile,
+from kerasft.recipes._classification import predict
+from kerasft.recipes._image_backbone import (
     check_backbone,
     fit_on_features,
-    predict,
     resolve_backbone,
-    with_unfreeze,
 )
+from kerasft.recipes._stages import build_and_compile, with_unfreeze
 
 
 

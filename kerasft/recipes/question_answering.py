@@ -21,7 +21,7 @@ import os
 from kerasft import _io
 from kerasft.evaluation.squad import squad_scores as _squad_scores
 from kerasft.recipes import _data
-from kerasft.recipes import _text_encoder
+from kerasft.recipes import _stages, _text_encoder
 from kerasft.recipes._runner import Run, head_scores, prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import QuestionAnsweringConfig  # noqa: F401 (re-exported)
@@ -152,7 +152,8 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
     train_ds = run.batched(run.shuffled(datasets["training"]))
     eval_ds = {name: run.batched(datasets[name].dataset)
                for name in ("validation", "test") if name in datasets}
-    history = run.fit(model, train_ds, eval_ds.get("validation"), callbacks or [])
+    history = run.fit(model, train_ds, eval_ds.get("validation"),
+                      _stages.with_unfreeze(run, config, backbone, callbacks))
 
     from kerasft.evaluation import collect_predictions
 

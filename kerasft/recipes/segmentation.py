@@ -19,12 +19,8 @@ from kerasft.recipes import _data
 from kerasft.recipes._runner import Run, prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import SegmentationConfig  # noqa: F401 (re-exported)
-from kerasft.recipes.image_classification import (
-    build_and_compile,
-    check_backbone,
-    resolve_backbone,
-    with_unfreeze,
-)
+from kerasft.recipes._image_backbone import check_backbone, resolve_backbone
+from kerasft.recipes._stages import build_and_compile, with_unfreeze
 
 GRID_FILE = "validation_masks.png"
 _LEVELS = (1, 2, 3, 4, 5)  # strides 2 to 32

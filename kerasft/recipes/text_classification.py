@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from kerasft.recipes import _data
-from kerasft.recipes import _text_encoder
+from kerasft.recipes import _stages, _text_encoder
 from kerasft.recipes._runner import Run
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import (  # noqa: F401 (re-exported)
@@ -143,11 +143,11 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
 
     from kerasft import heads
     from kerasft.data import text as text_data
-    from kerasft.recipes.image_classification import (
-        _plotter,
+    from kerasft.recipes._classification import (
         classification_label_mode,
         classification_loss,
         classification_metrics,
+        plotter,
         predict,
         resolve_class_weight,
     )
@@ -196,7 +196,8 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
         config.class_weight, _LabelCounts(sources["Training"].labels, class_names)
     )
     history = run.fit(
-        model, train_ds, val_ds, [*curriculum, *(callbacks or [])],
+        model, train_ds, val_ds,
+        [*curriculum, *_stages.with_unfreeze(run, config, backbone, callbacks)],
         class_weight=class_weight,
     )
     # One pass of predictions per split; every metric and plot reads them.
@@ -206,7 +207,7 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
         model,
         history,
         metrics,
-        plot=_plotter(history, results["val_"] or results["test_"], class_names),
+        plot=plotter(history, results["val_"] or results["test_"], class_names),
         extra_json={"labels.json": class_names},
     )
 

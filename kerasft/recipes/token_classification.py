@@ -16,7 +16,7 @@ The run folder holds `labels.json` (the tag set) and `predictions.conll`
 import os
 
 from kerasft.recipes import _data
-from kerasft.recipes import _text_encoder
+from kerasft.recipes import _stages, _text_encoder
 from kerasft.recipes._runner import Run, head_scores, prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import TokenClassificationConfig  # noqa: F401 (re-exported)
@@ -151,7 +151,8 @@ def token_classification(config=None, *, overwrite=False, callbacks=None, **kwar
         f"{len(labels)} tags, {run.replicas} replica(s), precision "
         f"{run.policy.name}."
     )
-    history = run.fit(model, train_ds, eval_ds.get("Validation"), callbacks or [])
+    history = run.fit(model, train_ds, eval_ds.get("Validation"),
+                      _stages.with_unfreeze(run, config, backbone, callbacks))
 
     from kerasft.data.conll import word_tags
     from kerasft.evaluation import collect_predictions

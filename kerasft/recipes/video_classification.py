@@ -21,16 +21,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasft.recipes.image_classification import (
-    _MEMORY_FEATURES_BYTES,
-    _plotter,
-    build_and_compile,
-    check_backbone,
+from kerasft.recipes._classification import (
     classification_metrics,
+    plotter,
     predict,
-    resolve_backbone,
-    with_unfreeze,
 )
+from kerasft.recipes._image_backbone import (
+    MEMORY_FEATURES_BYTES,
+    check_backbone,
+    resolve_backbone,
+)
+from kerasft.recipes._stages import build_and_compile, with_unfreeze
 from kerasft.recipes._runner import Run
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import VideoClassificationConfig  # noqa: F401
@@ -123,7 +124,7 @@ def video_classification(config=None, *, overwrite=False, callbacks=None, **kwar
     shown = results.get("val_") or results.get("test_")
     return run.finish(
         model, history, metrics,
-        plot=_plotter(history, shown, class_names),
+        plot=plotter(history, shown, class_names),
         extra_json={"labels.json": class_names,
                     "confusion_matrix.json": matrices},
         skipped_files=skipped,
@@ -238,7 +239,7 @@ def _fit_on_features(run, config, model, head, train, splits, callbacks):
     per_clip = int(np.prod(features_model.output_shape[1:])) * 4
     place = config.feature_cache
     if place == "auto":
-        big = per_clip * train.num_samples > _MEMORY_FEATURES_BYTES
+        big = per_clip * train.num_samples > MEMORY_FEATURES_BYTES
         place = "disk" if big else "memory"
     cache_dir = os.path.join(run.backup_dir, "features")
     if place == "disk":

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from kerasft import recipes
-from kerasft.recipes.image_classification import resolve_class_weight, stages
+from kerasft.recipes._classification import resolve_class_weight
+from kerasft.recipes._stages import stages
 from tests.data._folders import BAD_FILES, make_bad_folder
 from tests.recipes.tiny import tiny_backbone, tiny_images
 

@@ -133,7 +133,7 @@ def test_head_scores_match_evaluate_on_one_batch():
         assert got[key] == pytest.approx(float(value), rel=1e-5), key
 
 
-@pytest.mark.parametrize("option", ["freeze_backbone", "lora_rank"])
+@pytest.mark.parametrize("option", ["feature_extraction", "lora_rank"])
 def test_frozen_encoder_or_lora_and_a_test_split(tmp_path, folder, option):
     """QA takes the text recipes' encoder options (one implementation):
     a frozen encoder stays bit-identical; LoRA trains only its adapters;
@@ -145,7 +145,7 @@ def test_frozen_encoder_or_lora_and_a_test_split(tmp_path, folder, option):
         train=data, test=data, backbone=folder, epochs=1, batch_size=8,
         max_length=32, doc_stride=8, learning_rate=1e-2,
         output_dir=str(tmp_path / option),
-        **({"freeze_backbone": True} if option == "freeze_backbone"
+        **({"mode": "feature_extraction"} if option == "feature_extraction"
            else {"lora_rank": 2}), **FAST)
     assert "test_exact_match" in result.metrics and "test_f1" in result.metrics
     from kerasft import backbones

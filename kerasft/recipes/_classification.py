@@ -1,0 +1,124 @@
+"""The classification glue of the classification-shaped recipes (image,
+text, video, token): label mode and loss (`label_smoothing`, focal),
+`class_weight`, metrics from one pass of predictions, and the plots."""
+
+import os
+
+import keras
+import numpy as np
+
+from kerasft.recipes._runner import prefixed
+
+
+def predict(model, ds):
+    """`(y_true, y_pred)` of one pass over `ds` (`None` for no data)."""
+    if ds is None:
+        return None
+    from kerasft.evaluation import collect_predictions
+
+    return collect_predictions(model, ds)
+
+
+def classification_label_mode(config):
+    """One-hot labels where the loss needs them (smoothing, focal)."""
+    if config.loss == "focal" or config.label_smoothing:
+        return "categorical"
+    return "int"
+
+
+def classification_loss(config):
+    """The configured loss, or `None` for the head's own."""
+    if config.loss == "focal":
+        return keras.losses.CategoricalFocalCrossentropy(
+            label_smoothing=config.label_smoothing
+        )
+    if config.label_smoothing:
+        return keras.losses.CategoricalCrossentropy(
+            label_smoothing=config.label_smoothing
+        )
+    return None
+
+
+def resolve_class_weight(value, train):
+    """`fit`'s `class_weight` dict from the config's `class_weight`.
+
+    `"balanced"` uses scikit-learn's `compute_class_weight` on the training
+    labels (`train.class_counts`); a dict (or its JSON) is keyed by class
+    name or id, classes it leaves out weigh 1.0.
+    """
+    if value is None:
+        return None
+    import json
+
+    from kerasft.data.class_weights import from_labels
+
+    names = list(train.class_names)
+    if isinstance(value, str) and value.strip().startswith("{"):
+        value = json.loads(value)
+    if value == "balanced":
+        counts = np.asarray(train.class_counts, "int64")
+        return from_labels(
+            np.repeat(np.arange(len(counts)), counts), len(counts)
+        )
+    weights = {i: 1.0 for i in range(len(names))}
+    for key, weight in value.items():
+        if key in names:
+            index = names.index(key)
+        elif str(key).lstrip("-").isdigit() and 0 <= int(key) < len(names):
+            index = int(key)
+        else:
+            raise ValueError(
+                f"`class_weight` key {key!r} is neither a class name nor a "
+                f"class id. Classes: {names}"
+            )
+        weights[index] = float(weight)
+    return weights
+
+
+def classification_metrics(model, results, class_names):
+    """`val_`/`test_` metrics, all from one pass of predictions per split.
+
+    `results` maps a prefix to `(y_true, y_pred)` (or `None`); the loss is
+    the compiled loss on those predictions, the rest
+    `kerasft.evaluation.compute_metrics`.
+    """
+    from kerasft import evaluation
+
+    metrics = {}
+    loss = keras.losses.get(model.loss)
+    for prefix, result in results.items():
+        if result is None:
+            continue
+        y_true, y_pred = result
+        metrics[prefix + "loss"] = float(keras.ops.convert_to_numpy(
+            keras.ops.mean(loss(y_true, y_pred))
+        ))
+        report = evaluation.compute_metrics(
+            class_ids(y_true), y_pred, task="classification",
+            class_names=class_names,
+        )
+        metrics.update(prefixed(report, prefix))
+    return metrics
+
+
+def class_ids(y_true):
+    y_true = np.asarray(y_true)
+    return y_true.argmax(axis=-1) if y_true.ndim == 2 else y_true
+
+
+def plotter(history, result, class_names):
+    """Training curves, and the confusion matrix of `(y_true, y_pred)`."""
+    from kerasft import _io, evaluation
+
+    def plot(directory):
+        if history:
+            with _io.atomic_path(os.path.join(directory, "training_curves.png")) as tmp:
+                evaluation.plot_history(history, tmp)
+        if result is not None:
+            y_true, y_pred = result
+            with _io.atomic_path(os.path.join(directory, "confusion_matrix.png")) as tmp:
+                evaluation.plot_confusion_matrix(
+                    class_ids(y_true), np.asarray(y_pred), class_names, tmp
+                )
+
+    return plot
