@@ -14,7 +14,16 @@ the multilingual corpus). kerasft's eager path caches the tokens of each
 whitespace-separated chunk; the cache is cleared before every timed run, so
 only repeats inside one run's texts hit it. Timed rounds alternate between the two; medians are reported.
 
+Second part (`--part offsets`): Hugging Face-exact offsets vs ids only,
+per tokenizer kind, on the multilingual corpus: `tokenizer(texts)` (an
+eager call on the list: ids only) against
+`kerasft.backbones.token_offsets(tokenizer, texts)` (the same ids plus
+each token's character span). Tokenizers: MiniLM WordPiece, and the tiny
+GPT-2, BART and T5 fixture folders (`kerasft.backbones.load_task`; the
+tokenizers are the real kinds, only their vocabularies are small).
+
     python benchmarks/text_tokenization.py --texts 2000 --rounds 3
+    python benchmarks/text_tokenization.py --part offsets --texts 2000 --rounds 3
 """
 
 import argparse
@@ -77,12 +86,54 @@ def run_offsets(tokenizer, texts):
         token_offsets(tokenizer, text)
 
 
+def offset_tokenizers():
+    """`{kind: tokenizer}` for the offsets-vs-ids comparison."""
+    from kerasft.backbones import load_task
+    from kerasft.backbones.bert import bert
+    from tests.fixtures.tiny_generative import bart_folder, gpt2_folder, t5_folder
+
+    return {
+        "wordpiece (MiniLM)": bert(
+            minilm_folder(), sequence_length=128, load_weights=False
+        ).tokenizer.tokenizer,
+        "bpe (GPT-2)": load_task(gpt2_folder(), "causal_lm").preprocessor.tokenizer,
+        "bpe (BART)": load_task(bart_folder(), "seq2seq").preprocessor.tokenizer,
+        "t5": load_task(t5_folder(), "seq2seq").preprocessor.tokenizer,
+    }
+
+
+def offsets_vs_ids(texts, rounds):
+    from kerasft.backbones import token_offsets
+
+    for name, tok in offset_tokenizers().items():
+        runs = {"ids": lambda: tok(texts), "offsets": lambda: token_offsets(tok, texts)}
+        for run in runs.values():  # warm-up
+            run()
+        times = {k: [] for k in runs}
+        for _ in range(rounds):
+            for k, run in runs.items():
+                if hasattr(tok, "clear_cache"):
+                    tok.clear_cache()
+                start = time.perf_counter()
+                run()
+                times[k].append(time.perf_counter() - start)
+        rates = {k: len(texts) / statistics.median(t) for k, t in times.items()}
+        print(f"{name:20s} ids {rates['ids']:9.0f}/s  offsets {rates['offsets']:9.0f}/s  "
+              f"offsets/ids {rates['offsets'] / rates['ids']:.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--part", choices=["before-after", "offsets", "all"], default="all")
     args = parser.parse_args()
     from tests.backbones.text_corpus import corpus
+
+    if args.part in ("offsets", "all"):
+        offsets_vs_ids(corpus(args.texts), args.rounds)
+    if args.part == "offsets":
+        return
 
     toks = tokenizers(minilm_folder())
     sets = {"english": english(args.texts), "multilingual": corpus(args.texts)}

@@ -2,6 +2,7 @@
 
 from kerasft.backbones.applications import get
 from kerasft.backbones.applications import list_backbones
+from kerasft.backbones._offsets import token_offsets
 from kerasft.backbones.backbone import Backbone
 from kerasft.backbones.backbone import Group
 from kerasft.backbones.feature_pyramid import feature_pyramid
@@ -36,4 +37,5 @@ __all__ = [
     "load_task",
     "merge_lora",
     "save_lora",
+    "token_offsets",
 ]

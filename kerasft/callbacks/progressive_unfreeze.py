@@ -52,7 +52,10 @@ class ProgressiveUnfreeze(keras.callbacks.Callback):
             `{0: 1e-3, 2: 1e-5}`); a fit that starts or resumes at epoch e
             sets the rate of the latest key `<= e`. Needs an optimizer with
             a settable rate (a float, not a schedule); `LayerwiseLR` scales
-            every group with its base rate. Defaults to `None`.
+            every group with its base rate. For a schedule restarted in each
+            stage, leave this `None` and give the optimizer a
+            `kerasft.optimizers.StagedSchedule` whose boundaries are the
+            stages' first steps. Defaults to `None`.
         train_batchnorm: whether BatchNormalization layers of opened groups
             train too. Defaults to `False`.
         verbose: 1 prints each stage change, 0 stays quiet, `"auto"`

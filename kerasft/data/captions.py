@@ -284,14 +284,18 @@ def _flat_tokens(token_ids):
 
 
 def caption_batches(images, token_ids, batch_size, shuffle=True, seed=0,
-                    epoch=None, drop_remainder=False, captions="random"):
+                    epoch=None, drop_remainder=False, captions="random",
+                    augment=None):
     """Teacher-forcing batches: `({"image", "tokens"}, next tokens, weights)`.
 
     Every pass visits each image once with one of its captions: a random
     one (`captions="random"`, drawn from `(seed, epoch)` and the image) or
     its first (`"first"`, for validation loss). `tokens` are a caption's ids
     without the last, the targets the ids shifted by one, weighted 0 on
-    padding (id 0).
+    padding (id 0). With `augment`, every batch's images are transformed
+    after batching, with a seed folded from the pass's seed and the batch
+    index (as `kerasft.data.image_folder` augments), so a resumed run sees
+    the same pixels.
 
     Args:
         images: a `CaptionImages`.
@@ -304,6 +308,9 @@ def caption_batches(images, token_ids, batch_size, shuffle=True, seed=0,
             `None` (a fresh draw per pass). Defaults to `None`.
         drop_remainder: drop the last partial batch. Defaults to `False`.
         captions: `"random"` or `"first"`. Defaults to `"random"`.
+        augment: `None`, a `kerasft.augment.ImageAugmentation`, a dict of
+            its (ImageDataGenerator) arguments, `"randaugment"` or a
+            callable on image batches. Defaults to `None`.
 
     Returns:
         A `tf.data.Dataset`.
@@ -320,6 +327,15 @@ def caption_batches(images, token_ids, batch_size, shuffle=True, seed=0,
         )
     rows, offsets = _flat_tokens(token_ids)
     n = len(images.table)
+    augment = _pipeline.resolve_augment(augment)
+
+    def transform(step_seed, image, ids):
+        if hasattr(augment, "augment"):  # stateless: exact resume
+            image = augment.augment(tf.cast(image, tf.float32),
+                                    _pipeline._fold(step_seed, 0))
+        elif augment is not None:
+            image = _pipeline._call_augment(augment, image)
+        return _teacher_forcing(image, ids)
 
     def pick(epoch_seed, image, index):
         start, stop = offsets[index], offsets[index + 1]
@@ -338,8 +354,11 @@ def caption_batches(images, token_ids, batch_size, shuffle=True, seed=0,
         if shuffle:
             elements = _pipeline.shuffled(elements, n, epoch_seed)
         elements = elements.map(lambda image, i: pick(epoch_seed, image, i))
-        return elements.batch(batch_size, drop_remainder=drop_remainder).map(
-            _teacher_forcing
+        batched = elements.batch(batch_size, drop_remainder=drop_remainder)
+        return batched.enumerate().map(
+            lambda step, batch: transform(
+                _pipeline._fold(epoch_seed, step), batch[0], batch[1]
+            )
         )
 
     steps = n // batch_size if drop_remainder else -(-n // batch_size)

@@ -264,6 +264,46 @@ def pack(documents, sequence_length, separator_id, stride=None, pad_id=0,
     )
 
 
+def take_windows(packed, keep):
+    """The windows `keep` (sorted indices) of `packed`: a subset for
+    `max_train_samples` / `max_eval_samples`.
+
+    Each window keeps its label mask, so a subset of windows made with
+    `score_each_token_once` still scores each of its tokens once.
+    `num_tokens` becomes the number of stream positions the kept windows
+    read as inputs, each counted once (overlapping windows share some);
+    `num_documents` stays that of the packed corpus.
+
+    Args:
+        packed: a `PackedCorpus`.
+        keep: sorted window indices.
+
+    Returns:
+        A `PackedCorpus`.
+
+    Example:
+    >>> packed = pack([[5, 6, 7], [8]], sequence_length=2, separator_id=0)
+    >>> take_windows(packed, [0, 2]).token_ids.tolist()
+    [[0, 5], [0, 8]]
+    """
+    keep = np.asarray(keep, dtype="int64")
+    starts = keep * packed.stride
+    ends = starts + packed.padding_mask[keep].sum(axis=1)
+    covered, reached = 0, -1
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        covered += max(0, end - max(start, reached))
+        reached = max(reached, end)
+    return PackedCorpus(
+        token_ids=packed.token_ids[keep],
+        padding_mask=packed.padding_mask[keep],
+        labels=packed.labels[keep],
+        label_mask=packed.label_mask[keep],
+        num_documents=packed.num_documents,
+        num_tokens=int(covered),
+        stride=packed.stride,
+    )
+
+
 def _stream(documents, separator_id):
     parts = []
     for ids in documents:

@@ -67,11 +67,15 @@ def _read_image(path, size):
         return np.asarray(image, dtype=np.uint8)
 
 
-def pair_files(image_dir, mask_dir, mask_suffix=""):
+def pair_files(image_dir, mask_dir, mask_suffix="", return_skipped=False):
     """`(image paths, mask paths)` matched by file stem, pairs with an
     unreadable file left out; errors list a few images without a mask, and
-    images whose mask differs in size."""
-    image_paths, mask_paths, _ = _readable_pairs(image_dir, mask_dir, mask_suffix)
+    images whose mask differs in size. With `return_skipped`, also the
+    tuple of files left out as unreadable (a third item)."""
+    image_paths, mask_paths, skipped = _readable_pairs(image_dir, mask_dir,
+                                                       mask_suffix)
+    if return_skipped:
+        return image_paths, mask_paths, tuple(skipped)
     return image_paths, mask_paths
 
 
@@ -206,16 +210,57 @@ def segmentation_folder(image_dir, mask_dir, image_size, batch_size,
         augment=dict(horizontal_flip=True, rotation_range=10))
     ```
     """
-    image_size = _pipeline.check_image_size(image_size)
     image_paths, mask_paths, skipped = _readable_pairs(image_dir, mask_dir,
                                                        mask_suffix)
+    return segmentation_files(
+        image_paths, mask_paths, image_size, batch_size, num_classes=num_classes,
+        class_names=class_names, ignore_index=ignore_index, workers=workers,
+        where=image_dir, skipped_files=skipped, **kwargs,
+    )
+
+
+def segmentation_files(image_paths, mask_paths, image_size, batch_size,
+                       num_classes=None, class_names=None, ignore_index=255,
+                       workers=8, where="the given files", skipped_files=(),
+                       **kwargs):
+    """Listed image and mask files (pair `i` is `image_paths[i]`,
+    `mask_paths[i]`), decoded into a `tf.data.Dataset` as
+    `segmentation_folder` does; pairs that fail to decode are skipped.
+
+    Recipes list a folder (`pair_files`), keep a subset of the pairs, and
+    decode only those.
+
+    Args:
+        image_paths, mask_paths: equally long lists of files.
+        image_size, batch_size, num_classes, class_names, ignore_index,
+            workers: as in `segmentation_folder`.
+        where: the source named in messages. Defaults to
+            `"the given files"`.
+        skipped_files: files already left out as unreadable (listed in the
+            result's `skipped_files`). Defaults to `()`.
+        **kwargs: `segmentation_arrays`' batching arguments.
+
+    Example:
+    ```python
+    images, masks = kerasft.data.masks.pair_files("pets/images", "pets/masks")
+    train = kerasft.data.masks.segmentation_files(images[:100], masks[:100],
+                                                  128, 16, num_classes=3)
+    ```
+    """
+    if len(image_paths) != len(mask_paths):
+        raise ValueError(
+            "`image_paths` and `mask_paths` must pair up. Received "
+            f"{len(image_paths)} images and {len(mask_paths)} masks."
+        )
+    image_size = _pipeline.check_image_size(image_size)
+    skipped = list(skipped_files)
     total = len(image_paths) + len(skipped)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         pairs = list(pool.map(lambda p: _read_pair(*p, image_size),
                               zip(image_paths, mask_paths)))
     kept = [i for i, pair in enumerate(pairs) if not isinstance(pair, str)]
     skipped += [pair for pair in pairs if isinstance(pair, str)]
-    _report_skipped(skipped, total, image_dir)
+    _report_skipped(skipped, total, where)
     images = [pairs[i][0] for i in kept]
     masks = [pairs[i][1] for i in kept]
     image_paths = [image_paths[i] for i in kept]
@@ -296,6 +341,30 @@ def segmentation_tfds(name, split, image_size, batch_size, image_key="image",
         **kwargs: `segmentation_arrays`' arguments (`num_classes`,
             `ignore_index`, `augment`, `seed`, ...).
     """
+    images, masks = tfds_arrays(
+        name, split, image_key, mask_key, label_offset,
+        kwargs.get("ignore_index", 255), data_dir=data_dir, download=download,
+    )
+    return segmentation_arrays(images, masks, batch_size, image_size=image_size,
+                               **kwargs)
+
+
+def tfds_arrays(name, split, image_key="image", mask_key="segmentation_mask",
+                label_offset=0, ignore_index=255, data_dir=None, download=True):
+    """`(images, masks)`: lists of the arrays of a tfds segmentation split,
+    masks 2-D int32 with `label_offset` added (not to `ignore_index`).
+
+    Args:
+        name, split, image_key, mask_key, label_offset, data_dir, download:
+            as in `segmentation_tfds`.
+        ignore_index: the label `label_offset` leaves alone. Defaults to
+            `255`.
+
+    Example:
+    ```python
+    images, masks = tfds_arrays("oxford_iiit_pet", "train", label_offset=-1)
+    ```
+    """
     import tensorflow_datasets as tfds_lib
 
     if isinstance(name, str):
@@ -304,7 +373,6 @@ def segmentation_tfds(name, split, image_size, batch_size, image_key="image",
             builder.download_and_prepare()
     else:
         builder = name
-    ignore_index = kwargs.get("ignore_index", 255)
     images, masks = [], []
     for example in tfds_lib.as_numpy(builder.as_dataset(split=split)):
         images.append(example[image_key])
@@ -313,5 +381,4 @@ def segmentation_tfds(name, split, image_size, batch_size, image_key="image",
         if label_offset:
             mask = np.where(mask == ignore_index, mask, mask + label_offset)
         masks.append(mask)
-    return segmentation_arrays(images, masks, batch_size, image_size=image_size,
-                               **kwargs)
+    return images, masks

@@ -245,7 +245,20 @@ def token_offsets(word_tokenizer, text):
     ```python
     ids, offsets = token_offsets(backbone.tokenizer.tokenizer, "Hello, world")
     ```
+
+    Byte-level BPE and T5 tokenizers are handed to
+    `kerasft.backbones.token_offsets`, which gives Hugging Face's offsets
+    for those kinds too.
     """
+    from kerasft.backbones import _offsets
+
+    if _offsets._kind(word_tokenizer) in ("byte_level_bpe", "t5"):
+        return _offsets.token_offsets(word_tokenizer, text)
+    return _wordpiece_offsets(word_tokenizer, text)
+
+
+def _wordpiece_offsets(word_tokenizer, text):
+    """`token_offsets` for WordPiece tokenizers."""
     if hasattr(word_tokenizer, "normalization"):
         # kerasft's Hugging Face-exact WordPiece (`kerasft.backbones.bert`
         # on a Hugging Face folder): Hugging Face's own ids and offsets.

@@ -43,6 +43,7 @@ def video_folder(
     shuffle_buffer=None,
     epoch=None,
     workers=None,
+    select=None,
 ):
     """Loads `directory/<class>/<clip>` video clips as a `tf.data.Dataset`.
 
@@ -93,6 +94,12 @@ def video_folder(
         epoch: a `tf.Variable` holding the epoch number, for exact resume.
             Defaults to `None`.
         workers: decoding threads. Defaults to `None` (one per CPU).
+        select: a function `select(labels, part)` returning the indices of
+            the listed clips to keep (`labels`: their int labels; `part`:
+            `"training"`, or `"validation"` for the `validation_split`
+            part), called before any clip is decoded: the recipes'
+            stratified `max_train_samples` / `max_eval_samples`.
+            Defaults to `None` (every clip).
 
     Returns:
         A `tf.data.Dataset` with the attributes above, or a pair
@@ -129,6 +136,10 @@ def video_folder(
         keep, out = holdout_indices(labels, validation_split, seed)
         held_out = [paths[i] for i in out], [labels[i] for i in out]
         paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
+        if select is not None:
+            held_out = _selected(select, *held_out, "validation")
+    if select is not None:
+        paths, labels = _selected(select, paths, labels, "training")
     if shuffle:  # a mixed order in the cache (see image_folder)
         order = list(range(len(paths)))
         random.Random(seed).shuffle(order)
@@ -156,6 +167,12 @@ def video_folder(
     if subset == "validation":
         return val
     return part("training", paths, labels, shuffle, augment), val
+
+
+def _selected(select, paths, labels, part):
+    """`(paths, labels)` at the indices `select(labels, part)` keeps."""
+    keep = [int(i) for i in select(np.asarray(labels, np.int64), part)]
+    return [paths[i] for i in keep], [labels[i] for i in keep]
 
 
 def check_frames(frames):
@@ -356,6 +373,32 @@ def augment_clips(augmentation, clips, seed):
     out = augmentation.augment(stacked, seed)
     out = tf.reshape(out, [shape[0], shape[2], shape[3], shape[1], shape[4]])
     return tf.ensure_shape(tf.transpose(out, [0, 3, 1, 2, 4]), clips.shape)
+
+
+class ClipAugmentation:
+    """An `ImageAugmentation` applied to clip batches with one random
+    transform per clip (`augment_clips`), for pipelines that take a
+    stateless `augment(batch, seed)` (`kerasft.data._pipeline.finish`).
+
+    Args:
+        augmentation: a `kerasft.augment.ImageAugmentation`.
+
+    Example:
+    ```python
+    aug = ClipAugmentation(ImageAugmentation(horizontal_flip=True))
+    clips = aug.augment(clips, seed=tf.constant([0, 1], tf.int64))
+    ```
+    """
+
+    def __init__(self, augmentation):
+        self.augmentation = augmentation
+
+    def augment(self, clips, seed):
+        return augment_clips(self.augmentation, clips, seed)
+
+    def __call__(self, clips):
+        seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64)
+        return self.augment(clips, seed)
 
 
 def _sidecar(cache):

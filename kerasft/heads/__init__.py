@@ -12,7 +12,8 @@ from kerasft.heads.detection import detection
 from kerasft.heads.retinanet import RetinaNetHead, RetinaNetPredictor
 from kerasft.heads.text import TextClassificationHead, text_classification
 from kerasft.heads.question_answering import QuestionAnsweringHead, question_answering
-from kerasft.heads.token_classification import TokenClassificationHead, token_classification
+from kerasft.heads.token_classification import (
+    TokenClassificationHead, TokenCrossentropy, token_classification)
 from kerasft.heads.segmentation import SegmentationHead, segmentation
 from kerasft.heads._segmentation_loss import SegmentationLoss
 from kerasft.heads.video_classification import VideoClassificationHead, video_classification
@@ -33,7 +34,7 @@ __all__ = [
     "regression",
     "TextClassificationHead", "text_classification",
     "QuestionAnsweringHead", "question_answering",
-    "TokenClassificationHead", "token_classification",
+    "TokenClassificationHead", "TokenCrossentropy", "token_classification",
     "SegmentationHead", "SegmentationLoss", "segmentation",
     "VideoClassificationHead", "video_classification",
     "CaptionGenerator", "caption_model",

@@ -168,7 +168,7 @@ def _text(value):
 
 def caption_model(backbone, vocabulary_size, max_length, embed_dim=256,
                   num_layers=2, num_heads=4, intermediate_dim=None,
-                  dropout=0.1, train_batchnorm=False, name=None):
+                  dropout=0.1, train_batchnorm=False, remat=False, name=None):
     """Builds the captioning model (see the module docstring).
 
     Args:
@@ -182,6 +182,9 @@ def caption_model(backbone, vocabulary_size, max_length, embed_dim=256,
         dropout: dropout in the decoder. Defaults to `0.1`.
         train_batchnorm: leave the backbone's BatchNorm trainable.
             Defaults to `False`.
+        remat: gradient checkpointing: each backbone group runs as one
+            rematerialized segment (`kerasft.remat.rematerialize`), the
+            decoder as it is. Defaults to `False`.
         name: model name. Defaults to `f"{backbone.name}_captioner"`.
 
     Returns:
@@ -218,7 +221,13 @@ def caption_model(backbone, vocabulary_size, max_length, embed_dim=256,
         from kerasft.layers import Preprocess
 
         x = Preprocess(backbone.preprocess_mode)(x)
-    features = backbone.model(x, training=False)
+    if remat:
+        from kerasft.remat import rematerialize
+
+        encoder = rematerialize(backbone)
+    else:
+        encoder = backbone.model
+    features = encoder(x, training=False)
     shape = tuple(features.shape[1:])
     if len(shape) == 3:
         features = keras.layers.Reshape(

@@ -7,6 +7,7 @@ from kerasft.optimizers.layerwise_lr import LayerwiseLR
 from kerasft.optimizers.schedules import Cyclic
 from kerasft.optimizers.schedules import OneCycle
 from kerasft.optimizers.schedules import SlantedTriangular
+from kerasft.optimizers.schedules import StagedSchedule
 from kerasft.optimizers.schedules import WarmupSchedule
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "LayerwiseLR",
     "OneCycle",
     "SlantedTriangular",
+    "StagedSchedule",
     "WarmupSchedule",
     "make_optimizer",
 ]

@@ -1,4 +1,5 @@
-"""Learning-rate schedules for fine-tuning: warmup, one-cycle, STLR, cyclic.
+"""Learning-rate schedules for fine-tuning: warmup, one-cycle, STLR, cyclic,
+and `StagedSchedule` (one schedule per stage of a staged run).
 
 Each is a serializable `keras.optimizers.schedules.LearningRateSchedule` that
 only computes "the rate at step t" (the optimizer's `iterations`). Keras's
@@ -337,4 +338,97 @@ class Cyclic(_Schedule):
             "step_size": self.step_size,
             "mode": self.mode,
             "gamma": self.gamma,
+        }
+
+
+@keras.saving.register_keras_serializable(package="kerasft")
+class StagedSchedule(_Schedule):
+    """One schedule per stage of a run, each restarted at its stage's start.
+
+    Stage 0 covers steps `[0, boundaries[0])`, stage i steps
+    `[boundaries[i-1], boundaries[i])`, the last stage every step from
+    `boundaries[-1]` on. At step t inside stage i the rate is
+    `schedules[i](t - start_i)`: each stage warms up and decays over its own
+    steps at its own peak rate, as fastai's `fine_tune` runs one one-cycle
+    per stage. Staged fine-tuning (`ProgressiveUnfreeze`, the recipes'
+    `mode="partial"/"progressive"`) takes its stage rates from here, since
+    the optimizer's rate cannot be reassigned once it is a schedule.
+
+    Args:
+        boundaries: the first step of every stage but the first: increasing
+            ints >= 0 (a stage may be empty when two are equal).
+        schedules: `len(boundaries) + 1` floats (constant rates) or
+            `LearningRateSchedule`s.
+
+    Example:
+
+    ```python
+    import keras
+    from kerasft.optimizers import StagedSchedule
+
+    schedule = StagedSchedule(
+        [10], [keras.optimizers.schedules.CosineDecay(1e-3, 10),
+               keras.optimizers.schedules.CosineDecay(1e-4, 20)])
+    assert abs(float(schedule(10)) - 1e-4) < 1e-9
+    ```
+    """
+
+    def __init__(self, boundaries, schedules):
+        if not isinstance(boundaries, (list, tuple)) or any(
+            isinstance(b, bool) or not isinstance(b, int) or b < 0
+            for b in boundaries
+        ) or list(boundaries) != sorted(boundaries):
+            raise ValueError(
+                "`boundaries` must be a list of increasing integers >= 0. "
+                f"Received: boundaries={boundaries!r}"
+            )
+        if not isinstance(schedules, (list, tuple)) or (
+            len(schedules) != len(boundaries) + 1
+        ):
+            raise ValueError(
+                "`schedules` must be a list of len(boundaries) + 1 = "
+                f"{len(boundaries) + 1} rates or schedules, one per stage. "
+                f"Received: schedules={schedules!r}"
+            )
+        resolved = []
+        for i, schedule in enumerate(schedules):
+            if isinstance(schedule, dict):
+                schedule = keras.saving.deserialize_keras_object(schedule)
+            if isinstance(schedule, bool) or not isinstance(
+                schedule, (int, float, _Schedule)
+            ):
+                raise TypeError(
+                    f"`schedules[{i}]` must be a float or a "
+                    f"LearningRateSchedule. Received: {schedule!r}"
+                )
+            resolved.append(
+                float(schedule) if isinstance(schedule, (int, float))
+                else schedule
+            )
+        self.boundaries = [int(b) for b in boundaries]
+        self.schedules = resolved
+
+    def _stage_rate(self, index, step):
+        schedule = self.schedules[index]
+        if isinstance(schedule, float):
+            return ops.convert_to_tensor(schedule, "float32")
+        return ops.cast(schedule(step), "float32")
+
+    def __call__(self, step):
+        step = _step(step)
+        rate = self._stage_rate(0, step)
+        for i, start in enumerate(self.boundaries, start=1):
+            local = ops.maximum(step - float(start), 0.0)
+            rate = ops.where(step >= float(start), self._stage_rate(i, local),
+                             rate)
+        return rate
+
+    def get_config(self):
+        return {
+            "boundaries": list(self.boundaries),
+            "schedules": [
+                s if isinstance(s, float)
+                else keras.saving.serialize_keras_object(s)
+                for s in self.schedules
+            ],
         }

@@ -5,9 +5,14 @@
   by `kerasft.backbones.load_task`), built inside the run's strategy scope
   under its precision policy. A task given as a Python object is rebuilt
   there from its config and weights (the object itself is left untouched).
-- `optimizer`: AdamW with linear warmup then linear decay to 0 (Hugging
-  Face Trainer's default schedule), inside `LayerwiseLR` over the groups of
-  `kerasft.backbones.from_keras_hub` when `layer_decay` is set.
+- `fine_tuning`: the mode (`kerasft.recipes._stages`: feature_extraction,
+  partial, progressive, full with `head_epochs`) over the groups of
+  `kerasft.backbones.from_keras_hub(task)` and the run's optimizer (AdamW,
+  `lr_schedule` with warmup, `layer_decay`); `check_mode` refuses a
+  head-only stage on a task with no head outside its backbone (GPT-2, T5,
+  BART); `with_unfreeze` adds the mode's `ProgressiveUnfreeze`.
+- `rematerialized`: `gradient_checkpointing` on the task's transformer
+  blocks during `fit`.
 - `enable_adapters`: `lora_rank` through `kerasft.backbones.enable_lora`.
 - `without_preprocessor`: `fit`/`evaluate` on token ids the recipe made
   once, instead of KerasHub mapping the preprocessor over every epoch.
@@ -125,16 +130,187 @@ def enable_adapters(run, task, rank):
     return total, trainable
 
 
-# === Optimizer ===
+# === Mode and optimizer ===
 
 
-def optimizer(run, task, total_steps):
-    """The run's optimizer (`Run.optimizer`), `layer_decay` counting the
-    groups of `from_keras_hub(task)`."""
+def head_weights(task):
+    """The weights of `task` outside `task.backbone`: what a head-only stage
+    trains. GPT-2, BART and T5 have none (their output projection is the
+    token embedding's reverse, or T5 v1.1's untied `reverse_embeddings` in
+    the same `token_embedding` layer, both inside the backbone)."""
+    inside = {id(layer) for layer in task.backbone.layers}
+    return [
+        w for layer in task.layers
+        if layer is not task.backbone and id(layer) not in inside
+        for w in layer.weights
+    ]
+
+
+def check_mode(task, config):
+    """Refuses a mode with a head-only stage when `task` has no head.
+
+    Raises:
+        ValueError: `mode="feature_extraction"` or `head_epochs > 0` on a
+            task whose every weight is in its backbone (nothing would train).
+    """
+    if head_weights(task):
+        return
+    name = type(task).__name__
+    why = (
+        f"{name} has no layer outside its backbone to train alone (its "
+        "output layer is the token embedding's, inside the backbone)"
+    )
+    if config.mode == "feature_extraction":
+        raise ValueError(
+            f"mode='feature_extraction' trains only a head, and {why}. Use "
+            "mode='partial' (the top --unfreeze-groups transformer layers "
+            "train) or lora_rank (adapters) for a light fine-tune. Received: "
+            "mode='feature_extraction'"
+        )
+    if config.head_epochs:
+        raise ValueError(
+            f"`head_epochs` trains only a head first, and {why}. Use "
+            f"head_epochs=0. Received: head_epochs={config.head_epochs} "
+            f"with mode={config.mode!r}"
+        )
+
+
+def needs_groups(config):
+    """Whether the run needs the backbone groups (`from_keras_hub`): a
+    staged mode, `layer_decay` or gradient checkpointing."""
+    from kerasft.recipes import _stages
+
+    return (
+        _stages.is_staged(config) or config.layer_decay is not None
+        or config.gradient_checkpointing
+    )
+
+
+def fine_tuning(run, task, total_steps):
+    """`(optimizer, backbone)`: the mode's first stage frozen on `task`
+    (`kerasft.recipes._stages`) and the run's optimizer at its rate.
+
+    Call it inside `run.strategy.scope()`, after any LoRA adapters exist.
+    `backbone` is `kerasft.backbones.from_keras_hub(task)` when the mode,
+    `layer_decay` or `gradient_checkpointing` needs the groups, else
+    `None` (mode full with head_epochs=0 and no layer decay: everything
+    trains from the first step, as before the modes existed).
+    """
     from kerasft.backbones import from_keras_hub
+    from kerasft.recipes import _stages
 
-    groups = from_keras_hub(task) if run.config.layer_decay is not None else None
-    return run.optimizer(groups, total_steps)
+    config = run.config
+    check_mode(task, config)
+    backbone = from_keras_hub(task) if needs_groups(config) else None
+    if _stages.is_staged(config):
+        _stages.freeze_first_stage(task, backbone, config)
+    groups = backbone if config.layer_decay is not None else None
+    return _stages.optimizer(run, config, groups, total_steps), backbone
+
+
+def with_unfreeze(run, backbone, callbacks):
+    """The user's callbacks, after the mode's `ProgressiveUnfreeze`."""
+    from kerasft.recipes import _stages
+
+    if backbone is None:
+        return list(callbacks or [])
+    return _stages.with_unfreeze(run, run.config, backbone, callbacks)
+
+
+# === Gradient checkpointing ===
+
+BLOCK_PATTERN = r"(?:layer|block)_\d+$"
+
+
+def blocks(backbone):
+    """The transformer blocks of `backbone` (a `from_keras_hub` Backbone):
+    the layers of its non-embedding groups named like `..._layer_3`."""
+    import re
+
+    names = {
+        name for group in backbone.groups if group.name != "embeddings"
+        for name in group.layers if re.search(BLOCK_PATTERN, name)
+    }
+    return [layer for layer in backbone.model.layers if layer.name in names]
+
+
+@contextlib.contextmanager
+def rematerialized(backbone, enabled=True):
+    """Runs each transformer block of `backbone` under `keras.remat`
+    (gradient checkpointing) inside the block, as it was outside.
+
+    Only each block's inputs are kept for the backward pass; its inner
+    activations are recomputed. Why not `keras.RematScope`: it marks
+    operations as they are created, so it cannot reach a task loaded
+    before, and its `tf.recompute_grad` takes no keyword arguments in
+    graph mode (KerasHub blocks take their masks and caches as keywords).
+    So each block's `call` is replaced, on the instance, by one that passes
+    the float tensors among its arguments (nested ones too) positionally
+    and closes over the rest (masks, ids, flags). It also snapshots the
+    state of every dropout seed generator in the block and restores it at
+    the start of the recomputation, so the recomputed dropout masks are the
+    forward pass's (gradients equal those without checkpointing). Nothing
+    is saved: each block's `call` is put back on exit.
+
+    Args:
+        backbone: a `kerasft.backbones.Backbone` from `from_keras_hub`.
+        enabled: `False` does nothing (for a `with` on a flag).
+    """
+    patched = [] if not enabled or backbone is None else blocks(backbone)
+    before = [layer.__dict__.get("call") for layer in patched]
+    for layer in patched:
+        layer.call = _remat_call(layer)
+    try:
+        yield patched
+    finally:
+        for layer, call in zip(patched, before):
+            if call is None:
+                del layer.call
+            else:
+                layer.call = call
+
+
+def _seed_generators(layer):
+    from kerasft import _keras_compat
+
+    found = [v for v in vars(layer).values()
+             if isinstance(v, keras.random.SeedGenerator)]
+    for sublayer in _keras_compat.sublayers(layer):
+        found.extend(_seed_generators(sublayer))
+    return list({id(g): g for g in found}.values())
+
+
+def _is_float_tensor(value):
+    return keras.ops.is_tensor(value) and "float" in str(
+        keras.backend.standardize_dtype(value.dtype)
+    )
+
+
+def _remat_call(layer):
+    call = layer.call
+    generators = _seed_generators(layer)
+
+    def rematerialized_call(*args, **kwargs):
+        structure = (list(args), kwargs)
+        values = keras.tree.flatten(structure)
+        # Float tensors (nested ones too) go in positionally, so gradients
+        # flow to them; masks, ids, flags and the seed states are closed over.
+        floating = [_is_float_tensor(v) for v in values]
+        tensors = [v for v, f in zip(values, floating) if f]
+        # `* 1` copies (convert_to_tensor hands a tf.Variable back as is).
+        states = [g.state.value * 1 for g in generators]
+
+        def inner(*given):
+            for generator, state in zip(generators, states):
+                generator.state.assign(state)
+            given = iter(given)
+            full = [next(given) if f else v for v, f in zip(values, floating)]
+            call_args, call_kwargs = keras.tree.pack_sequence_as(structure, full)
+            return call(*call_args, **call_kwargs)
+
+        return keras.remat(inner)(*tensors)
+
+    return rematerialized_call
 
 
 # === Run folder ===

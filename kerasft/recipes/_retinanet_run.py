@@ -36,12 +36,12 @@ def run_retinanet(run, config, callbacks=None):
         )
     if config.train is None:
         raise ValueError("`train` is required: a CSV, COCO .json or VOC folder.")
-    train_ann = _read(run, config.train, None, config.max_train_samples, "train")
+    from kerasft.recipes._box_splits import read_splits
+
+    annotations = read_splits(run, config)
+    train_ann = annotations["train"]
     names = train_ann.class_names
-    split_ann = {
-        "val_": _read(run, config.validation, names, config.max_eval_samples, "validation"),
-        "test_": _read(run, config.test, names, config.max_eval_samples, "test"),
-    }
+    split_ann = {"val_": annotations["validation"], "test_": annotations["test"]}
     num_classes = config.num_classes or len(names)
     if num_classes < len(names):
         raise ValueError(f"`num_classes`={num_classes} is less than the "
@@ -70,7 +70,8 @@ def run_retinanet(run, config, callbacks=None):
             head_filters=config.head_filters,
             head_conv_layers=config.head_conv_layers,
         )
-        model = build_and_compile(run, config, pyramid, head)
+        model = build_and_compile(run, config, pyramid, head,
+                                  total_steps=train.steps_per_epoch * config.epochs)
     run.log(f"Training RetinaNet on {backbone.name} ({config.mode}), "
             f"{num_classes} classes, {run.replicas} replica(s), global batch "
             f"{run.global_batch}, precision {run.policy.name}.")
@@ -100,19 +101,6 @@ def run_retinanet(run, config, callbacks=None):
         model, history, metrics, plot=_outputs(history, shown, names, image_size),
         extra_json={"labels.json": list(names)}, skipped_files=skipped,
     )
-
-
-def _read(run, source, class_names, max_samples, what):
-    """`BoxAnnotations` of one split, at most `max_samples` images."""
-    if source is None:
-        return None
-    from kerasft.data import read_boxes
-    from kerasft.recipes._subsets import log_subset, subset_indices
-
-    annotations = read_boxes(source, class_names)
-    keep = subset_indices(len(annotations), max_samples, run.config.seed)
-    log_subset(run, f"{what} images of {source}", len(annotations), len(keep))
-    return annotations.subset([int(i) for i in keep])
 
 
 def _detect(model, head, ds, image_size, chunk=64):

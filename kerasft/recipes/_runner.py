@@ -121,7 +121,8 @@ class Run:
         if self.config.verbose and self.chief:
             print(message, flush=True)
 
-    def optimizer(self, groups=None, total_steps=None, learning_rate=None):
+    def optimizer(self, groups=None, total_steps=None, learning_rate=None,
+                  stage_rates=None):
         """The run's optimizer (`kerasft.optimizers.make_optimizer`) from its
         config: AdamW at the scaled rate with the config's weight decay and
         exclusions, schedule and warmup, `layer_decay` over `groups` (a
@@ -133,20 +134,47 @@ class Run:
                 warmup. Defaults to `None`.
             learning_rate: the base rate before replica scaling. Defaults
                 to `None` (the config's `learning_rate`).
+            stage_rates: `{epoch: base rate}` of a staged run: the
+                config's `lr_schedule` and `warmup_ratio` then run once per
+                stage, over the stage's own steps at its rate (epoch `e`
+                starts at update `(e * total_steps // epochs) //
+                accumulation_steps`). Defaults to `None` (one schedule over
+                the whole run at `learning_rate`).
         """
         from kerasft.optimizers import make_optimizer
 
         config = self.config
         accumulation = config.accumulation_steps
+        lr_schedule = getattr(config, "lr_schedule", "constant")
+        warmup_ratio = getattr(config, "warmup_ratio", 0.0)
+        if total_steps is None and (lr_schedule != "constant" or warmup_ratio
+                                    or stage_rates is not None):
+            raise ValueError(
+                f"`lr_schedule={lr_schedule!r}` with "
+                f"`warmup_ratio={warmup_ratio}` needs the number of training "
+                "steps, which this run cannot tell from its training data "
+                "(its size is unknown). Use `lr_schedule='constant'` and "
+                "`warmup_ratio=0`, or training data of known size."
+            )
+        updates = None if total_steps is None else max(
+            1, total_steps // accumulation)
+        if stage_rates is None:
+            rate = self.scaled_rate(config.learning_rate if learning_rate is None
+                                    else learning_rate)
+        else:
+            rate = {}
+            for epoch in sorted(stage_rates):
+                step = (epoch * total_steps // config.epochs) // accumulation
+                # Stages at or past the end of the run never start.
+                if epoch == 0 or (epoch < config.epochs and step < updates):
+                    rate[step] = self.scaled_rate(stage_rates[epoch])
         return make_optimizer(
-            self.scaled_rate(config.learning_rate if learning_rate is None
-                             else learning_rate),
+            rate,
             weight_decay=getattr(config, "weight_decay", 0.0),
             no_weight_decay=config.no_weight_decay_rules(),
-            lr_schedule=getattr(config, "lr_schedule", "constant"),
-            warmup_ratio=getattr(config, "warmup_ratio", 0.0),
-            total_steps=(None if total_steps is None
-                         else max(1, total_steps // accumulation)),
+            lr_schedule=lr_schedule,
+            warmup_ratio=warmup_ratio,
+            total_steps=updates,
             layer_decay=getattr(config, "layer_decay", None),
             groups=groups,
             accumulation_steps=accumulation,

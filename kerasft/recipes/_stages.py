@@ -17,6 +17,15 @@ layers, a ViT's blocks):
 Stages change inside one `fit` (`kerasft.callbacks.ProgressiveUnfreeze`),
 so the optimizer's state carries over and BatchNorm stays in inference
 mode.
+
+Rates within a stage: with `lr_schedule="constant"` and `warmup_ratio=0`
+`ProgressiveUnfreeze` sets each stage's rate when it begins. Otherwise each
+stage runs the schedule (warmup, then constant, linear or cosine decay to
+0, or a one-cycle) over its own steps at its own peak rate, as fastai's
+`fine_tune` runs one one-cycle per stage: the optimizer's rate is a
+`kerasft.optimizers.StagedSchedule` and the callback sets no rate. This
+needs the run's `total_steps` (batches of the whole run), a `ValueError`
+without it. A single stage keeps one schedule over the whole run.
 """
 
 
@@ -47,6 +56,15 @@ def is_staged(config):
     return not (config.mode == "full" and config.head_epochs == 0)
 
 
+def schedules_stages(config):
+    """Whether each stage runs `lr_schedule`/`warmup_ratio` over its own
+    steps (a staged mode with a schedule other than a constant rate)."""
+    return is_staged(config) and (
+        getattr(config, "lr_schedule", "constant") != "constant"
+        or bool(getattr(config, "warmup_ratio", 0.0))
+    )
+
+
 def first_learning_rate(config):
     """The base rate of the first step: the head's when the mode starts with
     the head alone, else the backbone's."""
@@ -72,13 +90,26 @@ def freeze_first_stage(model, backbone, config):
 
 def optimizer(run, config, groups, total_steps=None):
     """The run's optimizer (`Run.optimizer`) starting at the first stage's
-    rate, `layer_decay` counting `groups` (a `Backbone` or group list)."""
+    rate, `layer_decay` counting `groups` (a `Backbone` or group list).
+
+    Args:
+        run: the `Run`.
+        config: the recipe's `FineTuningConfig`.
+        groups: a `Backbone` or group list, for `layer_decay`.
+        total_steps: batches of the whole run (all epochs, before
+            `accumulation_steps`); needed when `lr_schedule` is not
+            `"constant"` or `warmup_ratio > 0`. Defaults to `None`.
+    """
+    if schedules_stages(config):
+        _, rates = stages(config, 1)  # the rates do not depend on the groups
+        return run.optimizer(groups, total_steps, stage_rates=rates)
     return run.optimizer(groups, total_steps,
                          learning_rate=first_learning_rate(config))
 
 
 def unfreeze_callback(run, config, backbone):
-    """The mode's `ProgressiveUnfreeze`, or `None` for a single stage."""
+    """The mode's `ProgressiveUnfreeze`, or `None` for a single stage; it
+    sets the stages' rates unless the optimizer's schedule holds them."""
     schedule, rates = stages(config, len(backbone.groups))
     if schedule is None:
         return None
@@ -87,7 +118,8 @@ def unfreeze_callback(run, config, backbone):
     return ProgressiveUnfreeze(
         backbone,
         schedule,
-        learning_rates={e: run.scaled_rate(r) for e, r in rates.items()},
+        learning_rates=None if schedules_stages(config) else {
+            e: run.scaled_rate(r) for e, r in rates.items()},
         train_batchnorm=getattr(config, "train_batchnorm", False),
         verbose=1 if config.verbose else 0,
     )
@@ -102,7 +134,11 @@ def with_unfreeze(run, config, backbone, callbacks):
 def build_and_compile(run, config, backbone, head, loss=None, total_steps=None):
     """`build_model` (with `gradient_checkpointing`), the first stage's
     freeze, and `compile` with the run's optimizer (with `loss` instead of
-    the head's when given); call it inside `run.strategy.scope()`."""
+    the head's when given); call it inside `run.strategy.scope()`.
+
+    `total_steps` is the batches of the whole run (batches per epoch times
+    `epochs`), needed for `lr_schedule`/`warmup_ratio` (see `optimizer`).
+    """
     from kerasft.model import build_model
 
     model = build_model(backbone, head, remat=config.gradient_checkpointing)

@@ -16,7 +16,10 @@ decay, optionally layer-wise rate decay or LoRA adapters
 (`kerasft.recipes._generative`). Validation reports the loss and the
 perplexity over the validation windows, each token scored once (with
 overlapping windows, only the tokens a window adds), as one
-`keras_hub.metrics.Perplexity` over the whole set. After training the model
+`keras_hub.metrics.Perplexity` over the whole set; a `test` corpus is
+scored the same way (`test_loss`, `test_perplexity`, ...).
+`max_train_samples` / `max_eval_samples` keep seeded subsets of the
+training / validation and test windows. After training the model
 samples a continuation of each of `prompts` (top-k / top-p with the run's
 seed), written to `samples.json`.
 """
@@ -35,7 +38,7 @@ SAMPLES_FILE = _generative.SAMPLES_FILE
 
 
 def _read_corpora(config):
-    """`{"train": documents, "validation": documents or None}`."""
+    """`{"train": documents, "validation": ..., "test": documents or None}`."""
     from kerasft.data.corpus import read_corpus
 
     if config.train is None:
@@ -43,11 +46,10 @@ def _read_corpora(config):
             "`train` is required: a text file, a folder of .txt files or a "
             "CSV/TSV column of documents."
         )
-    validation = config.validation
     return {
-        "train": read_corpus(config.train, config.text_column),
-        "validation": None if validation is None
-        else read_corpus(validation, config.text_column),
+        name: None if getattr(config, name) is None
+        else read_corpus(getattr(config, name), config.text_column)
+        for name in ("train", "validation", "test")
     }
 
 
@@ -62,7 +64,9 @@ def token_ids(tokenizer, texts):
 
 
 def _pack(run, config, task, corpora):
-    """`{split: PackedCorpus}`: validation held out of train when asked."""
+    """`{split: PackedCorpus}`: validation held out of train when asked,
+    then subsets of windows by `max_train_samples` (training windows) and
+    `max_eval_samples` (validation and test windows), logged."""
     from kerasft.data import corpus
 
     tokenizer = task.preprocessor.tokenizer
@@ -94,6 +98,17 @@ def _pack(run, config, task, corpora):
         )
         for name, docs in documents.items()
     }
+    from kerasft.recipes._subsets import log_subset, subset_indices
+
+    for name, limit in (("train", config.max_train_samples),
+                        ("validation", config.max_eval_samples),
+                        ("test", config.max_eval_samples)):
+        if name in packed and limit is not None:
+            before = packed[name].num_windows
+            packed[name] = corpus.take_windows(
+                packed[name], subset_indices(before, limit, config.seed)
+            )
+            log_subset(run, f"{name} windows", before, packed[name].num_windows)
     for name, p in packed.items():
         run.log(
             f"{name}: {p.num_documents} document(s), {p.num_tokens:,} tokens "
@@ -152,24 +167,27 @@ def _check_lengths(task, config):
         )
 
 
-def _validation_metrics(task, dataset, packed):
+def _validation_metrics(task, dataset, packed, prefix="val_"):
     """`val_loss` (mean cross-entropy per scored token, in nats) and
-    `val_perplexity` (its exponential), over every validation window."""
+    `val_perplexity` (its exponential), over every validation window;
+    `prefix="test_"` for the test corpus."""
     with _generative.without_preprocessor(task):
         scores = task.evaluate(dataset, verbose=0, return_dict=True)
     perplexity = float(scores["perplexity"])
     return {
-        "val_loss": float(np.log(perplexity)),
-        "val_perplexity": perplexity,
-        "val_tokens": packed.num_tokens,
-        "val_windows": packed.num_windows,
+        f"{prefix}loss": float(np.log(perplexity)),
+        f"{prefix}perplexity": perplexity,
+        f"{prefix}tokens": packed.num_tokens,
+        f"{prefix}windows": packed.num_windows,
     }
 
 
 def _build(run, config, corpora):
-    """`(task, base, packed)` made in the run's strategy scope: the task
-    compiled for training (adapters only with `lora_rank`), its source
-    string (`None` for a Python object) and the packed splits."""
+    """`(task, base, packed, backbone)` made in the run's strategy scope:
+    the task compiled for training (adapters only with `lora_rank`, the
+    mode's first stage frozen), its source string (`None` for a Python
+    object), the packed splits and the task's `from_keras_hub` Backbone
+    (`None` when nothing needs its groups)."""
     import keras
     import keras_hub
 
@@ -186,15 +204,16 @@ def _build(run, config, corpora):
         if config.lora_rank:
             _generative.enable_adapters(run, task, config.lora_rank)
         steps = config.epochs * -(-packed["train"].num_windows // run.global_batch)
+        optimizer, backbone = _generative.fine_tuning(run, task, steps)
         task.compile(
-            optimizer=_generative.optimizer(run, task, steps),
+            optimizer=optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             weighted_metrics=[
                 keras_hub.metrics.Perplexity(from_logits=True, name="perplexity")
             ],
             sampler="greedy",
         )
-    return task, base, packed
+    return task, base, packed, backbone
 
 
 def causal_lm(config=None, *, overwrite=False, callbacks=None, **fields):
@@ -209,7 +228,8 @@ def causal_lm(config=None, *, overwrite=False, callbacks=None, **fields):
     Returns:
         A `RecipeResult` whose `model` is the KerasHub task
         (`result.model.generate(...)`), with `metrics["val_perplexity"]`,
-        `"val_loss"`, `"train_tokens"`, `"train_windows"`, ...
+        `"val_loss"`, `"train_tokens"`, `"train_windows"`, ... (and
+        `"test_perplexity"`, `"test_loss"`, ... with a `test` corpus)
 
     Example:
     ```python
@@ -225,28 +245,33 @@ def causal_lm(config=None, *, overwrite=False, callbacks=None, **fields):
     if run.state == "complete":
         return _generative.completed_result(run)
     corpora = _read_corpora(config)  # bad data fails before any loading
-    task, base, packed = _build(run, config, corpora)
+    task, base, packed, backbone = _build(run, config, corpora)
     from kerasft.recipes import _data
 
     train = run.batched(run.shuffled(_data.Source(elements=_elements(packed["train"]))))
-    validation = None
-    if "validation" in packed:
-        validation = run.batched(
-            _data.Source(elements=_elements(packed["validation"])).dataset
-        )
+    held_out = {
+        name: run.batched(_data.Source(elements=_elements(packed[name])).dataset)
+        for name in ("validation", "test") if name in packed
+    }
+    validation = held_out.get("validation")
     run.log(
         f"Fine-tuning {type(task).__name__} on {packed['train'].num_windows:,} "
         f"windows, {run.replicas} replica(s), precision {run.policy.name}."
     )
-    with _generative.without_preprocessor(task):
-        history = run.fit(task, train, validation, callbacks or [])
+    with _generative.without_preprocessor(task), _generative.rematerialized(
+        backbone, config.gradient_checkpointing
+    ):
+        history = run.fit(task, train, validation,
+                          _generative.with_unfreeze(run, backbone, callbacks))
     metrics = {
         "train_tokens": packed["train"].num_tokens,
         "train_windows": packed["train"].num_windows,
         "train_documents": packed["train"].num_documents,
     }
-    if validation is not None:
-        metrics.update(_validation_metrics(task, validation, packed["validation"]))
+    for name, prefix in (("validation", "val_"), ("test", "test_")):
+        if name in held_out:
+            metrics.update(_validation_metrics(task, held_out[name],
+                                               packed[name], prefix))
     if config.lora_rank and config.merge_lora:
         from kerasft import backbones
 

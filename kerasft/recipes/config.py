@@ -45,19 +45,51 @@ FINGERPRINT_KEY = "data_fingerprint"
 _HASHED_FILE_BYTES = 64 * 2**20
 
 
-def field(default, help, choices=None, cli=True, required=False):
+def field(default, help, choices=None, cli=True, required=False, check=None):
     """A dataclass field with its CLI help text (and optional choices).
 
     `required` marks an option a run cannot do without (`--help` says
     "(required)"); the default stays `None` so that a `--config FILE` can
-    supply it.
+    supply it. `check` declares the values `RecipeConfig` accepts (see
+    `check_value`): an int `n` (integers >= n), `"fraction"` ([0, 1)),
+    `"decay"` ((0, 1]), `"positive"` (numbers > 0) or `"nonnegative"`; a field whose default
+    is `None` also takes `None`.
     """
-    metadata = {"help": help, "choices": choices, "cli": cli, "required": required}
+    metadata = {"help": help, "choices": choices, "cli": cli,
+                "required": required, "check": check}
     if isinstance(default, (dict, list)):
         return dataclasses.field(
             default_factory=lambda: type(default)(default), metadata=metadata
         )
     return dataclasses.field(default=default, metadata=metadata)
+
+
+_RANGES = {
+    "fraction": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "decay": ("in (0, 1]", lambda v: 0 < v <= 1),
+    "positive": ("a positive number", lambda v: v > 0),
+    "nonnegative": ("a number >= 0", lambda v: v >= 0),
+}
+
+
+def check_value(name, value, check, optional=False):
+    """Raises a `ValueError` naming `name` when `value` fails `check`
+    (`field`'s `check`); `None` passes when `optional`."""
+    if value is None and optional:
+        return
+    if isinstance(check, int):
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= check
+        expected = ("a positive integer" if check == 1
+                    else f"an integer >= {check}")
+    else:
+        expected, test = _RANGES[check]
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+              and test(value))
+    if not ok:
+        raise ValueError(
+            f"`{name}` must be {expected}{' or None' if optional else ''}. "
+            f"Received: {name}={value!r}"
+        )
 
 
 def describe(value):
@@ -306,13 +338,15 @@ class RecipeConfig:
         "Folder for metrics.json, history.csv, model.keras, plots, "
         "TensorBoard logs, config.json and the resume backup.",
     )
-    epochs: int = field(10, "Total training epochs (all stages).")
+    epochs: int = field(10, "Total training epochs (all stages).", check=1)
     batch_size: int = field(
         32,
         "Batch size per replica; the pipeline uses batch_size x replicas.",
+        check=1,
     )
     learning_rate: float = field(
-        1e-3, "Base learning rate (the head's rate), before replica scaling."
+        1e-3, "Base learning rate (the head's rate), before replica scaling.",
+        check="positive",
     )
     lr_scaling: str = field(
         "linear",
@@ -337,6 +371,7 @@ class RecipeConfig:
         "Batches per optimizer update (kerasft.optimizers."
         "GradientAccumulator): the update of a batch accumulation_steps "
         "times larger, in the memory of one.",
+        check=1,
     )
     no_weight_decay: str = field(
         "rank<=1",
@@ -348,6 +383,7 @@ class RecipeConfig:
         None,
         "Stop after this many epochs without val_loss improvement and "
         "restore the best weights; none disables it.",
+        check=1,
     )
     seed: int = field(0, "Random seed (weights, shuffling, dropout).")
     verbose: int = field(
@@ -401,21 +437,7 @@ class RecipeConfig:
         from kerasft.exporting import export_formats
 
         export_formats(self.export)  # raises on an unknown format
-        for name in ("epochs", "batch_size", "accumulation_steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(
-                    f"`{name}` must be a positive integer. Received: "
-                    f"{name}={value!r}"
-                )
         self.no_weight_decay_rules()  # raises on a bad regex
-        if not isinstance(self.learning_rate, (int, float)) or not (
-            self.learning_rate > 0
-        ):
-            raise ValueError(
-                "`learning_rate` must be a positive number. Received: "
-                f"learning_rate={self.learning_rate!r}"
-            )
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
             value = getattr(self, f.name)
@@ -424,15 +446,21 @@ class RecipeConfig:
                     f"`{f.name}` must be one of {tuple(choices)}. Received: "
                     f"{f.name}={value!r}"
                 )
-        for name in ("early_stopping",):
-            value = getattr(self, name)
-            if value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or value < 1
-            ):
-                raise ValueError(
-                    f"`{name}` must be a positive integer or None. "
-                    f"Received: {name}={value!r}"
-                )
+            check = self._value_checks().get(f.name)
+            if check is not None:
+                optional = f.default is None or type(None) in typing.get_args(f.type)
+                check_value(f.name, value, check, optional=optional)
+
+    @classmethod
+    def _value_checks(cls):
+        """`{field: check}`; a field redeclared without `check` (another
+        default or help) keeps its base class's."""
+        checks = {}
+        for klass in reversed(cls.__mro__):
+            for name, f in getattr(klass, "__dataclass_fields__", {}).items():
+                if f.metadata.get("check") is not None:
+                    checks[name] = f.metadata["check"]
+        return checks
 
     # === Conversion ===
 

@@ -152,24 +152,14 @@ class SubsetConfig(RecipeConfig):
         None,
         "Train on a subset of this many examples (stratified by label where "
         "examples have one), taken after validation_split; none: all.",
+        check=1,
     )
     max_eval_samples: typing.Optional[int] = field(
         None,
         "Evaluate on subsets of this many validation and test examples "
         "(stratified like max_train_samples); none: all.",
+        check=1,
     )
-
-    def _validate(self):
-        super()._validate()
-        for name in ("max_train_samples", "max_eval_samples"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ValueError(
-                    f"`{name}` must be a positive integer or None. "
-                    f"Received: {name}={value!r}"
-                )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,24 +250,29 @@ class FineTuningConfig(RecipeConfig):
         choices=MODES,
     )
     head_epochs: int = field(
-        2, "Epochs training the head alone before any backbone group opens."
+        2, "Epochs training the head alone before any backbone group opens.",
+        check=0,
     )
     unfreeze_groups: int = field(
-        2, "Backbone groups (from the top) opened by partial/progressive."
+        2, "Backbone groups (from the top) opened by partial/progressive.",
+        check=1,
     )
     fine_tune_learning_rate: typing.Optional[float] = field(
         1e-4,
         "Base learning rate once backbone groups train; none: learning_rate.",
+        check="positive",
     )
     layer_decay: typing.Optional[float] = field(
         None,
         "Layer-wise learning-rate decay in (0, 1]: backbone group i from the "
         "top trains at rate x decay**i (kerasft.optimizers.LayerwiseLR).",
+        check="decay",
     )
     weight_decay: float = field(
         0.0,
         "AdamW decoupled weight decay (never on biases or normalisation "
         "parameters, see --no-weight-decay); 0 gives Adam's update.",
+        check="nonnegative",
     )
     lr_schedule: str = field(
         "constant",
@@ -289,17 +284,11 @@ class FineTuningConfig(RecipeConfig):
         0.0,
         "Fraction of each stage's steps spent warming the rate up linearly "
         "from 0 (Hugging Face Trainer's warmup_ratio).",
+        check="fraction",
     )
 
     def _validate(self):
         super()._validate()
-        for name, low in (("head_epochs", 0), ("unfreeze_groups", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(
-                    f"`{name}` must be an integer >= {low}. Received: "
-                    f"{name}={value!r}"
-                )
         if self.mode not in ("feature_extraction", "auto"):
             needed = self.head_epochs + (2 if self.mode == "progressive" else 1)
             if self.epochs < needed:
@@ -309,26 +298,6 @@ class FineTuningConfig(RecipeConfig):
                     f"Received: epochs={self.epochs}. "
                     + _modes_that_fit(self.epochs, self.head_epochs, needed)
                 )
-        rate = self.fine_tune_learning_rate
-        if rate is not None and (
-            isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0
-        ):
-            raise ValueError(
-                "`fine_tune_learning_rate` must be a number > 0 or None. "
-                f"Received: fine_tune_learning_rate={rate!r}"
-            )
-        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
-            raise ValueError(
-                "`layer_decay` must be in (0, 1]. Received: "
-                f"layer_decay={self.layer_decay!r}"
-            )
-        if isinstance(self.warmup_ratio, bool) or not isinstance(
-            self.warmup_ratio, (int, float)
-        ) or not 0 <= self.warmup_ratio < 1:
-            raise ValueError(
-                "`warmup_ratio` must be in [0, 1). Received: "
-                f"warmup_ratio={self.warmup_ratio!r}"
-            )
 
     def backbone_learning_rate(self):
         """The base rate once backbone groups train."""
@@ -346,18 +315,8 @@ class HoldOutConfig(RecipeConfig):
         "Fraction of --train held out for validation when --val is not "
         "given (stratified by label where examples have one); 0 trains on "
         "everything.",
+        check="fraction",
     )
-
-    def _validate(self):
-        super()._validate()
-        value = self.validation_split
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-            0 <= value < 1
-        ):
-            raise ValueError(
-                "`validation_split` must be in [0, 1). Received: "
-                f"validation_split={value!r}"
-            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -385,29 +344,19 @@ class ImageBackboneConfig(FineTuningConfig, HoldOutConfig, SubsetConfig,
         "imagenet",
         "Backbone weights: imagenet, a weights file path, or none (random).",
     )
-    image_size: int = field(224, "Image side in pixels (images are resized).")
-    num_classes: typing.Optional[int] = field(
-        None, "Number of classes; inferred from the training data if unset."
+    image_size: int = field(
+        224, "Image side in pixels (images are resized).", check=1
     )
-    dropout: float = field(0.2, "Dropout before each Dense layer of the head.")
+    num_classes: typing.Optional[int] = field(
+        None, "Number of classes; inferred from the training data if unset.",
+        check=1,
+    )
+    dropout: float = field(
+        0.2, "Dropout before each Dense layer of the head.", check="fraction"
+    )
     train_batchnorm: bool = field(
         False, "Let BatchNorm layers of opened groups train (rarely wanted)."
     )
-
-    def _validate(self):
-        super()._validate()
-        if not isinstance(self.image_size, int) or self.image_size < 1:
-            raise ValueError(
-                "`image_size` must be a positive integer. Received: "
-                f"image_size={self.image_size!r}"
-            )
-        if self.num_classes is not None and (
-            not isinstance(self.num_classes, int) or self.num_classes < 1
-        ):
-            raise ValueError(
-                "`num_classes` must be a positive integer. Received: "
-                f"num_classes={self.num_classes!r}"
-            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -440,9 +389,6 @@ class ImageClassificationConfig(ImageBackboneConfig, CurriculumConfig,
         "disk, or off (backbone every epoch).",
         choices=("auto", "memory", "disk", "off"),
     )
-
-    def _validate(self):
-        super()._validate()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -666,7 +612,7 @@ class VideoClassificationConfig(ImageBackboneConfig, CurriculumConfig,
     )
     image_size: int = field(112, "Frame side in pixels (frames are resized).")
     batch_size: int = field(8, "Clips per batch per replica.")
-    frames: int = field(16, "Frames per clip.")
+    frames: int = field(16, "Frames per clip.", check=1)
     sampling: str = field(
         "uniform",
         "Which frames: uniform (spread over the clip, chosen once) or "
@@ -699,12 +645,16 @@ class VideoClassificationConfig(ImageBackboneConfig, CurriculumConfig,
 
     def _validate(self):
         super()._validate()
-        if isinstance(self.frames, bool) or not isinstance(self.frames, int) or (
-            self.frames < 1
+        from kerasft.recipes._curriculum import pacing_options
+
+        if self.sampling != "uniform" and (
+            pacing_options(self.curriculum) is not None
         ):
             raise ValueError(
-                "`frames` must be a positive integer (frames per clip). "
-                f"Received: frames={self.frames!r}"
+                "`curriculum` ranks fixed clips, but random_consecutive "
+                "sampling draws new frames every epoch: use "
+                "sampling='uniform' with a curriculum. Received: "
+                f"sampling={self.sampling!r}"
             )
 
 
@@ -810,6 +760,35 @@ class ImageCaptioningConfig(ImageBackboneConfig):
                 "`embed_dim` must be a multiple of `num_heads`. Received: "
                 f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"
             )
+        augment = self.augment if isinstance(self.augment, dict) else {}
+        mixing = [k for k in augment if "mix" in str(k).lower()]
+        if mixing:
+            raise ValueError(
+                f"`augment` cannot mix images for captioning ({mixing[0]!r}): "
+                "a blend of two images has no caption. Remove MixUp/CutMix "
+                f"from `augment`. Received: augment={self.augment!r}"
+            )
+        self._validate_lora()
+
+    def _validate_lora(self):
+        _check_optional_positive(self, "lora_rank")
+        if not self.lora_rank:
+            return
+        if self.mode != "full" or self.head_epochs:
+            raise ValueError(
+                "`lora_rank` trains the encoder's adapters with the decoder "
+                "from the first step: use it with mode='full' and "
+                f"head_epochs=0. Received: lora_rank={self.lora_rank}, "
+                f"mode={self.mode!r}, head_epochs={self.head_epochs}"
+            )
+        if isinstance(self.backbone, str) and not self.backbone.endswith(".keras"):
+            raise ValueError(
+                f"`lora_rank` needs a transformer (ViT) image encoder, but "
+                f"backbone={self.backbone!r} is a convnet without attention "
+                "projections. Pass a ViT (kerasft.backbones.from_keras_hub("
+                "keras_hub.models.ViTBackbone...)), or drop `lora_rank` and "
+                "use mode='partial' to train fewer weights."
+            )
 
 
 # === Text recipes ===
@@ -853,11 +832,11 @@ class TransformerConfig(FineTuningConfig, HoldOutConfig, SubsetConfig,
         None,
         "LoRA rank: train low-rank adapters on the attention projections "
         "instead of the model's weights.",
+        check=1,
     )
 
     def _validate(self):
         super()._validate()
-        _check_optional_positive(self, "lora_rank")
         if self.lora_rank and (self.mode != "full" or self.head_epochs):
             raise ValueError(
                 "`lora_rank` trains adapters in every layer from the first "
@@ -877,21 +856,15 @@ class TextConfig(TransformerConfig):
         "folder (config.json, model.safetensors, vocab.txt), or in Python a "
         "kerasft text Backbone.",
     )
-    max_length: int = field(128, "Tokens per example (pad/truncate).")
+    max_length: int = field(128, "Tokens per example (pad/truncate).", check=8)
     epochs: int = field(3, "Training epochs.")
     batch_size: int = field(16, "Batch size per replica.")
     learning_rate: float = field(
         2e-5, "Peak learning rate (head and top layer), before replica scaling."
     )
-    dropout: float = field(0.1, "Dropout before the output layer.")
-
-    def _validate(self):
-        super()._validate()
-        if not isinstance(self.max_length, int) or self.max_length < 8:
-            raise ValueError(
-                "`max_length` must be an integer >= 8. Received: "
-                f"max_length={self.max_length!r}"
-            )
+    dropout: float = field(
+        0.1, "Dropout before the output layer.", check="fraction"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1049,6 +1022,12 @@ class GenerativeTrainingConfig(TransformerConfig):
         "With --lora-rank: fold the adapters into the weights and write the "
         "whole model as model.keras.",
     )
+    gradient_checkpointing: bool = field(
+        False,
+        "Recompute each transformer block's activations in the backward pass "
+        "(same dropout masks, same gradients): less memory for about one "
+        "more forward pass.",
+    )
 
     def _validate(self):
         super()._validate()
@@ -1086,7 +1065,20 @@ class CausalLMConfig(GenerativeTrainingConfig):
     validation: typing.Any = field(
         None, "Validation corpus, in the same forms as --train."
     )
-    test: typing.Any = field(None, "Test corpus, in the same forms as --train.")
+    test: typing.Any = field(
+        None,
+        "Test corpus, in the same forms as --train, scored like validation "
+        "(test_loss, test_perplexity).",
+    )
+    max_train_samples: typing.Optional[int] = field(
+        None,
+        "Train on a seeded random subset of this many packed windows, taken "
+        "after validation_split; none: all.",
+    )
+    max_eval_samples: typing.Optional[int] = field(
+        None,
+        "Score subsets of this many validation and test windows; none: all.",
+    )
     validation_split: float = field(
         0.1,
         "Fraction of the training tokens (the end of the corpus) held out "

@@ -6,8 +6,10 @@ transformers 5; this is its Keras 3 replacement. The run, in
 
 - captions from a CSV of `image,caption` rows or a COCO captions JSON
   (`kerasft.data.read_captions`: missing images, columns and empty captions
-  fail before anything loads), images decoded once into cached uint8
-  tensors (`load_caption_images`);
+  fail before anything loads), subsets of images with all their captions
+  (`max_train_samples`, `max_eval_samples`, after `validation_split`),
+  images decoded once into cached uint8 tensors (`load_caption_images`),
+  training images augmented per batch (`augment`; MixUp/CutMix refused);
 - a WordPiece vocabulary built from the training captions (KerasHub's
   `compute_word_piece_vocabulary`) or read from `vocabulary`, written to
   `vocabulary.txt` in the run folder (a resumed run reads it back);
@@ -17,7 +19,9 @@ transformers 5; this is its Keras 3 replacement. The run, in
   (`mode`: `feature_extraction`, `partial`, `progressive`, `full`, through
   `ProgressiveUnfreeze` at `fine_tune_learning_rate`, optionally with
   `layer_decay`), teacher forcing with one random caption per image and
-  epoch, resumable from `output_dir/backup`;
+  epoch, resumable from `output_dir/backup`; or LoRA adapters on a ViT
+  encoder (`lora_rank`); the encoder's groups rematerialized with
+  `gradient_checkpointing`;
 - evaluation: loss and token accuracy, then greedy (and with `num_beams >
   1` beam-search) captions scored with BLEU-1..4 (sacreBLEU, all
   references), ROUGE-L and CIDEr-D (`kerasft.evaluation.captioning`);
@@ -84,14 +88,17 @@ def image_captioning(config=None, *, overwrite=False, callbacks=None, **kwargs):
     from kerasft.recipes._image_backbone import check_backbone
 
     image_size = check_backbone(config.backbone, config.image_size)
+    if config.lora_rank and hasattr(config.backbone, "model"):
+        _check_lora(config, config.backbone)  # a convnet fails before loading
     tables = _read_splits(run, config)  # bad input fails before any loading
     skipped = list(tables.pop("skipped", ()))
     if run.state == "new":
         _clear_outputs(run.dir)
     tokenizer = _tokenizer(run, config, tables["train"])
     data = _data(run, config, tables, tokenizer, image_size)
+    steps = data["train"][1].cardinality().numpy()
     model, backbone = _build(run, config, len(tokenizer.get_vocabulary()),
-                             image_size)
+                             image_size, total_steps=int(steps) * config.epochs)
     from kerasft.recipes._stages import with_unfreeze
 
     all_callbacks = with_unfreeze(run, config, backbone, callbacks)
@@ -119,6 +126,7 @@ def load_captioner(directory, compile=True):
 
     import kerasft.layers  # noqa: F401 (registers Preprocess)
     import kerasft.optimizers  # noqa: F401 (registers LayerwiseLR)
+    import kerasft.remat  # noqa: F401 (registers RematSegment)
     from kerasft.heads.caption_decoding import CaptionGenerator
     from kerasft.heads.captioning import caption_tokenizer
 
@@ -168,6 +176,24 @@ def _read_splits(run, config):
         tables["train"], tables["validation"] = train.take(rest), train.take(held)
         run.log(f"Holding out {len(held)} of {len(train)} training images "
                 f"for validation (validation_split={config.validation_split}).")
+    return _subsets(run, config, tables)
+
+
+def _subsets(run, config, tables):
+    """`tables` with seeded random subsets of images (each with all its
+    captions): `max_train_samples` of train, `max_eval_samples` of
+    validation and test (`kerasft.recipes._subsets`; taken after the
+    validation split)."""
+    from kerasft.recipes._subsets import log_subset, subset_indices
+
+    for name, limit in (("train", config.max_train_samples),
+                        ("validation", config.max_eval_samples),
+                        ("test", config.max_eval_samples)):
+        if name in tables and limit is not None:
+            before = len(tables[name])
+            tables[name] = tables[name].take(
+                subset_indices(before, limit, config.seed))
+            log_subset(run, f"{name} images", before, len(tables[name]))
     return tables
 
 
@@ -223,6 +249,7 @@ def _data(run, config, tables, tokenizer, image_size):
             images, ids, run.global_batch, shuffle=train, seed=config.seed,
             epoch=run.epoch_variable, drop_remainder=run.on_tpu,
             captions="random" if train else "first",
+            augment=config.augment if train else None,
         )
         out[name] = (images, batches)
     out["truncated"] = truncated
@@ -240,7 +267,10 @@ def _splits(data):
 # === Model ===
 
 
-def _build(run, config, vocabulary_size, image_size):
+def _build(run, config, vocabulary_size, image_size, total_steps=None):
+    """The compiled caption model and its backbone: LoRA adapters on a ViT
+    encoder (`lora_rank`), else the mode's first stage frozen; the encoder
+    rematerialized with `gradient_checkpointing`."""
     import keras
 
     from kerasft.heads.captioning import caption_loss, caption_model
@@ -249,22 +279,59 @@ def _build(run, config, vocabulary_size, image_size):
 
     with run.strategy.scope():
         backbone = resolve_backbone(config, run.strategy, image_size)
+        if config.lora_rank:
+            _enable_lora(run, config, backbone)
         run.reseed()
         model = caption_model(
             backbone, vocabulary_size, config.max_length,
             embed_dim=config.embed_dim, num_layers=config.decoder_layers,
             num_heads=config.num_heads, dropout=config.dropout,
             train_batchnorm=config.train_batchnorm,
+            remat=config.gradient_checkpointing,
         )
-        _stages.freeze_first_stage(model, backbone, config)
+        if not config.lora_rank:
+            _stages.freeze_first_stage(model, backbone, config)
         model.compile(
-            optimizer=_stages.optimizer(run, config, backbone),
+            optimizer=_stages.optimizer(run, config, backbone, total_steps),
             loss=caption_loss(),
             weighted_metrics=[
                 keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")
             ],
         )
     return model, backbone
+
+
+def _enable_lora(run, config, backbone):
+    """LoRA of rank `config.lora_rank` on the encoder's attention query and
+    value projections (`kerasft.backbones.enable_lora`); the rest of the
+    encoder freezes. A convnet (no such projections) is refused."""
+    from kerasft import backbones
+
+    _check_lora(config, backbone)
+    total, trainable = backbones.enable_lora(backbone, config.lora_rank,
+                                             verbose=False)
+    run.log(f"LoRA rank {config.lora_rank}: {trainable:,} of {total:,} "
+            "encoder parameters train.")
+
+
+def _check_lora(config, backbone):
+    """`ValueError` when `backbone` has no attention projections to adapt."""
+    from kerasft import _keras_compat
+    from kerasft.backbones.lora import DEFAULT_TARGET
+
+    projections = [
+        layer for layer in _keras_compat.all_layers(backbone.model)
+        if layer.name in DEFAULT_TARGET and hasattr(layer, "enable_lora")
+    ]
+    if not projections:
+        raise ValueError(
+            f"`lora_rank` needs a transformer (ViT) image encoder, but "
+            f"backbone {backbone.name!r} has no attention projections "
+            f"({', '.join(DEFAULT_TARGET)}) to adapt. Pass a ViT "
+            "(kerasft.backbones.from_keras_hub(keras_hub.models.ViTBackbone"
+            "...)), or drop `lora_rank` and use mode='partial' to train "
+            f"fewer weights. Received: lora_rank={config.lora_rank}"
+        )
 
 
 # === Evaluation ===

@@ -2,10 +2,12 @@
 
 The run, in `strategy.scope()` under the chosen precision policy:
 backbone (+ its preprocessing inside the model) -> classification head ->
-`kerasft.freeze` (BatchNorm stays in inference mode) -> Adam (wrapped in
-`LayerwiseLR` when `layer_decay` is set) -> `fit` with `ProgressiveUnfreeze`
-opening backbone groups at the stage epochs and lowering the rate, resumable
-from `output_dir/backup` -> metrics, plots and `model.keras`.
+`kerasft.freeze` (BatchNorm stays in inference mode) -> AdamW
+(`kerasft.optimizers.make_optimizer`: `lr_schedule` with `warmup_ratio`,
+run once per stage in staged modes; `LayerwiseLR` when `layer_decay` is
+set) -> `fit` with `ProgressiveUnfreeze` opening backbone groups at the
+stage epochs, resumable from `output_dir/backup` -> metrics, plots and
+`model.keras`.
 
 Modes (`mode=`), the tutorial's four strategies done right:
 
@@ -118,7 +120,8 @@ def run_image_classification(config, overwrite=False, callbacks=None):
             dropout=config.dropout, label_mode=label_mode,
         )
         model = _stages.build_and_compile(
-            run, config, backbone, head, loss=classification_loss(config)
+            run, config, backbone, head, loss=classification_loss(config),
+            total_steps=total_steps(config, train),
         )
 
     all_callbacks = _stages.with_unfreeze(run, config, backbone, callbacks)
@@ -164,6 +167,17 @@ def run_image_classification(config, overwrite=False, callbacks=None):
         extra_json={"labels.json": class_names},
         skipped_files=skipped,
     )
+
+
+def total_steps(config, train):
+    """Batches of the whole run (`lr_schedule`, `warmup_ratio`): the
+    training dataset's batches per epoch times `epochs` (a curriculum's
+    epochs are as long: it repeats its easy examples), or `None` when the
+    data's size is unknown."""
+    steps = getattr(train, "steps_per_epoch", None)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        return None
+    return steps * config.epochs
 
 
 def _curriculum_data(run, config, train, label_mode, loss):

@@ -36,26 +36,24 @@ from kerasft.recipes._stages import build_and_compile, with_unfreeze
 
 
 
-def _read_boxes(path, class_names=None):
-    """`(files, boxes, labels, class_names)`, one row per image, read by
-    `kerasft.data.read_boxes` (CSV, COCO JSON or a Pascal VOC folder);
-    data with several boxes for an image is refused."""
-    from kerasft.data.boxes import read_boxes
+def _rows(annotations):
+    """`(files, boxes, labels)`, one row per image of `annotations` (each
+    has one box: `_one_box_images`)."""
+    boxes = [b[0] for b in annotations.boxes]
+    labels = [int(l[0]) for l in annotations.labels]
+    return (list(annotations.paths), np.asarray(boxes, "float32").reshape(-1, 4),
+            np.asarray(labels, "int64"))
 
-    annotations = read_boxes(path, class_names)
+
+def _one_box_images(path, annotations):
+    """The images of `annotations` with their one box (images without a
+    box left out: the head has nothing to learn from them); refuses a
+    split with no box, or with several boxes for an image."""
     _check_one_box_per_image(path, annotations)
-    files, boxes, labels = [], [], []
-    for file, image_boxes, image_labels in zip(
-        annotations.paths, annotations.boxes, annotations.labels
-    ):
-        for box, label in zip(image_boxes, image_labels):
-            files.append(file)
-            boxes.append(box)
-            labels.append(int(label))
-    if not files:
+    boxed = [i for i, b in enumerate(annotations.boxes) if len(b)]
+    if not boxed:
         raise ValueError(f"{path!r} holds no box.")
-    return (files, np.asarray(boxes, "float32").reshape(-1, 4),
-            np.asarray(labels, "int64"), list(annotations.class_names))
+    return annotations.subset(boxed)
 
 
 def _check_one_box_per_image(path, annotations):
@@ -73,22 +71,16 @@ def _check_one_box_per_image(path, annotations):
         )
 
 
-def _boxes_data(path, run, image_size, class_names=None, shuffle=False,
-                max_samples=None):
-    """The `kerasft.data` pipeline of a CSV of boxes: images decoded once
-    (unreadable ones skipped), boxes normalized by each image's size; at
-    most `max_samples` rows, stratified by class, before any decoding."""
-    if path is None:
+def _boxes_data(annotations, where, run, image_size, shuffle=False):
+    """The `kerasft.data` pipeline of one split's `BoxAnnotations` (read,
+    held out and subset by `kerasft.recipes._box_splits`): images decoded
+    once (unreadable ones skipped), boxes normalized by each image's size."""
+    if annotations is None:
         return None
-    files, boxes, labels, names = _read_boxes(path, class_names)
-    from kerasft.recipes._subsets import log_subset, subset_indices, take
-
-    keep = subset_indices(np.asarray(labels, "int64"), max_samples, run.config.seed)
-    log_subset(run, f"rows of {path}", len(files), len(keep))
-    files, boxes = take(list(files), keep), boxes[keep]
-    labels = np.asarray(labels)[keep]
+    files, boxes, labels = _rows(annotations)
+    names = list(annotations.class_names)
     loaded = load_files(files, (boxes, labels.astype("int32")), image_size,
-                        where=path)
+                        where=where)
 
     def targets(image, target, size):
         box, label = target
@@ -129,7 +121,9 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
     backbone's `feature_pyramid` from a CSV (several rows per image), a
     COCO JSON file or a Pascal VOC folder; metrics are COCO's (`val_map`,
     `val_map50`, ...), and the run folder also holds `predictions.csv` and
-    `validation_boxes.png`.
+    `validation_boxes.png`. Without `validation`, `validation_split` of
+    the training images is held out for validation
+    (`kerasft.recipes._box_splits`).
 
     Args:
         config: an `ObjectDetectionConfig`, a dict or a JSON/YAML path.
@@ -165,13 +159,19 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
     size = (image_size, image_size)
     if config.train is None:
         raise ValueError("`train` is required: a CSV of boxes.")
-    train = _boxes_data(config.train, run, size, shuffle=True,
-                        max_samples=config.max_train_samples)
+    from kerasft.recipes._box_splits import read_splits
+
+    annotations = read_splits(run, config, prepare=_one_box_images,
+                              what="rows of {source}")
+    where = {"train": config.train, "test": config.test,
+             "validation": config.validation or
+             f"validation images held out of {config.train}"}
+    train, validation, test = (
+        _boxes_data(annotations[split], where[split], run, size,
+                    shuffle=split == "train")
+        for split in ("train", "validation", "test")
+    )
     class_names = list(train.class_names)
-    validation = _boxes_data(config.validation, run, size, class_names,
-                             max_samples=config.max_eval_samples)
-    test = _boxes_data(config.test, run, size, class_names,
-                       max_samples=config.max_eval_samples)
     num_classes = config.num_classes or len(class_names)
     if num_classes < len(class_names):
         raise ValueError(
@@ -194,7 +194,10 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
             bbox_loss=config.bbox_loss,
             bbox_loss_weight=config.bbox_loss_weight,
         )
-        model = build_and_compile(run, config, backbone, head)
+        model = build_and_compile(
+            run, config, backbone, head,
+            total_steps=train.steps_per_epoch * config.epochs,
+        )
 
     all_callbacks = with_unfreeze(run, config, backbone, callbacks)
     splits = {"val_": validation, "test_": test}

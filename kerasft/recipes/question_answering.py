@@ -21,7 +21,7 @@ import os
 from kerasft import _io
 from kerasft.evaluation.squad import squad_scores as _squad_scores
 from kerasft.recipes import _data
-from kerasft.recipes import _stages, _text_encoder
+from kerasft.recipes import _text_encoder
 from kerasft.recipes._runner import Run, head_scores, prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import QuestionAnsweringConfig  # noqa: F401 (re-exported)
@@ -59,6 +59,29 @@ def _check_answers(examples, config, name):
             f"(e.g. {missing[:3]}): SQuAD v2.0 data needs "
             f"{_io.argument('version_2_with_negative', True)}."
         )
+
+
+def _hold_out(examples, fraction, seed):
+    """`(train, validation)` questions for `validation_split`: whole
+    contexts held out, with all their questions, so no context's windows
+    fall on both sides; a seeded random share of the distinct contexts
+    (`kerasft.data._split.holdout_indices`, the rule every recipe shares)."""
+    import numpy as np
+
+    from kerasft.data._split import holdout_indices
+
+    contexts = list(dict.fromkeys(e.context for e in examples))
+    try:
+        # No label to stratify contexts by: float zeros split at random.
+        _, held = holdout_indices(np.zeros(len(contexts)), fraction, seed)
+    except ValueError as e:
+        raise ValueError(
+            f"{e} Question answering holds out whole contexts, and the "
+            f"training data has {len(contexts)}."
+        ) from None
+    held = {contexts[i] for i in held}
+    return ([e for e in examples if e.context not in held],
+            [e for e in examples if e.context in held])
 
 
 def _subset(run, examples, k, seed, what):
@@ -108,6 +131,15 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
             examples[name] = _examples(getattr(config, name))
     for name, part in examples.items():
         _check_answers(part, config, name.capitalize())
+    if "validation" not in examples and config.validation_split:
+        train, held = _hold_out(examples["training"], config.validation_split,
+                                config.seed)
+        run.log(
+            f"Holding out {len(held)} of {len(examples['training'])} training "
+            f"questions ({len({e.context for e in held})} whole contexts) for "
+            f"validation (validation_split={config.validation_split})."
+        )
+        examples["training"], examples["validation"] = train, held
     examples["training"] = _subset(run, examples["training"],
                                    config.max_train_samples, config.seed,
                                    "training")
@@ -152,8 +184,11 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
     train_ds = run.batched(run.shuffled(datasets["training"]))
     eval_ds = {name: run.batched(datasets[name].dataset)
                for name in ("validation", "test") if name in datasets}
-    history = run.fit(model, train_ds, eval_ds.get("validation"),
-                      _stages.with_unfreeze(run, config, backbone, callbacks))
+    history = run.fit(
+        model, train_ds, eval_ds.get("validation"),
+        _text_encoder.with_unfreeze(run, config, backbone, callbacks,
+                                    reads_tokens=True),
+    )
 
     from kerasft.evaluation import collect_predictions
 

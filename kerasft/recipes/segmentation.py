@@ -1,9 +1,11 @@
 """`segmentation`: per-pixel classes from a backbone's feature pyramid.
 
 The run: images and masks (a folder with `images/` and `masks/`, tfds, or
-arrays; sizes, missing masks and labels checked before anything trains)
--> `kerasft.data.segmentation_*` (decoded once, masks resized with nearest
-neighbour, augmentation moving masks with the pixels) -> backbone ->
+arrays; sizes, missing masks and labels checked before anything trains),
+`validation_split` held out, then subsets (`max_train_samples`,
+`max_eval_samples`) of the listed pairs -> `kerasft.data.masks` (only the
+kept pairs decoded, once; masks resized with nearest neighbour,
+augmentation moving masks with the pixels) -> backbone ->
 `kerasft.backbones.feature_pyramid` -> `kerasft.heads.segmentation` (U-Net
 or DeepLabV3+) -> the image recipes' freezing modes, layer-wise rates,
 precision and strategy -> resumable `fit` -> pixel accuracy, mean and
@@ -84,7 +86,10 @@ def segmentation(config=None, *, overwrite=False, callbacks=None, **kwargs):
             dropout=config.dropout,
             output_size=_output_size(pyramid, image_size),
         )
-        model = build_and_compile(run, config, pyramid, head)
+        model = build_and_compile(
+            run, config, pyramid, head,
+            total_steps=train.steps_per_epoch * config.epochs,
+        )
     run.log(
         f"Training {config.kind} on {backbone.name} ({config.mode}, levels "
         f"{list(levels)}), {num_classes} classes, {run.replicas} replica(s), "
@@ -141,39 +146,95 @@ def _output_size(pyramid, image_size):
 
 def _read_splits(run, config, image_size):
     """`(train, validation, test)` datasets; validation split off `train`
-    when none is given and `validation_split` is set."""
+    when none is given and `validation_split` is set, then each split
+    subset (`max_train_samples`, `max_eval_samples`) before decoding."""
+    from kerasft.data._split import holdout_indices
+
     common = dict(
         image_size=image_size, batch_size=run.global_batch,
         num_classes=config.num_classes, ignore_index=config.ignore_index,
         class_names=config.class_name_list(), seed=config.seed,
         drop_remainder=run.on_tpu, epoch=run.epoch_variable,
     )
+    source = _source(config.train, config)
+    parts = {"training": np.arange(len(source))}
     split = config.validation_split if config.validation is None else 0
-    if split and str(config.train).startswith("tfds:"):
-        run.log(f"validation_split={split} not applied to tfds data; pass "
-                "`validation` to hold data out.")
-        split = 0
-    train = _read(config.train, augment=config.augment, shuffle=True,
-                  validation_split=split or None,
-                  subset="both" if split else None, **common)
-    validation = None
     if split:
-        train, validation = train
+        parts["training"], parts["validation"] = holdout_indices(
+            np.full(len(source), np.nan), split, config.seed
+        )
+        run.log(f"Holding out {len(parts['validation'])} of {len(source)} "
+                f"training images for validation (validation_split={split}).")
+    train = source.dataset(
+        _subset(run, parts["training"], config.max_train_samples, "training"),
+        augment=config.augment, shuffle=True, **common,
+    )
     # Later splits must use the training data's classes.
     common["num_classes"] = train.num_classes
-    if config.validation is not None:
-        validation = _read(config.validation, shuffle=False, **common)
-    test = _read(config.test, shuffle=False, **common) if config.test is not None else None
+    validation = test = None
+    if split:
+        keep = _subset(run, parts["validation"], config.max_eval_samples,
+                       "validation")
+        validation = source.dataset(keep, shuffle=False, skipped=False, **common)
+    elif config.validation is not None:
+        validation = _read(run, config.validation, config, "validation", common)
+    if config.test is not None:
+        test = _read(run, config.test, config, "test", common)
     return train, validation, test
 
 
-def _read(value, image_size, batch_size, **kwargs):
-    from kerasft import data
+def _read(run, value, config, what, common):
+    """A held-out split's dataset, subset by `max_eval_samples`."""
+    source = _source(value, config)
+    keep = _subset(run, np.arange(len(source)), config.max_eval_samples, what)
+    return source.dataset(keep, shuffle=False, **common)
+
+
+def _subset(run, index, limit, what):
+    """`index` at a seeded random subset of `limit` (images have no single
+    label to stratify by: `kerasft.recipes._subsets`), logged."""
+    from kerasft.recipes._subsets import log_subset, subset_indices
+
+    keep = index[subset_indices(len(index), limit, run.config.seed)]
+    log_subset(run, f"{what} images", len(index), len(keep))
+    return keep
+
+
+class _Source:
+    """Images and masks listed, not yet decoded: file paths (a folder) or
+    arrays (in memory, or read from tfds). `dataset(keep)` decodes and
+    batches the pairs at `keep` only."""
+
+    def __init__(self, images, masks, files=False, skipped=(), where=None):
+        self.images, self.masks, self.files = images, masks, files
+        self.skipped, self.where = tuple(skipped), where
+
+    def __len__(self):
+        return len(self.images)
+
+    def dataset(self, keep, image_size, batch_size, skipped=True, **kwargs):
+        from kerasft.data import masks
+        from kerasft.recipes._subsets import take
+
+        images, labels = take(self.images, keep), take(self.masks, keep)
+        if self.files:
+            return masks.segmentation_files(
+                images, labels, image_size, batch_size, where=self.where,
+                skipped_files=self.skipped if skipped else (), **kwargs,
+            )
+        return masks.segmentation_arrays(images, labels, batch_size,
+                                         image_size=image_size, **kwargs)
+
+
+def _source(value, config):
+    """The `_Source` of a data option: a folder with images/ and masks/,
+    `(image_dir, mask_dir)`, `"tfds:NAME[:SPLIT]"` or `(images, masks)`."""
+    from kerasft.data import masks
 
     if isinstance(value, str) and value.startswith("tfds:"):
         name, _, split = value[len("tfds:"):].partition(":")
-        return data.segmentation_tfds(name, split or "train", image_size,
-                                      batch_size, **kwargs)
+        return _Source(*masks.tfds_arrays(name, split or "train",
+                                          ignore_index=config.ignore_index))
     if isinstance(value, (str, os.PathLike)):
         folder = os.fspath(value)
         image_dir, mask_dir = (os.path.join(folder, "images"),
@@ -184,14 +245,14 @@ def _read(value, image_size, batch_size, **kwargs):
                 "and a masks/ folder (masks named like their images). "
                 f"Received: {value!r}"
             )
-        return data.segmentation_folder(image_dir, mask_dir, image_size,
-                                        batch_size, **kwargs)
+        value = (image_dir, mask_dir)
     if isinstance(value, (tuple, list)) and len(value) == 2:
         if all(isinstance(v, (str, os.PathLike)) for v in value):
-            return data.segmentation_folder(value[0], value[1], image_size,
-                                            batch_size, **kwargs)
-        return data.segmentation_arrays(value[0], value[1], batch_size,
-                                        image_size=image_size, **kwargs)
+            images, labels, skipped = masks.pair_files(
+                os.fspath(value[0]), os.fspath(value[1]), return_skipped=True)
+            return _Source(images, labels, files=True, skipped=skipped,
+                           where=os.fspath(value[0]))
+        return _Source(value[0], value[1])
     raise TypeError(
         "Segmentation data must be a folder with images/ and masks/, "
         "'tfds:NAME[:SPLIT]', (image_dir, mask_dir) or (images, masks) "

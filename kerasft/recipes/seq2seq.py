@@ -8,7 +8,9 @@ CSV/TSV (`source_column`, `target_column`), Python pairs or a dataset
 sources and targets longer than `source_length` / `target_length` tokens
 are cut, and how many were cut is logged and recorded in `metrics.json`
 (`"truncated"`). AdamW with warmup and linear decay, optionally layer-wise
-rate decay or LoRA (`kerasft.recipes._generative`).
+rate decay or LoRA; `mode` partial/progressive opens the top transformer
+layers (decoder layers above encoder layers) by stages; gradient
+checkpointing recomputes each block (`kerasft.recipes._generative`).
 
 Evaluation reports the validation (and test) loss, then generates for each
 source, greedily and, with `num_beams > 1`, by beam search (never an id
@@ -243,10 +245,8 @@ def seq2seq(config=None, *, overwrite=False, callbacks=None, **kwargs):
         if config.lora_rank:
             _generative.enable_adapters(run, task, config.lora_rank)
         steps = config.epochs * -(-len(splits["train"]) // run.global_batch)
-        task.compile(
-            optimizer=_generative.optimizer(run, task, steps),
-            sampler="greedy",
-        )
+        optimizer, backbone = _generative.fine_tuning(run, task, steps)
+        task.compile(optimizer=optimizer, sampler="greedy")
     from kerasft.recipes import _data
 
     datasets = {
@@ -258,8 +258,11 @@ def seq2seq(config=None, *, overwrite=False, callbacks=None, **kwargs):
         f"Fine-tuning {type(task).__name__} on {len(splits['train'])} pairs, "
         f"{run.replicas} replica(s), precision {run.policy.name}."
     )
-    with _generative.without_preprocessor(task):
-        history = run.fit(task, train, datasets.get("validation"), callbacks or [])
+    with _generative.without_preprocessor(task), _generative.rematerialized(
+        backbone, config.gradient_checkpointing
+    ):
+        history = run.fit(task, train, datasets.get("validation"),
+                          _generative.with_unfreeze(run, backbone, callbacks))
     metrics, table = _evaluate(run, config, task, splits, datasets)
     metrics["truncated"] = truncated
     if config.lora_rank and config.merge_lora:

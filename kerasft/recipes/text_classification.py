@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from kerasft.recipes import _data
-from kerasft.recipes import _stages, _text_encoder
+from kerasft.recipes import _text_encoder
 from kerasft.recipes._runner import Run
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import (  # noqa: F401 (re-exported)
@@ -197,7 +197,8 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
     )
     history = run.fit(
         model, train_ds, val_ds,
-        [*curriculum, *_stages.with_unfreeze(run, config, backbone, callbacks)],
+        [*curriculum,
+         *_text_encoder.with_unfreeze(run, config, backbone, callbacks)],
         class_weight=class_weight,
     )
     # One pass of predictions per split; every metric and plot reads them.

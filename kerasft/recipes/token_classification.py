@@ -11,12 +11,19 @@ precision, recall and F1 over BIO/IOB2 spans (micro, as `seqeval`), per
 entity type, word accuracy, and the head's token accuracy.
 The run folder holds `labels.json` (the tag set) and `predictions.conll`
 (`word gold predicted` lines for the validation, else test, sentences).
+
+Per-token loss options (`kerasft.heads.TokenCrossentropy`): `class_weight`
+weighs each scored token by its gold tag's weight (`"balanced"` from the
+training tokens' tag counts), `label_smoothing` and `loss="focal"` apply
+to each token's loss. `curriculum` with `difficulty` ranks whole sentences.
+Without `validation`, `validation_split` holds out a seeded random share of
+the training sentences.
 """
 
 import os
 
 from kerasft.recipes import _data
-from kerasft.recipes import _stages, _text_encoder
+from kerasft.recipes import _text_encoder
 from kerasft.recipes._runner import Run, head_scores, prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import TokenClassificationConfig  # noqa: F401 (re-exported)
@@ -66,6 +73,60 @@ def _read(config):
     return data
 
 
+def _hold_out(run, config, data):
+    """`validation_split` when no `validation` is given: a seeded random
+    share of the training sentences held out (`holdout_indices`, the rule
+    every recipe shares; a sentence has no single label to stratify by)."""
+    if "Validation" in data or not config.validation_split:
+        return data
+    import numpy as np
+
+    from kerasft.data._split import holdout_indices
+    from kerasft.data.conll import TokenTagData
+    from kerasft.recipes._subsets import take
+
+    train = data["Training"]
+    # Float zeros: no classes, so a plain seeded random split.
+    keep, held = holdout_indices(np.zeros(len(train.sentences)),
+                                 config.validation_split, config.seed)
+    run.log(
+        f"Holding out {len(held)} of {len(train.sentences)} training "
+        f"sentences for validation (validation_split={config.validation_split})."
+    )
+    return {
+        **data,
+        "Training": TokenTagData(take(train.sentences, keep), take(train.tags, keep)),
+        "Validation": TokenTagData(take(train.sentences, held), take(train.tags, held)),
+    }
+
+
+def _tag_weights(run, config, labels, token_labels):
+    """`class_weight` as one loss weight per tag id, or `None`: `"balanced"`
+    from the tags of the scored training tokens (`resolve_class_weight`,
+    the rule of every classification recipe), or a dict keyed by tag name
+    or id (tags it leaves out weigh 1.0)."""
+    if config.class_weight is None:
+        return None
+    import types
+
+    import numpy as np
+
+    from kerasft.heads.token_classification import IGNORE_INDEX
+    from kerasft.recipes._classification import resolve_class_weight
+
+    scored = np.asarray(token_labels).reshape(-1)
+    scored = scored[scored != IGNORE_INDEX]
+    counts = np.bincount(scored, minlength=len(labels))
+    weights = resolve_class_weight(
+        config.class_weight,
+        types.SimpleNamespace(class_names=tuple(labels), class_counts=tuple(counts)),
+    )
+    weights = [float(weights[i]) for i in range(len(labels))]
+    run.log("Tag weights: " + ", ".join(
+        f"{tag} {w:.3g}" for tag, w in zip(labels, weights)) + ".")
+    return weights
+
+
 def _subsets(run, config, data):
     """`max_train_samples` / `max_eval_samples`: seeded random subsets of
     sentences (a sentence has no single label to stratify by)."""
@@ -108,8 +169,8 @@ def token_classification(config=None, *, overwrite=False, callbacks=None, **kwar
     if run.state == "complete":
         return run.completed_result()
     data = _read(config)
-    labels = _labels(config, data["Training"])  # before subsetting: every tag
-    data = _subsets(run, config, data)
+    labels = _labels(config, data["Training"])  # before splitting: every tag
+    data = _subsets(run, config, _hold_out(run, config, data))
 
     from kerasft import heads
     from kerasft.data.conll import encode_tags, token_features
@@ -126,7 +187,12 @@ def token_classification(config=None, *, overwrite=False, callbacks=None, **kwar
             )
             for name, part in data.items()
         }
-        head = heads.token_classification(len(labels), dropout=config.dropout)
+        head = heads.token_classification(
+            len(labels), dropout=config.dropout,
+            class_weight=_tag_weights(run, config, labels,
+                                      features["Training"].labels),
+            label_smoothing=config.label_smoothing, loss=config.loss,
+        )
         steps = -(-len(data["Training"].sentences) // run.global_batch)
         model = _text_encoder.build_and_compile(
             run, config, backbone, head, config.epochs * steps, reads_tokens=True
@@ -141,7 +207,13 @@ def token_classification(config=None, *, overwrite=False, callbacks=None, **kwar
         name: _data.Source(elements=(part.inputs, part.labels))
         for name, part in features.items()
     }
-    train_ds = run.batched(run.shuffled(datasets["Training"]))
+    from kerasft.recipes import _curriculum
+
+    # A `difficulty` function scores (sentences, tags), one per sentence.
+    raw = (data["Training"].sentences, data["Training"].tags)
+    train_ds, curriculum = _curriculum.training_data(
+        run, config, datasets["Training"], raw, model.loss
+    )
     eval_ds = {
         name: run.batched(datasets[name].dataset)
         for name in ("Validation", "Test") if name in datasets
@@ -151,8 +223,12 @@ def token_classification(config=None, *, overwrite=False, callbacks=None, **kwar
         f"{len(labels)} tags, {run.replicas} replica(s), precision "
         f"{run.policy.name}."
     )
-    history = run.fit(model, train_ds, eval_ds.get("Validation"),
-                      _stages.with_unfreeze(run, config, backbone, callbacks))
+    history = run.fit(
+        model, train_ds, eval_ds.get("Validation"),
+        [*curriculum,
+         *_text_encoder.with_unfreeze(run, config, backbone, callbacks,
+                                      reads_tokens=True)],
+    )
 
     from kerasft.data.conll import word_tags
     from kerasft.evaluation import collect_predictions

@@ -13,6 +13,16 @@ Modes are those of `image_classification` (`feature_extraction`,
 sampling and no augmentation the frozen backbone runs once per split: the
 per-frame feature vectors are cached (`kerasft.data.cache_features`) and
 only the temporal head trains on them, many times faster.
+
+The classification options are those of `image_classification`:
+`class_weight`, `label_smoothing` and `loss="focal"`
+(`kerasft.recipes._classification`, on the cached features too);
+stratified `max_train_samples` / `max_eval_samples` chosen from the clip
+list before any clip is decoded (`kerasft.recipes._subsets`); and
+`curriculum` with `difficulty` (`kerasft.recipes._curriculum`: the
+training clips are decoded into memory once, ranked, and each epoch
+trains on the easiest fraction its pacing allows; uniform sampling only,
+as a curriculum ranks fixed clips).
 """
 
 import os
@@ -21,10 +31,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasft.recipes import _curriculum, _data
 from kerasft.recipes._classification import (
+    class_ids,
+    classification_label_mode,
+    classification_loss,
     classification_metrics,
     plotter,
     predict,
+    resolve_class_weight,
 )
 from kerasft.recipes._image_backbone import (
     MEMORY_FEATURES_BYTES,
@@ -72,7 +87,11 @@ def video_classification(config=None, *, overwrite=False, callbacks=None, **kwar
     if config.train is None:
         raise ValueError("`train` is required: a folder of class folders of clips.")
     on_features = _caches_features(run, config)
-    train, validation, test = _read_splits(run, config, image_size)
+    label_mode = classification_label_mode(config)
+    curriculum = _curriculum.pacing_options(config.curriculum) is not None
+    train, validation, test = _read_splits(
+        run, config, image_size, label_mode, curriculum
+    )
     class_names = list(train.class_names)
     if config.num_classes is not None and config.num_classes != len(class_names):
         raise ValueError(
@@ -89,10 +108,18 @@ def video_classification(config=None, *, overwrite=False, callbacks=None, **kwar
         head = heads.video_classification(
             len(class_names), frames=config.frames, temporal=config.temporal,
             units=config.temporal_units, hidden_units=tuple(config.head_units),
-            dropout=config.dropout,
+            dropout=config.dropout, label_mode=label_mode,
         )
-        model = build_and_compile(run, config, backbone, head)
+        model = build_and_compile(
+            run, config, backbone, head, loss=classification_loss(config),
+            total_steps=train.steps_per_epoch * config.epochs,
+        )
     all_callbacks = with_unfreeze(run, config, backbone, callbacks)
+    if curriculum:
+        train, picker = _curriculum_data(run, config, train, label_mode,
+                                         model.loss)
+        all_callbacks = [picker, *all_callbacks]
+    class_weight = resolve_class_weight(config.class_weight, train)
     if config.mode == "feature_extraction" or config.head_epochs:
         from kerasft.recipes._checks import check_frozen_features
 
@@ -106,10 +133,12 @@ def video_classification(config=None, *, overwrite=False, callbacks=None, **kwar
     splits = {"val_": validation, "test_": test}
     if on_features:
         history, results = _fit_on_features(
-            run, config, model, head, train, splits, all_callbacks
+            run, config, model, head, train, splits, all_callbacks,
+            class_weight,
         )
     else:
-        history = run.fit(model, train, validation, all_callbacks)
+        history = run.fit(model, train, validation, all_callbacks,
+                          class_weight=class_weight)
         results = {p: predict(model, ds) for p, ds in splits.items()}
     metrics = classification_metrics(model, results, class_names)
     matrices = {}
@@ -134,7 +163,7 @@ def video_classification(config=None, *, overwrite=False, callbacks=None, **kwar
 def top_k_accuracy(y_true, y_pred, k=5):
     """Fraction of clips whose label is among the `k` highest scores."""
     y_pred = np.asarray(y_pred)
-    labels = np.asarray(y_true).reshape(-1)
+    labels = class_ids(y_true).reshape(-1)
     top = np.argsort(-y_pred, axis=-1)[:, :min(k, y_pred.shape[-1])]
     return float(np.mean(np.any(top == labels[:, None], axis=-1)))
 
@@ -142,7 +171,7 @@ def top_k_accuracy(y_true, y_pred, k=5):
 def confusion(y_true, y_pred):
     """Confusion matrix (rows: true class, columns: predicted) as lists."""
     y_pred = np.asarray(y_pred)
-    labels = np.asarray(y_true).reshape(-1).astype("int64")
+    labels = class_ids(y_true).reshape(-1).astype("int64")
     n = y_pred.shape[-1]
     matrix = np.zeros((n, n), "int64")
     np.add.at(matrix, (labels, y_pred.argmax(axis=-1)), 1)
@@ -152,32 +181,79 @@ def confusion(y_true, y_pred):
 # === Data ===
 
 
-def _read_splits(run, config, image_size):
+def _read_splits(run, config, image_size, label_mode, curriculum=False):
+    """`(train, validation, test)` `video_folder` datasets (`None` where not
+    given), subset before decoding; with a curriculum the training clips
+    are read in order, unaugmented (`_curriculum_data` picks them)."""
     from kerasft.data import video_folder
 
     read = dict(
         frames=config.frames, image_size=image_size,
         batch_size=run.global_batch, sampling=config.sampling,
-        seed=config.seed, epoch=run.epoch_variable,
+        seed=config.seed, epoch=run.epoch_variable, label_mode=label_mode,
     )
+    first = dict(augment=None if curriculum else config.augment,
+                 shuffle=not curriculum)
     validation = None
     if config.validation is None and config.validation_split:
         train, validation = video_folder(
-            config.train, augment=config.augment,
-            validation_split=config.validation_split, subset="both", **read,
+            config.train, validation_split=config.validation_split,
+            subset="both", select=_subset(run, "training", "validation"),
+            **first, **read,
         )
     else:
-        train = video_folder(config.train, augment=config.augment, **read)
+        train = video_folder(config.train, select=_subset(run, "training"),
+                             **first, **read)
 
-    def other(folder):
+    def other(folder, what):
         if folder is None:
             return None
         return video_folder(folder, class_names=train.class_names,
-                            shuffle=False, **read)
+                            shuffle=False, select=_subset(run, what), **read)
 
     if validation is None:
-        validation = other(config.validation)
-    return train, validation, other(config.test)
+        validation = other(config.validation, "validation")
+    return train, validation, other(config.test, "test")
+
+
+def _subset(run, what, held_out="validation"):
+    """`video_folder`'s `select`: the stratified `max_train_samples` (the
+    training part) / `max_eval_samples` (held out, validation, test) subset
+    of the listed clips (`_subsets.subset_indices`), logged."""
+    from kerasft.recipes._subsets import log_subset, subset_indices
+
+    config = run.config
+
+    def select(labels, part):
+        name = what if part == "training" else held_out
+        k = (config.max_train_samples if name == "training"
+             else config.max_eval_samples)
+        keep = subset_indices(labels, k, config.seed)
+        log_subset(run, f"{name} clips", len(labels), len(keep))
+        return keep
+
+    return select
+
+
+def _curriculum_data(run, config, train, label_mode, loss):
+    """`(training dataset, Curriculum)` of `curriculum=`: the training clips
+    (read in order) decoded into memory, ranked by `difficulty`, each epoch
+    the easiest fraction the pacing allows, augmented per clip."""
+    from kerasft.augment import ImageAugmentation
+    from kerasft.data.video_folder import ClipAugmentation, _resolve_augment
+
+    x, y = _data.decoded(train)
+    targets = np.eye(len(train.class_names), dtype="float32")[y] if (
+        label_mode == "categorical") else y
+    scores = _curriculum.difficulty_scores(run, config, (x, y), x, targets,
+                                           loss)
+    picker = _curriculum.curriculum_callback(run, config, scores)
+    augment = _resolve_augment(config.augment)
+    if isinstance(augment, ImageAugmentation):
+        augment = ClipAugmentation(augment)
+    return _data.curriculum_images(
+        picker, x, y, train, run, augment, label_mode
+    ), picker
 
 
 def _reported(run, *datasets):
@@ -208,6 +284,12 @@ def _frames_of(clips):
 def _caches_features(run, config):
     if config.mode != "feature_extraction" or config.feature_cache == "off":
         return False
+    if _curriculum.pacing_options(config.curriculum) is not None:
+        run.log(
+            "Features are not cached: a curriculum changes the clips every "
+            "epoch, so the frozen backbone runs on every batch."
+        )
+        return False
     if config.augment or config.sampling != "uniform":
         run.log(
             "Features are not cached: augmentation or random frame windows "
@@ -229,7 +311,8 @@ def split_at_frame_features(model, head):
     )
 
 
-def _fit_on_features(run, config, model, head, train, splits, callbacks):
+def _fit_on_features(run, config, model, head, train, splits, callbacks,
+                     class_weight=None):
     """Runs the frozen backbone once per split; trains the temporal head on
     the cached per-frame features. Returns `(history, results)`."""
     from kerasft.data import cache_features
@@ -270,7 +353,8 @@ def _fit_on_features(run, config, model, head, train, splits, callbacks):
         head_model.compile(optimizer=model.optimizer, loss=model.loss,
                            metrics=head.metrics)
     history = run.fit(head_model, train_features,
-                      split_features.get("val_"), callbacks)
+                      split_features.get("val_"), callbacks,
+                      class_weight=class_weight)
     results = {p: predict(head_model, ds)
                for p, ds in split_features.items()}
     return history, results

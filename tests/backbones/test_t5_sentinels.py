@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 from kerasft.backbones import t5_checkpoint
+from kerasft.backbones import token_offsets
 from kerasft.backbones._t5_tokenizer import T5SentinelTokenizer
 from tests.backbones.text_corpus import corpus
 from tests.fixtures.tiny_generative import t5_folder
@@ -108,6 +109,29 @@ def test_corpus_with_sentinels_matches_up_to_sentencepiece(tokenizer, reference)
             for c in chunks
         ), text
     assert differ / len(texts) < 0.02, differ
+
+
+def test_offsets_equal_hugging_face_wherever_the_ids_do(tokenizer, reference):
+    """`token_offsets` gives kerasft's ids and, on every corpus string
+    (with and without sentinels) whose ids equal Hugging Face's, its
+    `offset_mapping` too; the others (Hugging Face's converted tokenizer
+    differing from SentencePiece, documented) still get one span per id
+    inside the text."""
+    texts = SENTINEL_TEXTS + corpus(5000) + _with_sentinels(corpus(5000))
+    got = token_offsets(tokenizer, texts)
+    assert [ids for ids, _ in got] == [tokenizer.token_ids(t) for t in texts]
+    equal = 0
+    for text, (ids, offsets) in zip(texts, got):
+        expected = reference(text, add_special_tokens=False, return_offsets_mapping=True)
+        assert len(offsets) == len(ids)
+        assert all(0 <= s <= e <= len(text) for s, e in offsets), text
+        if ids != expected.input_ids:
+            continue
+        equal += 1
+        assert list(offsets) == [tuple(o) for o in expected.offset_mapping], text
+    assert equal / len(texts) > 0.98, equal
+    ids, offsets = token_offsets(tokenizer, "a <extra_id_0>  b")
+    assert ids[1] == 455 and offsets[1] == (2, 14)
 
 
 def tokenizer_proto_path():

@@ -148,6 +148,10 @@ def test_bert_backbone_offsets_follow_folder(tmp_path, texts):
         ids, offsets = token_offsets(tokenizer, text)
         assert ids == enc.ids
         assert offsets == [tuple(o) for o in enc.offsets]
+    # The public entry point dispatches WordPiece to the same code.
+    from kerasft.backbones import token_offsets as any_offsets
+
+    assert any_offsets(tokenizer, texts[:50]) == [token_offsets(tokenizer, t) for t in texts[:50]]
 
 
 def test_tokenizer_config_overrides_tokenizer_json(tmp_path, texts):

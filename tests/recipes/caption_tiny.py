@@ -18,3 +18,16 @@ def caption_backbone(size=32, seed=0, name="caption_cnn"):
         keras.Model(inputs, x, name=name),
         groups={"c1": ["c1_rescale", "c1_conv"], "c2": ["c2_conv"]},
     )
+
+
+def vit_backbone(size=32, seed=0):
+    """A random two-block KerasHub ViT (8 px patches: 16 patch tokens and
+    the class token), wrapped by `kerasft.backbones.from_keras_hub`."""
+    import keras_hub
+
+    keras.utils.set_random_seed(seed)
+    vit = keras_hub.models.ViTBackbone(
+        image_shape=(size, size, 3), patch_size=8, num_layers=2, num_heads=2,
+        hidden_dim=16, mlp_dim=32,
+    )
+    return backbones.from_keras_hub(vit)
