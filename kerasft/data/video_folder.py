@@ -2,9 +2,10 @@
 
 Every clip is decoded once (threads in parallel; frames resized while they
 are converted to RGB), cached as uint8 before the shuffle, and each epoch
-then shuffles, samples frames, batches and augments with one random
-transform per clip, from stateless seeds of `(seed, epoch, batch)` as
-`image_folder` does, so resumed runs repeat exactly.
+then shuffles, samples frames, batches, augments with one random
+transform per clip and mixes clips (`mix`: MixUp / CutMix of whole clips),
+from stateless seeds of `(seed, epoch, batch)` as `image_folder` does, so
+resumed runs repeat exactly.
 """
 
 import concurrent.futures
@@ -44,6 +45,7 @@ def video_folder(
     epoch=None,
     workers=None,
     select=None,
+    mix=None,
 ):
     """Loads `directory/<class>/<clip>` video clips as a `tf.data.Dataset`.
 
@@ -100,6 +102,12 @@ def video_folder(
             part), called before any clip is decoded: the recipes'
             stratified `max_train_samples` / `max_eval_samples`.
             Defaults to `None` (every clip).
+        mix: `None`, a `kerasft.augment.MixUp` / `CutMix` applied to whole
+            clips (`ClipMixing`: one blend weight per clip for all its
+            frames; one CutMix box per clip, the same in every frame), or a
+            callable on `(clips, one_hot_labels)` batches. Needs
+            `label_mode="categorical"`; the `validation_split` part is
+            never mixed. Defaults to `None`.
 
     Returns:
         A `tf.data.Dataset` with the attributes above, or a pair
@@ -121,7 +129,8 @@ def video_folder(
             f"Received: sampling={sampling!r}"
         )
     image_size = _pipeline.check_image_size(image_size)
-    _pipeline.check_common(batch_size, label_mode, None)
+    mix = _resolve_mix(mix)
+    _pipeline.check_common(batch_size, label_mode, mix)
     augment = _resolve_augment(augment)
     _check_split(validation_split, subset, seed)
     if cache is not True and not isinstance(cache, str):
@@ -152,21 +161,21 @@ def video_folder(
         workers=workers or os.cpu_count() or 1, where=repr(os.fspath(directory)),
     )
     if not validation_split:
-        return _subset(paths, labels, cache, shuffle, augment, **common)
+        return _subset(paths, labels, cache, shuffle, augment, mix, **common)
 
-    def part(name, files, targets, shuffled, aug):
+    def part(name, files, targets, shuffled, aug, mixer):
         place = f"{cache}-{name}" if isinstance(cache, str) else cache
         where = (f"the {name} part of {common['where']} "
                  f"(validation_split={validation_split})")
-        return _subset(files, targets, place, shuffled, aug,
+        return _subset(files, targets, place, shuffled, aug, mixer,
                        **{**common, "where": where})
 
     if subset == "training":
-        return part("training", paths, labels, shuffle, augment)
-    val = part("validation", *held_out, False, None)
+        return part("training", paths, labels, shuffle, augment, mix)
+    val = part("validation", *held_out, False, None, None)
     if subset == "validation":
         return val
-    return part("training", paths, labels, shuffle, augment), val
+    return part("training", paths, labels, shuffle, augment, mix), val
 
 
 def _selected(select, paths, labels, part):
@@ -193,7 +202,16 @@ def _resolve_augment(augment):
     return _pipeline.resolve_augment(augment)
 
 
-def _subset(paths, labels, cache, shuffle, augment, *, names, frames,
+def _resolve_mix(mix):
+    """A `MixUp` / `CutMix` (anything with `mix(images, labels, seed)`)
+    becomes a `ClipMixing`; `None`, a `ClipMixing` or another callable on
+    clip batches is kept."""
+    if mix is None or isinstance(mix, ClipMixing) or not hasattr(mix, "mix"):
+        return mix
+    return ClipMixing(mix)
+
+
+def _subset(paths, labels, cache, shuffle, augment, mix, *, names, frames,
             image_size, sampling, batch_size, seed, label_mode,
             shuffle_buffer, epoch, drop_remainder, workers, where):
     """One subset's clips -> decoded, cached -> batches, with its info."""
@@ -203,13 +221,13 @@ def _subset(paths, labels, cache, shuffle, augment, *, names, frames,
     ds = _batches(
         elements, len(kept), len(names), frames, sampling, batch_size,
         augment, shuffle, shuffle_buffer, seed, label_mode, drop_remainder,
-        epoch,
+        epoch, mix,
     )
     ds = _pipeline.with_info(
         ds, class_names=names,
         class_counts=np.bincount(kept_labels, minlength=len(names)),
         num_samples=len(kept), batch_size=batch_size,
-        drop_remainder=drop_remainder, augment=augment, mix=None,
+        drop_remainder=drop_remainder, augment=augment, mix=mix,
         file_paths=kept, skipped_files=skipped,
     )
     for name, value in (("frames", frames), ("sampling", sampling),
@@ -287,9 +305,10 @@ def _decode_all(paths, labels, frames, image_size, sampling, cache,
 
 def _batches(elements, num_samples, num_classes, frames, sampling,
              batch_size, augment, shuffle, shuffle_buffer, seed, label_mode,
-             drop_remainder, epoch):
+             drop_remainder, epoch, mix=None):
     """Cached `(uint8 frames, label)` -> shuffled, sampled, batched,
-    augmented `(float32 clips, labels)`, one stateless seed per epoch."""
+    augmented, mixed `(float32 clips, labels)`, one stateless seed per
+    epoch."""
     autotune = tf.data.AUTOTUNE
     buffer = num_samples if shuffle_buffer is None else shuffle_buffer
     buffer = max(1, min(buffer, num_samples))
@@ -316,6 +335,10 @@ def _batches(elements, num_samples, num_classes, frames, sampling,
             clips = tf.cast(clips, tf.float32)
         if label_mode == "categorical":
             labels = tf.one_hot(labels, num_classes)
+        if isinstance(mix, ClipMixing):  # stateless: exact resume
+            clips, labels = mix.mix(clips, labels, _fold(step_seed, 1))
+        elif mix is not None:
+            clips, labels = mix(clips, labels)
         return clips, labels
 
     def one_epoch(epoch_seed):
@@ -365,14 +388,49 @@ def augment_clips(augmentation, clips, seed):
         float32 clips of the same shape.
     """
     clips = tf.cast(clips, tf.float32)
+    out = augmentation.augment(_frames_on_channels(clips), seed)
+    return _frames_from_channels(out, clips)
+
+
+def _frames_on_channels(clips):
+    """`[b, frames, h, w, c]` -> `[b, h, w, frames * c]`: one image per
+    clip, whose channels are every frame's."""
     shape = tf.shape(clips)
     stacked = tf.transpose(clips, [0, 2, 3, 1, 4])
-    stacked = tf.reshape(
+    return tf.reshape(
         stacked, [shape[0], shape[2], shape[3], shape[1] * shape[4]]
     )
-    out = augmentation.augment(stacked, seed)
-    out = tf.reshape(out, [shape[0], shape[2], shape[3], shape[1], shape[4]])
+
+
+def _frames_from_channels(images, clips):
+    """`_frames_on_channels`'s inverse, back to the shape of `clips`."""
+    shape = tf.shape(clips)
+    out = tf.reshape(
+        images, [shape[0], shape[2], shape[3], shape[1], shape[4]]
+    )
     return tf.ensure_shape(tf.transpose(out, [0, 3, 1, 2, 4]), clips.shape)
+
+
+def mix_clips(mixer, clips, labels, seed):
+    """`mixer` (a `kerasft.augment.MixUp` / `CutMix`) on whole clips: the
+    frames of a clip are stacked as channels of one image (as in
+    `augment_clips`), so MixUp draws one weight per clip for all its
+    frames and CutMix one box per clip, pasted at the same place in every
+    frame, its label weight the pasted area.
+
+    Args:
+        mixer: an image mixer with a stateless `mix(images, labels, seed)`
+            that treats every channel alike (`MixUp`, `CutMix`).
+        clips: `[batch, frames, height, width, channels]`.
+        labels: one-hot `[batch, classes]`.
+        seed: a stateless `[2]` seed.
+
+    Returns:
+        `(float32 clips of the same shape, soft labels)`.
+    """
+    clips = tf.cast(clips, tf.float32)
+    mixed, labels = mixer.mix(_frames_on_channels(clips), labels, seed)
+    return _frames_from_channels(mixed, clips), labels
 
 
 class ClipAugmentation:
@@ -399,6 +457,44 @@ class ClipAugmentation:
     def __call__(self, clips):
         seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64)
         return self.augment(clips, seed)
+
+
+class ClipMixing:
+    """A `kerasft.augment.MixUp` / `CutMix` on `(clips, one_hot_labels)`
+    batches, whole clips at a time (`mix_clips`): one MixUp weight per
+    clip, one CutMix box per clip in the same place in every frame. It has
+    the stateless `mix(clips, labels, seed)` that `video_folder(mix=...)`
+    and `kerasft.data._pipeline.finish(mix=...)` call.
+
+    Args:
+        mixer: a `kerasft.augment.MixUp` or `CutMix`.
+
+    Example:
+    ```python
+    mixing = ClipMixing(kerasft.augment.CutMix(1.0))
+    clips, soft_labels = mixing.mix(clips, one_hot_labels,
+                                    seed=tf.constant([0, 1], tf.int64))
+    ```
+    """
+
+    def __init__(self, mixer):
+        if not callable(getattr(mixer, "mix", None)):
+            raise TypeError(
+                "`mixer` must be a kerasft.augment.MixUp or CutMix (a "
+                "stateless `mix(images, labels, seed)`). "
+                f"Received: mixer={mixer!r}"
+            )
+        self.mixer = mixer
+
+    def mix(self, clips, labels, seed):
+        return mix_clips(self.mixer, clips, labels, seed)
+
+    def __call__(self, clips, labels, *rest):
+        seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int64)
+        return (*self.mix(clips, labels, seed), *rest)
+
+    def __repr__(self):
+        return f"ClipMixing({self.mixer!r})"
 
 
 def _sidecar(cache):

@@ -20,10 +20,38 @@ def predict(model, ds):
 
 
 def classification_label_mode(config):
-    """One-hot labels where the loss needs them (smoothing, focal)."""
+    """One-hot labels where the loss or the data needs them (smoothing,
+    focal, MixUp/CutMix's soft labels)."""
     if config.loss == "focal" or config.label_smoothing:
         return "categorical"
+    if split_mixing(getattr(config, "augment", None))[1] is not None:
+        return "categorical"
     return "int"
+
+
+def split_mixing(augment, seed=None):
+    """`(augment, mix)`: the `augment` option without its `mixup_alpha` /
+    `cutmix_alpha` keys (timm's names; `None` when nothing else is left),
+    and the `kerasft.augment.MixUp` / `CutMix` they ask for, or `None`.
+
+    Example:
+    ```python
+    split_mixing({"horizontal_flip": True, "mixup_alpha": 0.2}, seed=0)
+    # ({'horizontal_flip': True}, MixUp(alpha=0.2, seed=0))
+    ```
+    """
+    from kerasft.recipes.configs import MIXING_KEYS
+
+    if not isinstance(augment, dict):
+        return augment, None
+    asked = [k for k in MIXING_KEYS if augment.get(k)]
+    if not asked:
+        return augment, None
+    from kerasft.augment import CutMix, MixUp
+
+    rest = {k: v for k, v in augment.items() if k not in MIXING_KEYS}
+    mixer = MixUp if asked[0] == "mixup_alpha" else CutMix
+    return rest or None, mixer(augment[asked[0]], seed=seed)
 
 
 def classification_loss(config):

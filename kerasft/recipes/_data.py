@@ -21,11 +21,11 @@ from kerasft.data import _pipeline
 def images(value, run, image_size, *, channels=3, class_names=None,
            num_classes=None, default_split="train", augment=None,
            shuffle=False, label_mode="int", validation_split=None,
-           what="Training", max_samples=None, max_held_out=None):
+           what="Training", max_samples=None, max_held_out=None, mix=None):
     """The `kerasft.data` dataset for a recipe data option, or `None`.
 
     With `validation_split`, returns `(training, validation)` (validation
-    neither shuffled nor augmented). `max_samples` (and `max_held_out` for
+    neither shuffled, augmented nor mixed by `mix`, a MixUp/CutMix). `max_samples` (and `max_held_out` for
     the validation part) keep stratified subsets (`_subsets.subset_indices`)
     of the files or arrays, taken after the split and before any decoding;
     `tfds:` names and `tf.data` datasets, which have no index access, are
@@ -44,13 +44,13 @@ def images(value, run, image_size, *, channels=3, class_names=None,
     if isinstance(value, tuple) and len(value) == 2:
         return _arrays(value, channels, image_size, class_names, num_classes,
                        augment, shuffle, validation_split, what, common,
-                       limits)
+                       limits, mix)
     if isinstance(value, tf.data.Dataset):
         limits.not_applied("tf.data datasets")
         return _unsplit(run, validation_split, sharded(kft_data.image_arrays(
             value, image_size=image_size, channels=channels,
             class_names=class_names, num_classes=num_classes,
-            augment=augment, shuffle=shuffle, **common,
+            augment=augment, mix=mix, shuffle=shuffle, **common,
         )))
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(
@@ -59,7 +59,7 @@ def images(value, run, image_size, *, channels=3, class_names=None,
         )
     value = os.fspath(value)
     files = dict(
-        image_size=image_size, augment=augment, shuffle=shuffle,
+        image_size=image_size, augment=augment, mix=mix, shuffle=shuffle,
         color_mode="grayscale" if channels == 1 else "rgb", **common,
     )
     if value.startswith("tfds:"):
@@ -67,7 +67,7 @@ def images(value, run, image_size, *, channels=3, class_names=None,
         parts = value.split(":")
         split_name = parts[2] if len(parts) > 2 else default_split
         return _unsplit(run, validation_split, sharded(kft_data.tfds(
-            parts[1], split_name, image_size, augment=augment,
+            parts[1], split_name, image_size, augment=augment, mix=mix,
             shuffle=shuffle, **common,
         )))
     if os.path.isdir(value):
@@ -103,8 +103,8 @@ def _files(where, paths, labels, names, validation_split, limits, files):
     from kerasft.data._split import holdout_indices
 
     train, val = holdout_indices(labels, validation_split, files["seed"])
-    # Validation data is never augmented or shuffled.
-    return read(train), read(val, True, shuffle=False, augment=None)
+    # Validation data is never augmented, mixed or shuffled.
+    return read(train), read(val, True, shuffle=False, augment=None, mix=None)
 
 
 class _Limits:
@@ -135,7 +135,7 @@ class _Limits:
 
 
 def _arrays(value, channels, image_size, class_names, num_classes, augment,
-            shuffle, validation_split, what, common, limits):
+            shuffle, validation_split, what, common, limits, mix=None):
     x, y = np.asarray(value[0]), np.asarray(value[1])
     if num_classes is None and class_names is not None:
         num_classes = len(class_names)
@@ -156,7 +156,8 @@ def _arrays(value, channels, image_size, class_names, num_classes, augment,
     if not validation_split:
         keep = limits.keep(y)
         return sharded(kft_data.image_arrays(
-            x[keep], y[keep], augment=augment, shuffle=shuffle, **kwargs))
+            x[keep], y[keep], augment=augment, mix=mix, shuffle=shuffle,
+            **kwargs))
     from kerasft.data._split import holdout_indices
 
     # Stratified by label when every class can be in both parts.
@@ -165,7 +166,8 @@ def _arrays(value, channels, image_size, class_names, num_classes, augment,
     val = limits.keep(y[val], True, val)
     return (
         sharded(kft_data.image_arrays(
-            x[train], y[train], augment=augment, shuffle=shuffle, **kwargs)),
+            x[train], y[train], augment=augment, mix=mix, shuffle=shuffle,
+            **kwargs)),
         sharded(kft_data.image_arrays(x[val], y[val], shuffle=False, **kwargs)),
     )
 
@@ -185,7 +187,8 @@ def decoded(ds):
     return x, y
 
 
-def curriculum_images(curriculum, x, y, like, run, augment, label_mode):
+def curriculum_images(curriculum, x, y, like, run, augment, label_mode,
+                      mix=None):
     """The training pipeline of a `Curriculum` over decoded `(x, y)`.
 
     Each epoch yields the examples the curriculum picks for it (the
@@ -198,8 +201,8 @@ def curriculum_images(curriculum, x, y, like, run, augment, label_mode):
     ds = _pipeline.finish(
         curriculum.examples(x, y.astype("int32")), num_samples=len(y),
         num_classes=len(like.class_names), batch_size=run.global_batch,
-        augment=augment, cache=False, shuffle=False, seed=run.config.seed,
-        label_mode=label_mode, drop_remainder=run.on_tpu,
+        augment=augment, mix=mix, cache=False, shuffle=False,
+        seed=run.config.seed, label_mode=label_mode, drop_remainder=run.on_tpu,
         epoch=run.epoch_variable,
     )
     info = {name: getattr(like, name) for name in _pipeline.INFO}

@@ -36,6 +36,9 @@ __all__ = [
 ]
 
 MODES = ("feature_extraction", "partial", "progressive", "full")
+# `augment` keys asking for MixUp / CutMix (timm's names): recipes whose
+# labels are one class per image take them (`_classification.split_mixing`).
+MIXING_KEYS = ("mixup_alpha", "cutmix_alpha")
 # kerasft.optimizers.make_optimizer's (tests keep the two equal).
 LR_SCHEDULES = ("constant", "linear", "cosine", "one_cycle")
 DETECTION_KINDS = ("single", "retinanet")
@@ -358,6 +361,29 @@ class ImageBackboneConfig(FineTuningConfig, HoldOutConfig, SubsetConfig,
         False, "Let BatchNorm layers of opened groups train (rarely wanted)."
     )
 
+    # Why `augment` may not mix images (MIXING_KEYS); `None`: it may (labels
+    # are one class per image).
+    _no_mixing = ("this recipe: MixUp and CutMix blend the labels of whole "
+                  "images, which its labels are not")
+
+    def _validate(self):
+        super()._validate()
+        augment = getattr(self, "augment", None)
+        augment = augment if isinstance(augment, dict) else {}
+        mixing = [k for k in augment if "mix" in str(k).lower()]
+        if mixing and self._no_mixing:
+            raise ValueError(
+                f"`augment` cannot mix images for {self._no_mixing} "
+                f"({mixing[0]!r}). Remove MixUp/CutMix from `augment`. "
+                f"Received: augment={augment!r}"
+            )
+        asked = [k for k in MIXING_KEYS if augment.get(k)]
+        if len(asked) > 1:
+            raise ValueError(
+                "`augment` takes mixup_alpha or cutmix_alpha, not both (each "
+                f"batch is mixed one way). Received: augment={augment!r}"
+            )
+
 
 @dataclasses.dataclass(frozen=True)
 class ImageClassificationConfig(ImageBackboneConfig, CurriculumConfig,
@@ -379,8 +405,11 @@ class ImageClassificationConfig(ImageBackboneConfig, CurriculumConfig,
     augment: typing.Optional[dict] = field(
         None,
         "ImageDataGenerator-style augmentation as JSON, e.g. "
-        '\'{"rotation_range": 20, "horizontal_flip": true}\'.',
+        '\'{"rotation_range": 20, "horizontal_flip": true}\'; '
+        "mixup_alpha or cutmix_alpha adds MixUp or CutMix of the training "
+        "batches (soft labels).",
     )
+    _no_mixing = None
     feature_cache: str = field(
         "auto",
         "feature_extraction without augmentation runs the frozen backbone "
@@ -394,6 +423,8 @@ class ImageClassificationConfig(ImageBackboneConfig, CurriculumConfig,
 @dataclasses.dataclass(frozen=True)
 class ObjectDetectionConfig(ImageBackboneConfig):
     """Options of the object detection recipe."""
+
+    _no_mixing = "object detection: its labels are boxes, not one class per image"
 
     train: typing.Any = field(
         None,
@@ -489,6 +520,9 @@ SEGMENTATION_LOSSES = ("crossentropy", "crossentropy_dice")
 @dataclasses.dataclass(frozen=True)
 class SegmentationConfig(ImageBackboneConfig):
     """Options of the semantic segmentation recipe."""
+
+    _no_mixing = ("segmentation: its labels are per-pixel masks (MixUp and "
+                  "CutMix of masks are not implemented)")
 
     train: typing.Any = field(
         None,
@@ -595,6 +629,8 @@ class VideoClassificationConfig(ImageBackboneConfig, CurriculumConfig,
                                 ImbalanceConfig):
     """Options of the video classification recipe (`video_classification`)."""
 
+    _no_mixing = None
+
     train: typing.Any = field(
         None,
         "Training clips: a folder with one sub-folder per class holding "
@@ -632,7 +668,9 @@ class VideoClassificationConfig(ImageBackboneConfig, CurriculumConfig,
     augment: typing.Optional[dict] = field(
         None,
         "ImageDataGenerator-style augmentation as JSON, one random transform "
-        'per clip, e.g. \'{"horizontal_flip": true, "zoom_range": 0.1}\'.',
+        'per clip, e.g. \'{"horizontal_flip": true, "zoom_range": 0.1}\'; '
+        "mixup_alpha or cutmix_alpha adds MixUp or CutMix of whole training "
+        "clips (one weight, or one box in every frame).",
     )
     feature_cache: str = field(
         "auto",
@@ -661,6 +699,8 @@ class VideoClassificationConfig(ImageBackboneConfig, CurriculumConfig,
 @dataclasses.dataclass(frozen=True)
 class ImageCaptioningConfig(ImageBackboneConfig):
     """Options of the image captioning recipe (`image_captioning`)."""
+
+    _no_mixing = "captioning: a blend of two images has no caption"
 
     # Captions come from a decoding loop: no serving signature, no --export.
     export: typing.Any = field(
@@ -759,14 +799,6 @@ class ImageCaptioningConfig(ImageBackboneConfig):
             raise ValueError(
                 "`embed_dim` must be a multiple of `num_heads`. Received: "
                 f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"
-            )
-        augment = self.augment if isinstance(self.augment, dict) else {}
-        mixing = [k for k in augment if "mix" in str(k).lower()]
-        if mixing:
-            raise ValueError(
-                f"`augment` cannot mix images for captioning ({mixing[0]!r}): "
-                "a blend of two images has no caption. Remove MixUp/CutMix "
-                f"from `augment`. Received: augment={self.augment!r}"
             )
         self._validate_lora()
 
@@ -994,6 +1026,15 @@ class GenerativeTrainingConfig(TransformerConfig):
     # Generation loops have no serving signature: no --export flag.
     export: typing.Any = field(
         None, "Not supported: generate with `kerasft generate`.", cli=False
+    )
+    mode: str = field(
+        "full",
+        "Fine-tuning strategy: full (every layer trains), partial (only the "
+        "top --unfreeze-groups transformer layers train) or progressive (top "
+        "groups, then all). feature_extraction and --head-epochs need a head "
+        "outside the pretrained model, which GPT-2, T5 and BART do not have "
+        "(their output layer is the token embedding): refused for them.",
+        choices=MODES,
     )
     lr_schedule: str = field(
         "linear",

@@ -36,6 +36,7 @@ from kerasft.recipes._classification import (
     plotter,
     predict,
     resolve_class_weight,
+    split_mixing,
 )
 from kerasft.recipes._image_backbone import (
     channels,
@@ -99,10 +100,11 @@ def run_image_classification(config, overwrite=False, callbacks=None):
     # Shuffled either way: if the model cannot be split at the backbone,
     # the end-to-end fallback trains on this very dataset. A curriculum
     # reads the training images in order, then picks them per epoch.
+    augment, mix = split_mixing(config.augment, config.seed)
     train, validation, test = read_splits(
         run, config, image_size, label_mode,
-        augment=None if curriculum else config.augment,
-        shuffle_train=not curriculum,
+        augment=None if curriculum else augment,
+        shuffle_train=not curriculum, mix=None if curriculum else mix,
     )
     num_classes = _num_classes(config, train)
     class_names = list(train.class_names)
@@ -191,8 +193,9 @@ def _curriculum_data(run, config, train, label_mode, loss):
     scores = _curriculum.difficulty_scores(run, config, (x, y), x, targets,
                                            loss)
     picker = _curriculum.curriculum_callback(run, config, scores)
+    augment, mix = split_mixing(config.augment, config.seed)
     return _data.curriculum_images(
-        picker, x, y, train, run, config.augment, label_mode
+        picker, x, y, train, run, augment, label_mode, mix=mix
     ), picker
 
 
@@ -207,9 +210,10 @@ def _splittable(value):
 
 
 def read_splits(run, config, image_size, label_mode, augment=None,
-                shuffle_train=True):
+                shuffle_train=True, mix=None):
     """`(train, validation, test)` `kerasft.data` datasets (`None` where
-    not given); `validation_split` holds validation out of `train`."""
+    not given); `validation_split` holds validation out of `train`; only
+    the training part is augmented and mixed (`mix`: MixUp/CutMix)."""
     read = dict(run=run, image_size=(image_size, image_size),
                 channels=channels(config.backbone), label_mode=label_mode)
     validation_split = None
@@ -223,7 +227,7 @@ def read_splits(run, config, image_size, label_mode, augment=None,
             )
     max_eval = config.max_eval_samples
     train = _data.images(
-        config.train, augment=augment, shuffle=shuffle_train,
+        config.train, augment=augment, mix=mix, shuffle=shuffle_train,
         num_classes=config.num_classes, validation_split=validation_split,
         max_samples=config.max_train_samples,
         max_held_out=max_eval, **read,

@@ -23,6 +23,13 @@ list before any clip is decoded (`kerasft.recipes._subsets`); and
 training clips are decoded into memory once, ranked, and each epoch
 trains on the easiest fraction its pacing allows; uniform sampling only,
 as a curriculum ranks fixed clips).
+
+`augment` also takes `mixup_alpha` or `cutmix_alpha` (timm's names,
+`_classification.split_mixing`): MixUp / CutMix of whole clips
+(`kerasft.data.video_folder.ClipMixing`: one blend weight per clip, one
+CutMix box per clip in the same place in every frame) on the training
+batches only, curriculum included, with one-hot labels; validation,
+test and the held-out `validation_split` part are never mixed.
 """
 
 import os
@@ -40,6 +47,7 @@ from kerasft.recipes._classification import (
     plotter,
     predict,
     resolve_class_weight,
+    split_mixing,
 )
 from kerasft.recipes._image_backbone import (
     MEMORY_FEATURES_BYTES,
@@ -192,8 +200,9 @@ def _read_splits(run, config, image_size, label_mode, curriculum=False):
         batch_size=run.global_batch, sampling=config.sampling,
         seed=config.seed, epoch=run.epoch_variable, label_mode=label_mode,
     )
-    first = dict(augment=None if curriculum else config.augment,
-                 shuffle=not curriculum)
+    augment, mix = split_mixing(config.augment, seed=config.seed)
+    first = dict(augment=None if curriculum else augment,
+                 mix=None if curriculum else mix, shuffle=not curriculum)
     validation = None
     if config.validation is None and config.validation_split:
         train, validation = video_folder(
@@ -238,9 +247,13 @@ def _subset(run, what, held_out="validation"):
 def _curriculum_data(run, config, train, label_mode, loss):
     """`(training dataset, Curriculum)` of `curriculum=`: the training clips
     (read in order) decoded into memory, ranked by `difficulty`, each epoch
-    the easiest fraction the pacing allows, augmented per clip."""
+    the easiest fraction the pacing allows, augmented and mixed per clip."""
     from kerasft.augment import ImageAugmentation
-    from kerasft.data.video_folder import ClipAugmentation, _resolve_augment
+    from kerasft.data.video_folder import (
+        ClipAugmentation,
+        ClipMixing,
+        _resolve_augment,
+    )
 
     x, y = _data.decoded(train)
     targets = np.eye(len(train.class_names), dtype="float32")[y] if (
@@ -248,11 +261,13 @@ def _curriculum_data(run, config, train, label_mode, loss):
     scores = _curriculum.difficulty_scores(run, config, (x, y), x, targets,
                                            loss)
     picker = _curriculum.curriculum_callback(run, config, scores)
-    augment = _resolve_augment(config.augment)
+    augment, mix = split_mixing(config.augment, seed=config.seed)
+    augment = _resolve_augment(augment)
     if isinstance(augment, ImageAugmentation):
         augment = ClipAugmentation(augment)
     return _data.curriculum_images(
-        picker, x, y, train, run, augment, label_mode
+        picker, x, y, train, run, augment, label_mode,
+        None if mix is None else ClipMixing(mix),
     ), picker
 
 

@@ -62,3 +62,47 @@ def test_gradient_checkpointing_recomputes_the_same_training(tmp_path, mode):
     assert "RematSegment" in names
     for a, b in zip(plain.get_weights(), remat.get_weights()):
         np.testing.assert_allclose(a, b, atol=2e-6)
+
+
+@pytest.mark.parametrize("key", ["mixup_alpha", "cutmix_alpha"])
+def test_mixing_blends_the_training_batches_only(tmp_path, key, monkeypatch):
+    """`augment={"mixup_alpha": a}` (or cutmix): training batches carry soft
+    labels (rows that are not one-hot), validation batches do not."""
+    from kerasft.recipes import _runner
+
+    seen = {}
+    fit = _runner.Run.fit
+
+    def spy(self, model, train, validation=None, *args, **kwargs):
+        seen["train"] = np.concatenate([y for _, y in train])
+        seen["validation"] = np.concatenate([y for _, y in validation])
+        return fit(self, model, train, validation, *args, **kwargs)
+
+    monkeypatch.setattr(_runner.Run, "fit", spy)
+    result = _run(tmp_path, key, batch_size=8, mode="feature_extraction",
+                  validation_split=0.25, augment={key: 1.0})
+    assert result.model.loss.__class__.__name__ != "SparseCategoricalCrossentropy"
+    train, validation = seen["train"], seen["validation"]
+    assert train.ndim == validation.ndim == 2  # one-hot labels
+    np.testing.assert_allclose(train.sum(axis=1), 1.0, atol=1e-5)
+    assert (train.max(axis=1) < 1 - 1e-3).any()  # some rows are blends
+    np.testing.assert_array_equal(validation.max(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("recipe,reason", [
+    ("segmentation", "per-pixel masks"),
+    ("object_detection", "labels are boxes"),
+])
+def test_mixing_is_refused_where_labels_do_not_allow_it(recipe, reason):
+    from kerasft.recipes import registry
+
+    config_class = registry.get(recipe).config_class()
+    with pytest.raises(ValueError, match=f"cannot mix images for .*{reason}"):
+        config_class(train="x", augment={"mixup_alpha": 0.2},
+                     **({"kind": "retinanet", "image_size": 32}
+                        if recipe == "object_detection" else {}))
+    from kerasft.recipes.configs import ImageClassificationConfig
+
+    with pytest.raises(ValueError, match="mixup_alpha or cutmix_alpha, not both"):
+        ImageClassificationConfig(
+            train="x", augment={"mixup_alpha": 0.2, "cutmix_alpha": 1.0})

@@ -1,7 +1,7 @@
 """Every option of `VideoClassificationConfig` changes what the video recipe
 does: class weights, label smoothing, focal loss (end to end and on cached
-per-frame features), curriculum, subsets, the schedule's total steps and
-the freezing modes."""
+per-frame features), curriculum, subsets, the schedule's total steps, the
+freezing modes and MixUp / CutMix of whole clips."""
 
 import json
 import os
@@ -292,3 +292,146 @@ def test_curriculum_ranked_by_a_finished_run_folder(clips, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Curriculum (linear): epoch 0 trains on the easiest 20%" in out
     assert len(result.history["loss"]) == 2
+
+
+# === MixUp / CutMix of clips ===
+
+
+def _spy_on_fit(monkeypatch):
+    """The labels of every training and validation batch `fit` sees."""
+    from kerasft.recipes import _runner
+
+    seen = {}
+    fit = _runner.Run.fit
+
+    def spy(self, model, train, validation=None, *args, **kwargs):
+        seen["train"] = np.concatenate([y for _, y in train])
+        if validation is not None:
+            seen["validation"] = np.concatenate([y for _, y in validation])
+        return fit(self, model, train, validation, *args, **kwargs)
+
+    monkeypatch.setattr(_runner.Run, "fit", spy)
+    return seen
+
+
+def _soft_training_labels(labels):
+    """Rows sum to 1 and some of them are blends of two classes."""
+    assert labels.ndim == 2
+    np.testing.assert_allclose(labels.sum(axis=1), 1.0, atol=1e-5)
+    assert (labels.max(axis=1) < 1 - 1e-3).any()
+
+
+@pytest.mark.parametrize("key", ["mixup_alpha", "cutmix_alpha"])
+def test_mixing_blends_the_training_clips_only(clips, tmp_path, key,
+                                               monkeypatch):
+    """`augment={"mixup_alpha": a}` (or cutmix): the training batches carry
+    soft labels; the held-out `validation_split` part stays one-hot."""
+    seen = _spy_on_fit(monkeypatch)
+    options = {**FAST, "validation_split": 0.25}
+    result = recipes.video_classification(
+        train=str(clips / "train"), backbone=frame_backbone(), epochs=1,
+        mode="feature_extraction", augment={key: 1.0},
+        output_dir=str(tmp_path / key), **options)
+    assert result.model.loss.__class__.__name__ != (
+        "SparseCategoricalCrossentropy")
+    _soft_training_labels(seen["train"])
+    validation = seen["validation"]
+    assert validation.ndim == 2 and len(validation) == 4
+    np.testing.assert_array_equal(validation.max(axis=1), 1.0)
+
+
+def test_mixing_blends_the_curriculum_batches(clips, tmp_path, monkeypatch):
+    """The curriculum's training pipeline mixes clips too; the validation
+    folder does not."""
+    seen = _spy_on_fit(monkeypatch)
+    _run(clips, tmp_path, "curriculum_mix", epochs=1,
+         curriculum=json.dumps({"pacing": "step", "start_fraction": 1.0}),
+         difficulty=lambda x, y: y.astype("float64"),
+         augment={"horizontal_flip": True, "mixup_alpha": 1.0})
+    _soft_training_labels(seen["train"])
+    np.testing.assert_array_equal(seen["validation"].max(axis=1), 1.0)
+
+
+def _plain_and_mixed(clips, mixer):
+    """The same shuffled training batches, unmixed and mixed by `mixer`."""
+    from kerasft.data import video_folder
+
+    common = dict(frames=2, image_size=32, batch_size=8, seed=4,
+                  label_mode="categorical")
+    plain = video_folder(str(clips / "train"), **common)
+    mixed = video_folder(str(clips / "train"), mix=mixer, **common)
+    assert mixed.mix is not None and plain.mix is None
+    return [(x.numpy(), y.numpy(), mx.numpy(), my.numpy())
+            for (x, y), (mx, my) in zip(plain, mixed)]
+
+
+def test_clip_cutmix_pastes_the_same_box_in_every_frame(clips):
+    """CutMix of clips: one box per clip, the same pixels in every frame,
+    its label weight the pasted area."""
+    from kerasft.augment import CutMix
+
+    blended = 0
+    for x, y, mx, my in _plain_and_mixed(clips, CutMix(1.0, seed=0)):
+        np.testing.assert_allclose(my.sum(axis=1), 1.0, atol=1e-5)
+        for i in range(len(x)):
+            changed = (mx[i] != x[i]).any(axis=-1)  # [frames, h, w]
+            for frame in changed[1:]:
+                np.testing.assert_array_equal(frame, changed[0])
+            rows, cols = np.flatnonzero(changed[0].any(1)), np.flatnonzero(
+                changed[0].any(0))
+            if len(rows):  # a box: its bounding rectangle, all of it
+                assert changed[0][rows[0]:rows[-1] + 1,
+                                  cols[0]:cols[-1] + 1].all()
+            own = y[i].argmax()
+            if my[i, own] < 1 - 1e-6:  # a partner of the other class
+                blended += 1
+                assert changed[0].mean() == pytest.approx(1 - my[i, own])
+    assert blended > 0
+
+
+def test_clip_mixup_blends_every_frame_with_one_weight(clips):
+    """MixUp of clips: `x = lam x_i + (1 - lam) x_j` with one `lam` for
+    all the frames of a clip, `lam` its label weight."""
+    from kerasft.augment import MixUp
+
+    blended = 0
+    for x, y, mx, my in _plain_and_mixed(clips, MixUp(1.0, seed=0)):
+        for i in range(len(x)):
+            lam = my[i, y[i].argmax()]
+            if not 0.01 < lam < 0.99:  # no partner of the other class
+                continue
+            blended += 1
+            partner = (mx[i] - lam * x[i]) / (1 - lam)
+            errors = np.abs(x - partner).reshape(len(x), -1).max(axis=1)
+            assert errors.min() < 0.05  # a clip of the batch, every frame
+    assert blended > 0
+
+
+def test_cli_takes_mixing_for_video_classification():
+    from kerasft.augment import MixUp
+    from kerasft.recipes._classification import (
+        classification_label_mode,
+        split_mixing,
+    )
+
+    args = cli.build_parser().parse_args([
+        "video-classification", "--train", "clips",
+        "--augment", '{"mixup_alpha": 0.2}',
+    ])
+    config = cli.config_from_args(VideoClassificationConfig, args)
+    assert config.augment == {"mixup_alpha": 0.2}
+    assert classification_label_mode(config) == "categorical"
+    rest, mix = split_mixing(config.augment, seed=0)
+    assert rest is None and isinstance(mix, MixUp) and mix.alpha == 0.2
+
+
+def test_clip_mixing_needs_one_hot_labels_and_a_mixer(clips):
+    from kerasft.augment import MixUp
+    from kerasft.data import video_folder
+    from kerasft.data.video_folder import ClipMixing
+
+    with pytest.raises(ValueError, match="label_mode='categorical'"):
+        video_folder(str(clips / "train"), frames=2, image_size=32,
+                     mix=MixUp(0.2))
+    with pytest.raises(TypeError, match="MixUp or CutMix"):
+        ClipMixing(lambda x, y: (x, y))
