@@ -88,7 +88,7 @@ def kerasft_model(policy, total_steps, folder):
         with run.strategy.scope():
             task = t5()
             task.compile(
-                optimizer=_generative.optimizer(run, config, task, total_steps),
+                optimizer=_generative.fine_tuning(run, task, total_steps)[0],
                 sampler="greedy",
             )
     finally:
