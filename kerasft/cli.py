@@ -21,7 +21,6 @@ Example:
 import argparse
 import dataclasses
 import difflib
-import importlib
 import json
 import os
 import re
@@ -37,8 +36,6 @@ from kerasft._version import __version__  # noqa: E402
 from kerasft.recipes import registry as _registry  # noqa: E402
 from kerasft.recipes.configs import ignored_options  # noqa: E402
 
-_CONFIGS = "kerasft.recipes.configs"
-
 # Flag names that differ from the field names (the registry's).
 _FLAG_NAMES = _registry.FLAG_NAMES
 # Names that other layers use for a config field, in their messages.
@@ -47,17 +44,6 @@ _ALIASES = {"sequence_length": "max_length", "output": "output_dir",
 
 # The recipe subcommands, from the one registry.
 _COMMANDS = _registry.COMMANDS
-
-# Options the tutorial recipes fix themselves (no flag for them).
-_FIXED_VALUES = {c: cmd.fixed for c, cmd in _COMMANDS.items() if cmd.fixed}
-_FIXED = {command: tuple(values) for command, values in _FIXED_VALUES.items()}
-
-
-def _recipes():
-    """`{subcommand: ("module:function", config class, one-line help)}`."""
-    return {
-        c: (r.function, r.config_class(), r.help) for c, r in _COMMANDS.items()
-    }
 
 
 # === Config fields -> flags ===
@@ -202,7 +188,7 @@ class _Parser(argparse.ArgumentParser):
             command = getattr(args, "command", None)
             if command:
                 parser = _subparsers(self)[command]
-            parser.error(_unrecognized(parser, extras))
+            parser.error(_unrecognized(parser, extras, _COMMANDS.get(command)))
         return args
 
 
@@ -215,10 +201,20 @@ class _Subparser(argparse.ArgumentParser):
                      f"(`{self.prog} --help` lists the options.)\n")
 
 
-def _unrecognized(parser, extras):
+def _unrecognized(parser, extras, recipe=None):
+    """The error for `extras`: why the recipe refuses a flag it has no
+    option for (a `refused` config field), else the closest known flag."""
     message = f"unrecognized arguments: {' '.join(extras)}"
+    refused = {} if recipe is None else {
+        flag(f.name): f for f in dataclasses.fields(recipe.config_class())
+        if f.metadata.get("refused")
+    }
     known = [s for a in parser._actions for s in a.option_strings]
     for extra in extras:
+        f = refused.get(extra.split("=")[0])
+        if f is not None:
+            why = f.metadata["refused"].replace("{recipe}", recipe.name)
+            return f"{message} (not an option here: `{f.name}` {why})"
         if extra.startswith("--"):
             close = difflib.get_close_matches(extra.split("=")[0], known, n=1)
             if close:
@@ -333,9 +329,14 @@ def cli_message(message, config_class=None):
     """`message` with Python argument names replaced by their flags.
 
     Recipes name the Python arguments (`` `max_length` ``,
-    `overwrite=True`); under the command line the user typed flags.
+    `overwrite=True`); under the command line the user typed flags. A
+    field without a flag (`cli=False`) keeps its name: only a --config
+    FILE can set it.
     """
-    names = set(config_class.field_names()) if config_class else set()
+    names = {
+        f.name for f in dataclasses.fields(config_class)
+        if f.metadata.get("cli", True)
+    } if config_class else set()
     names |= {"overwrite", "config"}
 
     def field_of(word):

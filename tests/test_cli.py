@@ -31,17 +31,18 @@ def _subparsers():
     return action.choices
 
 
-@pytest.mark.parametrize("command", sorted(cli._recipes()))
+@pytest.mark.parametrize("command", sorted(cli._COMMANDS))
 def test_help_documents_every_option(command):
-    _, config_class, _ = cli._recipes()[command]
+    recipe = cli._COMMANDS[command]
+    config_class = recipe.config_class()
     text = _subparsers()[command].format_help()
-    fixed = cli._FIXED.get(command, ())
-    ignored = cli.ignored_options(config_class, cli._FIXED_VALUES.get(command, {}))
+    ignored = cli.ignored_options(config_class, recipe.fixed)
     for f in dataclasses.fields(config_class):
-        if f.name in fixed or f.name in ignored or not f.metadata.get("cli", True):
+        if (f.name in recipe.fixed or f.name in ignored
+                or not f.metadata.get("cli", True)):
             assert cli.flag(f.name) + " " not in text
             continue
-        flag = cli._FLAG_NAMES.get(f.name, ["--" + f.name.replace("_", "-")])[0]
+        flag = cli.flag(f.name)
         assert flag in text, (command, flag)
         assert f.metadata["help"].split()[0] in text
     assert "--config FILE" in text and "--overwrite" in text

@@ -15,18 +15,13 @@ import importlib as _importlib
 import sys as _sys
 import types as _types
 
+from kerasft.recipes import configs as _configs
 from kerasft.recipes import registry as _registry
 from kerasft.recipes.config import RecipeConfig
-from kerasft.recipes.configs import CausalLMConfig
-from kerasft.recipes.configs import ImageCaptioningConfig
-from kerasft.recipes.configs import ImageClassificationConfig
-from kerasft.recipes.configs import ObjectDetectionConfig
-from kerasft.recipes.configs import QuestionAnsweringConfig
-from kerasft.recipes.configs import Seq2SeqConfig
-from kerasft.recipes.configs import SegmentationConfig
-from kerasft.recipes.configs import TextClassificationConfig
-from kerasft.recipes.configs import TokenClassificationConfig
-from kerasft.recipes.configs import VideoClassificationConfig
+
+# The recipes' config classes (TensorFlow-free), as the registry names them.
+_CONFIGS = sorted({recipe.config for recipe in _registry.RECIPES.values()})
+globals().update({name: getattr(_configs, name) for name in _CONFIGS})
 
 # Public name -> the module defining it (imported on first access); the
 # recipes come from the one registry.
@@ -38,34 +33,7 @@ _LAZY = {
     },
 }
 
-__all__ = [
-    "CausalLMConfig",
-    "ImageCaptioningConfig",
-    "ImageClassificationConfig",
-    "ObjectDetectionConfig",
-    "QuestionAnsweringConfig",
-    "RecipeConfig",
-    "RecipeResult",
-    "SegmentationConfig",
-    "Seq2SeqConfig",
-    "causal_lm",
-    "TextClassificationConfig",
-    "TokenClassificationConfig",
-    "VideoClassificationConfig",
-    "feature_extraction",
-    "full_fine_tuning",
-    "image_captioning",
-    "image_classification",
-    "object_detection",
-    "partial_fine_tuning",
-    "progressive_fine_tuning",
-    "question_answering",
-    "segmentation",
-    "seq2seq",
-    "text_classification",
-    "token_classification",
-    "video_classification",
-]
+__all__ = sorted(["RecipeConfig", *_CONFIGS, *_LAZY])
 
 
 def __getattr__(name):

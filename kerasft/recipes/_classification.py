@@ -1,6 +1,8 @@
 """The classification glue of the classification-shaped recipes (image,
 text, video, token): label mode and loss (`label_smoothing`, focal),
-`class_weight`, metrics from one pass of predictions, and the plots."""
+`class_weight`, `num_classes`, the curriculum's training data, metrics
+from one pass of predictions, and the plots
+(`write_curves`: every recipe's training curves)."""
 
 import os
 
@@ -52,6 +54,38 @@ def split_mixing(augment, seed=None):
     rest = {k: v for k, v in augment.items() if k not in MIXING_KEYS}
     mixer = MixUp if asked[0] == "mixup_alpha" else CutMix
     return rest or None, mixer(augment[asked[0]], seed=seed)
+
+
+def checked_num_classes(config, train, what="data"):
+    """`train`'s number of classes; `num_classes`, when set, must match."""
+    if config.num_classes is not None and config.num_classes != train.num_classes:
+        raise ValueError(
+            f"`num_classes`={config.num_classes} differs from the "
+            f"{train.num_classes} classes of the training {what} "
+            f"({list(train.class_names)})."
+        )
+    return train.num_classes
+
+
+def curriculum_data(run, config, train, label_mode, loss, per_clip=None):
+    """`(training dataset, Curriculum)` of `curriculum=`: the training
+    examples (read in order) decoded into memory, ranked by `difficulty`,
+    each epoch the easiest fraction the pacing allows, augmented and mixed
+    (`per_clip(augment, mix)`: video's clip-wise versions of both)."""
+    from kerasft.recipes import _curriculum, _data
+
+    x, y = _data.decoded(train)
+    targets = np.eye(len(train.class_names), dtype="float32")[y] if (
+        label_mode == "categorical") else y
+    scores = _curriculum.difficulty_scores(run, config, (x, y), x, targets,
+                                           loss)
+    picker = _curriculum.curriculum_callback(run, config, scores)
+    augment, mix = split_mixing(config.augment, seed=config.seed)
+    if per_clip is not None:
+        augment, mix = per_clip(augment, mix)
+    return _data.curriculum_images(
+        picker, x, y, train, run, augment, label_mode, mix
+    ), picker
 
 
 def classification_loss(config):
@@ -134,14 +168,21 @@ def class_ids(y_true):
     return y_true.argmax(axis=-1) if y_true.ndim == 2 else y_true
 
 
+def write_curves(history, directory):
+    """`training_curves.png` in `directory` (nothing without a history)."""
+    from kerasft import _io, evaluation
+
+    if history:
+        with _io.atomic_path(os.path.join(directory, "training_curves.png")) as tmp:
+            evaluation.plot_history(history, tmp)
+
+
 def plotter(history, result, class_names):
     """Training curves, and the confusion matrix of `(y_true, y_pred)`."""
     from kerasft import _io, evaluation
 
     def plot(directory):
-        if history:
-            with _io.atomic_path(os.path.join(directory, "training_curves.png")) as tmp:
-                evaluation.plot_history(history, tmp)
+        write_curves(history, directory)
         if result is not None:
             y_true, y_pred = result
             with _io.atomic_path(os.path.join(directory, "confusion_matrix.png")) as tmp:

@@ -206,7 +206,8 @@ def curriculum_images(curriculum, x, y, like, run, augment, label_mode,
         epoch=run.epoch_variable,
     )
     info = {name: getattr(like, name) for name in _pipeline.INFO}
-    return sharded(_pipeline.with_info(ds, **{**info, "augment": augment}))
+    info.update(augment=augment, mix=mix)
+    return sharded(_pipeline.with_info(ds, **info))
 
 
 def _unsplit(run, validation_split, ds):

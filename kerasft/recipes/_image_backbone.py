@@ -1,7 +1,8 @@
 """The image-backbone glue of the image recipes (classification, detection,
-segmentation, video, captioning): checking and building the backbone in
-the strategy's scope, and training a head on cached features of a frozen
-backbone (`feature_cache`)."""
+segmentation, video, captioning): opening the run, checking and building
+the backbone in the strategy's scope, logging skipped files, and training
+end to end or a head on cached features of the frozen part (one cache for
+image features and video's per-frame vectors: `feature_cache`)."""
 
 import os
 
@@ -9,8 +10,33 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasft.recipes._classification import predict
+
 # In-memory feature caches above this size go to disk (`feature_cache="auto"`).
 MEMORY_FEATURES_BYTES = 2 << 30
+
+
+def open_run(config, overwrite, train):
+    """`(run, image_size)`: the image recipe's `Run`, after the checks every
+    one makes first (a known backbone, `train` given: `train` says what it
+    must be). `image_size` is `None` when the run is already complete.
+
+    Example:
+    ```python
+    run, image_size = open_run(config, overwrite, "the training images.")
+    if image_size is None:
+        return run.completed_result()
+    ```
+    """
+    from kerasft.recipes._runner import Run
+
+    run = Run(config, overwrite)
+    if run.state == "complete":
+        return run, None
+    image_size = check_backbone(config.backbone, config.image_size)
+    if config.train is None:
+        raise ValueError(f"`train` is required: {train}")
+    return run, image_size
 
 
 def check_backbone(backbone, image_size):
@@ -80,20 +106,12 @@ def in_scope(backbone, strategy):
     variable = getattr(weights[0], "value", weights[0])
     if strategy.extended.variable_created_in_scope(variable):
         return backbone
-    from kerasft.backbones.backbone import Backbone
+    import copy
 
-    clone = keras.models.clone_model(backbone.model)
-    clone.set_weights(backbone.model.get_weights())
-    return Backbone(
-        clone,
-        backbone.preprocess,
-        backbone.groups,
-        backbone.name,
-        preprocess_mode=backbone.preprocess_mode,
-        input_range=backbone.input_range,
-        task=backbone.task,
-        tokenizer=backbone.tokenizer,
-    )
+    clone = copy.copy(backbone)
+    clone.model = keras.models.clone_model(backbone.model)
+    clone.model.set_weights(backbone.model.get_weights())
+    return clone
 
 
 def channels(backbone):
@@ -102,50 +120,109 @@ def channels(backbone):
     return 3
 
 
-def split_at_backbone(model, backbone):
+def log_skipped(run, *datasets, what="image file(s)"):
+    """The unreadable files the datasets left out, logged (first five)."""
+    from kerasft.recipes._data import skipped_files
+
+    skipped = skipped_files(*datasets)
+    if skipped:
+        run.log(f"Skipped {len(skipped)} unreadable {what}: "
+                f"{', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}")
+    return skipped
+
+
+# === Training: end to end, or the head on cached features ===
+
+
+def caches_features(run, config, inputs="examples",
+                    changing="augmentation changes the images"):
+    """Whether `feature_extraction` trains the head on cached features: not
+    with `feature_cache="off"`, nor (logged) when the inputs change every
+    epoch (a curriculum; `augment`, or video's random frame windows:
+    `changing` says what changes them)."""
+    from kerasft.recipes import _curriculum
+
+    if config.mode != "feature_extraction" or config.feature_cache == "off":
+        return False
+    if _curriculum.pacing_options(config.curriculum) is not None:
+        why = f"a curriculum changes the {inputs}"
+    elif config.augment or getattr(config, "sampling", "uniform") != "uniform":
+        why = changing
+    else:
+        return True
+    run.log(f"Features are not cached: {why} every epoch, so the frozen "
+            "backbone runs on every batch.")
+    return False
+
+
+def fit_and_predict(run, config, model, train, splits, callbacks,
+                    class_weight=None, features=None, what="backbone features",
+                    **compile_kwargs):
+    """Trains `model`, then predicts each split once.
+
+    With `features` (the frozen `Backbone`, or the name of the layer whose
+    output the head reads, e.g. a video head's per-frame vectors) the
+    frozen part runs once per split and only the head trains, on its cached
+    outputs (`feature_cache`: auto, memory or disk; logged as `what`);
+    where the model cannot be split there it trains end to end.
+    `compile_kwargs` (`loss`, `metrics`, `loss_weights`) compile that head.
+
+    Returns `(history, {prefix: (y_true, y_pred)})`.
+    """
+    if features is not None:
+        trained = _fit_on_features(run, config, model, features, train, splits,
+                                   callbacks, class_weight, what, **compile_kwargs)
+        if trained is not None:
+            return trained
+    history = run.fit(model, train, splits.get("val_"), callbacks,
+                      class_weight=class_weight)
+    return history, {p: predict(model, ds) for p, ds in splits.items()}
+
+
+def split_at_features(model, features):
     """`(features_model, head_model)` sharing `model`'s layers, or `None`.
 
-    `features_model` maps raw images to the backbone's features (the
-    preprocessing and the frozen backbone); `head_model` maps those features
-    to the outputs with the very layers of `model`, so training it trains
-    `model`'s head.
+    `features` is the frozen `Backbone` (split at its output) or a layer
+    name (split at that layer's output). `features_model` maps the inputs
+    to the features (the preprocessing and the frozen part); `head_model`
+    maps those features to the outputs with the very layers of `model`, so
+    training it trains `model`'s head.
     """
-    layers = model.layers
-    nested = model.get_layer(backbone.name)
-    after = layers[layers.index(nested) + 1:]
-    if not after:
-        return None
-    features = after[0].input
-    if isinstance(features, (list, tuple)) or tuple(features.shape[1:]) != tuple(
-        backbone.model.output_shape[1:]
-    ):
-        return None
+    if isinstance(features, str):
+        tensor = model.get_layer(features).output
+    else:
+        layers = model.layers
+        after = layers[layers.index(model.get_layer(features.name)) + 1:]
+        if not after:
+            return None
+        tensor = after[0].input
+        if isinstance(tensor, (list, tuple)) or tuple(tensor.shape[1:]) != tuple(
+            features.model.output_shape[1:]
+        ):
+            return None
     try:
-        head_model = keras.Model(features, model.output, name="head_on_features")
+        head_model = keras.Model(tensor, model.output, name="head_on_features")
     except ValueError:
         return None  # the head reads more than the backbone features
-    return keras.Model(model.inputs, features, name="features"), head_model
+    return keras.Model(model.inputs, tensor, name="features"), head_model
 
 
-def fit_on_features(run, config, model, backbone, train, splits, callbacks,
-                    class_weight, loss=None, metrics=None, loss_weights=None):
-    """Runs the frozen backbone once per split, trains the head on features.
-
-    Returns `(history, {prefix: (y_true, y_pred)})`, or `None` when the
-    model cannot be split at the backbone (then train end to end).
-    """
+def _fit_on_features(run, config, model, features, train, splits, callbacks,
+                     class_weight, what, loss=None, metrics=None,
+                     loss_weights=None):
+    """`fit_and_predict` on cached features, or `None` when the model
+    cannot be split at `features`."""
     from kerasft.data import cache_features
 
     with run.strategy.scope():  # the models fit/predict under the strategy
-        parts = split_at_backbone(model, backbone)
+        parts = split_at_features(model, features)
     if parts is None:
         run.log("Features are not cached: the head does not read the "
                 "backbone's output alone.")
         return None
     features_model, head_model = parts
-    where = _feature_cache_place(run, config, train, features_model)
-    run.log(f"Caching backbone features ({where}); the backbone runs once "
-            "per split.")
+    where = _feature_cache_place(config, train, features_model)
+    run.log(f"Caching {what} ({where}); the backbone runs once per split.")
     cache_dir = os.path.join(run.backup_dir, "features")
     if where == "disk":
         import shutil
@@ -156,11 +233,11 @@ def fit_on_features(run, config, model, backbone, train, splits, callbacks,
     # One trace of the frozen part serves every split.
     spec = train.element_spec[0]
     extract = tf.function(
-        lambda images: features_model(images, training=False),
+        lambda inputs: features_model(inputs, training=False),
         input_signature=[tf.TensorSpec([None, *spec.shape[1:]], spec.dtype)],
     )
 
-    def features(ds, name, shuffle):
+    def cached(ds, name, shuffle):
         if ds is None:
             return None
         cache = True if where == "memory" else os.path.join(cache_dir, name)
@@ -169,8 +246,8 @@ def fit_on_features(run, config, model, backbone, train, splits, callbacks,
             seed=config.seed, epoch=run.epoch_variable,
         ).dataset
 
-    train_features = features(train, "train", True)
-    split_features = {p: features(ds, p, False) for p, ds in splits.items()}
+    train_features = cached(train, "train", True)
+    split_features = {p: cached(ds, p, False) for p, ds in splits.items()}
     with run.strategy.scope():
         head_model.compile(
             optimizer=model.optimizer, loss=loss or model.loss,
@@ -180,14 +257,11 @@ def fit_on_features(run, config, model, backbone, train, splits, callbacks,
         head_model, train_features, split_features.get("val_"), callbacks,
         class_weight=class_weight,
     )
-    from kerasft.recipes._classification import predict
-
-    results = {p: predict(head_model, ds) for p, ds in split_features.items()}
-    return history, results
+    return history, {p: predict(head_model, ds) for p, ds in split_features.items()}
 
 
-def _feature_cache_place(run, config, train, features_model):
-    place = getattr(config, "feature_cache", "auto")
+def _feature_cache_place(config, train, features_model):
+    place = getattr(config, "feature_cache", "auto")  # detection has no option
     if place in ("memory", "disk"):
         return place
     per_sample = int(np.prod(features_model.output_shape[1:])) * 4

@@ -16,7 +16,8 @@ import numpy as np
 
 from kerasft.recipes import _data
 from kerasft.recipes._runner import prefixed
-from kerasft.recipes._image_backbone import check_backbone, resolve_backbone
+from kerasft.recipes._classification import write_curves
+from kerasft.recipes._image_backbone import log_skipped, resolve_backbone
 from kerasft.recipes._stages import build_and_compile, with_unfreeze
 
 PREDICTIONS_FILE = "predictions.csv"
@@ -24,18 +25,16 @@ GRID_FILE = "validation_boxes.png"
 _SCORE_SHOWN = 0.3  # boxes drawn on the grid; predictions.csv keeps all
 
 
-def run_retinanet(run, config, callbacks=None):
-    """Trains and evaluates a RetinaNet run; returns `run.finish(...)`."""
+def run_retinanet(run, config, image_size, callbacks=None):
+    """Trains and evaluates a RetinaNet run (`image_size`: the checked
+    side, `_image_backbone.open_run`); returns `run.finish(...)`."""
     from kerasft import backbones, data, heads
 
-    image_size = check_backbone(config.backbone, config.image_size)
     if image_size % 32:
         raise ValueError(
             f"The backbone's image side {image_size} is not a multiple of 32, "
             "which kind='retinanet' needs."
         )
-    if config.train is None:
-        raise ValueError("`train` is required: a CSV, COCO .json or VOC folder.")
     from kerasft.recipes._box_splits import read_splits
 
     annotations = read_splits(run, config)
@@ -55,10 +54,7 @@ def run_retinanet(run, config, callbacks=None):
     train = data.box_dataset(train_ann, augment=config.augment, shuffle=True, **common)
     splits = {p: data.box_dataset(a, shuffle=False, **common) if a else None
               for p, a in split_ann.items()}
-    skipped = _data.skipped_files(train, *splits.values())
-    if skipped:
-        run.log(f"Skipped {len(skipped)} unreadable image file(s): "
-                f"{', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}")
+    skipped = log_skipped(run, train, *splits.values())
 
     with run.strategy.scope():
         backbone = resolve_backbone(config, run.strategy, image_size)
@@ -75,13 +71,11 @@ def run_retinanet(run, config, callbacks=None):
     run.log(f"Training RetinaNet on {backbone.name} ({config.mode}), "
             f"{num_classes} classes, {run.replicas} replica(s), global batch "
             f"{run.global_batch}, precision {run.policy.name}.")
-    targets = lambda ds: _data.sharded(ds).map(head.training_targets)  # noqa: E731
-    validation = splits["val_"]
-    history = run.fit(
-        model, targets(train),
-        targets(validation) if validation is not None else None,
-        with_unfreeze(run, config, pyramid, callbacks),
-    )
+    def targets(ds):
+        return None if ds is None else _data.sharded(ds).map(head.training_targets)
+
+    history = run.fit(model, targets(train), targets(splits["val_"]),
+                      with_unfreeze(run, config, pyramid, callbacks))
     metrics, shown = {}, None
     for prefix, ds in splits.items():
         if ds is None:
@@ -136,12 +130,10 @@ def _original(entries, ds, image_size):
 
 def _outputs(history, shown, class_names, image_size):
     """Writes training curves, `predictions.csv` and the box grid."""
-    from kerasft import _io, evaluation
+    from kerasft import _io
 
     def write(directory):
-        if history:
-            with _io.atomic_path(os.path.join(directory, "training_curves.png")) as tmp:
-                evaluation.plot_history(history, tmp)
+        write_curves(history, directory)
         if shown is None:
             return
         prefix, ds, truth, found = shown

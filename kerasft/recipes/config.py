@@ -45,7 +45,8 @@ FINGERPRINT_KEY = "data_fingerprint"
 _HASHED_FILE_BYTES = 64 * 2**20
 
 
-def field(default, help, choices=None, cli=True, required=False, check=None):
+def field(default, help, choices=None, cli=True, required=False, check=None,
+          refused=None):
     """A dataclass field with its CLI help text (and optional choices).
 
     `required` marks an option a run cannot do without (`--help` says
@@ -53,10 +54,12 @@ def field(default, help, choices=None, cli=True, required=False, check=None):
     supply it. `check` declares the values `RecipeConfig` accepts (see
     `check_value`): an int `n` (integers >= n), `"fraction"` ([0, 1)),
     `"decay"` ((0, 1]), `"positive"` (numbers > 0) or `"nonnegative"`; a field whose default
-    is `None` also takes `None`.
+    is `None` also takes `None`. `refused` says why the recipe cannot honour
+    the option, continuing "`name` ..." (`{recipe}`: the recipe's name): it
+    has no flag, and any value but the default is a `ValueError`.
     """
-    metadata = {"help": help, "choices": choices, "cli": cli,
-                "required": required, "check": check}
+    metadata = {"help": help, "choices": choices, "cli": cli and not refused,
+                "required": required, "check": check, "refused": refused}
     if isinstance(default, (dict, list)):
         return dataclasses.field(
             default_factory=lambda: type(default)(default), metadata=metadata
@@ -433,23 +436,30 @@ class RecipeConfig:
 
     # === Validation ===
 
+    _recipe = "this recipe"  # `{recipe}` in the `refused` errors
+
     def _validate(self):
         from kerasft.exporting import export_formats
 
-        export_formats(self.export)  # raises on an unknown format
-        self.no_weight_decay_rules()  # raises on a bad regex
+        checks = self._value_checks()
         for f in dataclasses.fields(self):
+            value, refused = getattr(self, f.name), f.metadata.get("refused")
+            if refused and value != f.default:
+                raise ValueError(
+                    f"`{f.name}` {refused.replace('{recipe}', self._recipe)}. "
+                    f"Received: {f.name}={value!r}"
+                )
             choices = f.metadata.get("choices")
-            value = getattr(self, f.name)
             if choices and isinstance(value, str) and value not in choices:
                 raise ValueError(
                     f"`{f.name}` must be one of {tuple(choices)}. Received: "
                     f"{f.name}={value!r}"
                 )
-            check = self._value_checks().get(f.name)
-            if check is not None:
+            if checks.get(f.name) is not None:
                 optional = f.default is None or type(None) in typing.get_args(f.type)
-                check_value(f.name, value, check, optional=optional)
+                check_value(f.name, value, checks[f.name], optional=optional)
+        export_formats(self.export)  # raises on an unknown format
+        self.no_weight_decay_rules()  # raises on a bad regex
 
     @classmethod
     def _value_checks(cls):
@@ -509,14 +519,8 @@ class RecipeConfig:
             raise TypeError(
                 f"`{cls.__name__}.from_dict` needs a dict. Received: {data!r}"
             )
-        known = cls.field_names()
         data = {k: v for k, v in data.items() if k != FINGERPRINT_KEY}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ValueError(
-                f"Unknown {cls.__name__} option(s) {unknown}. Known options: "
-                f"{known}"
-            )
+        _check_keys(cls, data, ValueError)
         kwargs = {}
         hints = typing.get_type_hints(cls)
         for key, value in data.items():
@@ -532,12 +536,7 @@ class RecipeConfig:
 
     def replace(self, **changes):
         """A copy with some fields changed (validated again)."""
-        unknown = sorted(set(changes) - set(self.field_names()))
-        if unknown:
-            raise ValueError(
-                f"Unknown {type(self).__name__} option(s) {unknown}. Known "
-                f"options: {self.field_names()}"
-            )
+        _check_keys(type(self), changes, ValueError)
         return dataclasses.replace(self, **changes)
 
 
@@ -586,10 +585,11 @@ def resolve_config(config_class, config=None, **kwargs):
     )
 
 
-def _check_keys(config_class, kwargs):
+def _check_keys(config_class, kwargs, error=TypeError):
+    """`kwargs`, or `error` naming the keys `config_class` does not have."""
     unknown = sorted(set(kwargs) - set(config_class.field_names()))
     if unknown:
-        raise TypeError(
+        raise error(
             f"Unknown {config_class.__name__} option(s) {unknown}. Known "
             f"options: {config_class.field_names()}"
         )

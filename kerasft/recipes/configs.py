@@ -88,51 +88,22 @@ def ignored_values(config):
         if getattr(config, name) != default:
             out[name] = reason
     return out
+
+
 LOSSES = ("crossentropy", "focal")
-
-
-def check_imbalance_options(config):
-    """Validates `class_weight`, `label_smoothing` and `loss`."""
-    weight = config.class_weight
-    if isinstance(weight, str) and weight.strip().startswith("{"):
-        return  # JSON from the command line; parsed by the recipe
-    if weight is not None and weight != "balanced" and not isinstance(weight, dict):
-        raise ValueError(
-            "`class_weight` must be None, 'balanced' or a dict {class: "
-            f"weight}}. Received: class_weight={weight!r}"
-        )
-    if isinstance(weight, dict):
-        bad = {k: v for k, v in weight.items()
-               if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0}
-        if bad:
-            raise ValueError(
-                "`class_weight` values must be numbers >= 0. Received: "
-                f"{bad}"
-            )
-    smoothing = config.label_smoothing
-    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not (
-        0 <= smoothing < 1
-    ):
-        raise ValueError(
-            "`label_smoothing` must be in [0, 1). Received: "
-            f"label_smoothing={smoothing!r}"
-        )
 
 
 # === Options several recipes share ===
 
 
-def _check_optional_positive(config, *names):
-    for name in names:
-        value = getattr(config, name)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise ValueError(
-                f"`{name}` must be a positive integer or None. Received: "
-                f"{name}={value!r}"
-            )
+def _training(help):
+    """The `train` field (required) described by `help`."""
+    return field(None, help, required=True)
 
+
+def _same_forms(what):
+    """A `validation` or `test` field: `what`, in the forms `train` takes."""
+    return field(None, f"{what}, in the same forms as --train.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +147,8 @@ class ImbalanceConfig(RecipeConfig):
         "'{\"class\": weight, ...}' keyed by class name or id; none: equal.",
     )
     label_smoothing: float = field(
-        0.0, "Label smoothing in [0, 1) of the cross-entropy (or focal) loss."
+        0.0, "Label smoothing in [0, 1) of the cross-entropy (or focal) loss.",
+        check="fraction",
     )
     loss: str = field(
         "crossentropy",
@@ -187,7 +159,20 @@ class ImbalanceConfig(RecipeConfig):
 
     def _validate(self):
         super()._validate()
-        check_imbalance_options(self)
+        weight = self.class_weight
+        if isinstance(weight, str) and weight.strip().startswith("{"):
+            return  # JSON from the command line; parsed by the recipe
+        if weight is not None and weight != "balanced" and not isinstance(weight, dict):
+            raise ValueError(
+                "`class_weight` must be None, 'balanced' or a dict {class: "
+                f"weight}}. Received: class_weight={weight!r}"
+            )
+        bad = {k: v for k, v in (weight if isinstance(weight, dict) else {}).items()
+               if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0}
+        if bad:
+            raise ValueError(
+                f"`class_weight` values must be numbers >= 0. Received: {bad}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -327,17 +312,13 @@ class ImageBackboneConfig(FineTuningConfig, HoldOutConfig, SubsetConfig,
                           CheckpointingConfig):
     """Options of recipes fine-tuning an image backbone (shared)."""
 
-    train: typing.Any = field(
-        None,
+    train: typing.Any = _training(
         "Training images: a folder with one sub-folder per class, a CSV of "
         "filename,label rows, or tfds:NAME[:SPLIT]. In Python also "
-        "(images, labels) arrays or a tf.data.Dataset of (image, label).",
-        required=True,
+        "(images, labels) arrays or a tf.data.Dataset of (image, label)."
     )
-    validation: typing.Any = field(
-        None, "Validation data, in the same forms as --train."
-    )
-    test: typing.Any = field(None, "Test data, in the same forms as --train.")
+    validation: typing.Any = _same_forms("Validation data")
+    test: typing.Any = _same_forms("Test data")
     backbone: typing.Any = field(
         "efficientnetb0",
         "Backbone: a registry name (see kerasft.backbones.list_backbones), "
@@ -426,18 +407,14 @@ class ObjectDetectionConfig(ImageBackboneConfig):
 
     _no_mixing = "object detection: its labels are boxes, not one class per image"
 
-    train: typing.Any = field(
-        None,
+    train: typing.Any = _training(
         "Training boxes: a CSV of filename,xmin,ymin,xmax,ymax,label rows "
         "(pixels; paths relative to the CSV), one row per image for "
         "kind=single; kind=retinanet takes any number of rows per image, "
-        "a COCO .json file or a Pascal VOC folder.",
-        required=True,
+        "a COCO .json file or a Pascal VOC folder."
     )
-    validation: typing.Any = field(
-        None, "Validation boxes, in the same forms as --train."
-    )
-    test: typing.Any = field(None, "Test boxes, in the same forms as --train.")
+    validation: typing.Any = _same_forms("Validation boxes")
+    test: typing.Any = _same_forms("Test boxes")
     backbone: object = field(
         "mobilenetv2",
         "Backbone: a registry name, a saved .keras model, or in Python a "
@@ -524,12 +501,10 @@ class SegmentationConfig(ImageBackboneConfig):
     _no_mixing = ("segmentation: its labels are per-pixel masks (MixUp and "
                   "CutMix of masks are not implemented)")
 
-    train: typing.Any = field(
-        None,
+    train: typing.Any = _training(
         "Training data: a folder holding images/ and masks/ (masks: palette "
         "or integer PNGs named like their image), or tfds:NAME[:SPLIT]. In "
-        "Python also (image_dir, mask_dir) or (images, masks) arrays.",
-        required=True,
+        "Python also (image_dir, mask_dir) or (images, masks) arrays."
     )
     backbone: typing.Any = field(
         "mobilenetv2",
@@ -631,11 +606,9 @@ class VideoClassificationConfig(ImageBackboneConfig, CurriculumConfig,
 
     _no_mixing = None
 
-    train: typing.Any = field(
-        None,
+    train: typing.Any = _training(
         "Training clips: a folder with one sub-folder per class holding "
-        "video files (mp4, avi, webm, mkv) or folders of frame images.",
-        required=True,
+        "video files (mp4, avi, webm, mkv) or folders of frame images."
     )
     validation: typing.Any = field(
         None, "Validation clips, a folder laid out as --train."
@@ -701,27 +674,25 @@ class ImageCaptioningConfig(ImageBackboneConfig):
     """Options of the image captioning recipe (`image_captioning`)."""
 
     _no_mixing = "captioning: a blend of two images has no caption"
+    _recipe = "image_captioning"
 
-    # Captions come from a decoding loop: no serving signature, no --export.
     export: typing.Any = field(
-        None, "Not supported: caption with `kerasft predict`.", cli=False
+        None, "Not supported: caption with `kerasft predict`.",
+        refused="is not supported by {recipe} (captions come from a "
+        "generation loop, not one model call)",
     )
 
-    train: typing.Any = field(
-        None,
+    train: typing.Any = _training(
         "Training captions: a CSV of image,caption rows (several rows per "
         "image allowed) or a COCO captions JSON; image paths relative to "
         "--image-dir or the file's folder. In Python also a list of "
-        "(image_path, caption) pairs.",
-        required=True,
+        "(image_path, caption) pairs."
     )
-    validation: typing.Any = field(
-        None, "Validation captions, in the same forms as --train."
-    )
-    test: typing.Any = field(None, "Test captions, in the same forms as --train.")
+    validation: typing.Any = _same_forms("Validation captions")
+    test: typing.Any = _same_forms("Test captions")
     num_classes: typing.Optional[int] = field(
-        None, "Not used by captioning (leave unset): the vocabulary sets the "
-        "outputs."
+        None, "Not used: the vocabulary sets the outputs.",
+        refused="is not used by {recipe} (the vocabulary sets the outputs)",
     )
     image_dir: typing.Optional[str] = field(
         None, "Folder the image paths are relative to (default: the file's)."
@@ -739,24 +710,27 @@ class ImageCaptioningConfig(ImageBackboneConfig):
         "[UNK], [START], [END]); none: built from the training captions.",
     )
     vocabulary_size: int = field(
-        5000, "Most WordPiece tokens when building the vocabulary."
+        5000, "Most WordPiece tokens when building the vocabulary.", check=8
     )
     max_length: int = field(
         24,
         "Decoder positions per caption, [START] included (longer captions "
         "are cut, counted).",
+        check=2,
     )
-    embed_dim: int = field(256, "Width of the Transformer decoder.")
-    decoder_layers: int = field(2, "TransformerDecoder blocks.")
-    num_heads: int = field(4, "Attention heads of each decoder block.")
+    embed_dim: int = field(256, "Width of the Transformer decoder.", check=1)
+    decoder_layers: int = field(2, "TransformerDecoder blocks.", check=1)
+    num_heads: int = field(4, "Attention heads of each decoder block.", check=1)
     dropout: float = field(0.1, "Dropout inside the decoder blocks.")
     num_beams: int = field(
         3,
         "Evaluation decodes greedily, and with more than 1 also by beam "
         "search with this many beams (scores under val_beam_*).",
+        check=1,
     )
     samples: int = field(
-        16, "Images (with generated and reference captions) in captions.png."
+        16, "Images (with generated and reference captions) in captions.png.",
+        check=0,
     )
     augment: typing.Optional[dict] = field(
         None,
@@ -767,34 +741,11 @@ class ImageCaptioningConfig(ImageBackboneConfig):
         None,
         "LoRA rank for a transformer (ViT) image encoder: train low-rank "
         "adapters on its attention projections instead of its weights.",
+        check=1,
     )
 
     def _validate(self):
         super()._validate()
-        if self.export is not None:
-            raise ValueError(
-                "`export` is not supported by image_captioning (captions come "
-                "from a generation loop, not one model call). Received: "
-                f"export={self.export!r}"
-            )
-        if self.num_classes is not None:
-            raise ValueError(
-                "`num_classes` is not used by image_captioning (the vocabulary "
-                f"sets the outputs). Received: num_classes={self.num_classes!r}"
-            )
-        if not 0 <= self.dropout < 1:
-            raise ValueError(
-                f"`dropout` must be in [0, 1). Received: dropout={self.dropout!r}"
-            )
-        for name, low in (("vocabulary_size", 8), ("max_length", 2),
-                          ("embed_dim", 1), ("decoder_layers", 1),
-                          ("num_heads", 1), ("num_beams", 1), ("samples", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(
-                    f"`{name}` must be an integer >= {low}. Received: "
-                    f"{name}={value!r}"
-                )
         if self.embed_dim % self.num_heads:
             raise ValueError(
                 "`embed_dim` must be a multiple of `num_heads`. Received: "
@@ -803,7 +754,6 @@ class ImageCaptioningConfig(ImageBackboneConfig):
         self._validate_lora()
 
     def _validate_lora(self):
-        _check_optional_positive(self, "lora_rank")
         if not self.lora_rank:
             return
         if self.mode != "full" or self.head_epochs:
@@ -834,6 +784,7 @@ class TransformerConfig(FineTuningConfig, HoldOutConfig, SubsetConfig,
     by default (mode full, no head-only epochs), AdamW's weight decay, and
     LoRA adapters as the alternative to training the weights."""
 
+    epochs: int = field(3, "Training epochs.")
     mode: str = field(
         "full",
         "Fine-tuning strategy: full (every layer trains), feature_extraction "
@@ -889,7 +840,6 @@ class TextConfig(TransformerConfig):
         "kerasft text Backbone.",
     )
     max_length: int = field(128, "Tokens per example (pad/truncate).", check=8)
-    epochs: int = field(3, "Training epochs.")
     batch_size: int = field(16, "Batch size per replica.")
     learning_rate: float = field(
         2e-5, "Peak learning rate (head and top layer), before replica scaling."
@@ -903,11 +853,9 @@ class TextConfig(TransformerConfig):
 class TextClassificationConfig(TextConfig, CurriculumConfig, ImbalanceConfig):
     """Options of the text classification recipe."""
 
-    train: typing.Any = field(
-        None,
+    train: typing.Any = _training(
         "Training CSV/TSV with text,label[,text_pair] columns; in Python "
-        "also (texts, labels).",
-        required=True,
+        "also (texts, labels)."
     )
     validation: typing.Any = field(None, "Validation CSV/TSV (same columns).")
     test: typing.Any = field(None, "Test CSV/TSV (same columns).")
@@ -922,17 +870,12 @@ class TextClassificationConfig(TextConfig, CurriculumConfig, ImbalanceConfig):
         None, "Number of classes; inferred from the training labels if unset."
     )
 
-    def _validate(self):
-        super()._validate()
-
 
 @dataclasses.dataclass(frozen=True)
 class QuestionAnsweringConfig(TextConfig):
     """Options of the question answering recipe."""
 
-    train: typing.Any = field(
-        None, "Training SQuAD-format JSON file.", required=True
-    )
+    train: typing.Any = _training("Training SQuAD-format JSON file.")
     validation: typing.Any = field(None, "Validation SQuAD-format JSON file.")
     test: typing.Any = field(None, "Test SQuAD-format JSON file.")
     max_length: int = field(384, "Tokens per question+context window.")
@@ -942,9 +885,12 @@ class QuestionAnsweringConfig(TextConfig):
         "one window (Hugging Face run_qa's --doc_stride); none: one window "
         "per question, the rest of the context cut.",
     )
-    max_answer_length: int = field(30, "Longest answer span in tokens.")
+    max_answer_length: int = field(
+        30, "Longest answer span in tokens.", check=1
+    )
     n_best: int = field(
-        20, "Candidate answers kept per question (nbest_predictions.json)."
+        20, "Candidate answers kept per question (nbest_predictions.json).",
+        check=1,
     )
     version_2_with_negative: bool = field(
         False,
@@ -960,13 +906,6 @@ class QuestionAnsweringConfig(TextConfig):
 
     def _validate(self):
         super()._validate()
-        for name in ("max_answer_length", "n_best"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"`{name}` must be a positive integer. Received: "
-                    f"{name}={value!r}"
-                )
         # The question takes at most half the window, so every window has
         # at least `room` context tokens; the overlap must leave a step.
         room = (self.max_length - 3) - (self.max_length - 3) // 2
@@ -986,12 +925,10 @@ class QuestionAnsweringConfig(TextConfig):
 class TokenClassificationConfig(TextConfig, CurriculumConfig, ImbalanceConfig):
     """Options of the token classification (NER) recipe."""
 
-    train: typing.Any = field(
-        None,
+    train: typing.Any = _training(
         "Training sentences: a CoNLL-2003-style file (token ... tag per "
         "line, blank line between sentences) or JSON lines of "
-        '{"tokens": [...], "tags": [...]}; in Python also (sentences, tags).',
-        required=True,
+        '{"tokens": [...], "tags": [...]}; in Python also (sentences, tags).'
     )
     validation: typing.Any = field(None, "Validation sentences (same formats).")
     test: typing.Any = field(None, "Test sentences (same formats).")
@@ -1015,26 +952,38 @@ class TokenClassificationConfig(TextConfig, CurriculumConfig, ImbalanceConfig):
 
 # === Generative recipes (seq2seq, causal_lm) ===
 
+_NO_HEAD = (
+    "GPT-2, T5 and BART have no layer outside the pretrained model to train "
+    "alone (their output layer is the token embedding's)"
+)
+
 
 @dataclasses.dataclass(frozen=True)
 class GenerativeTrainingConfig(TransformerConfig):
     """The options `seq2seq` and `causal_lm` share: `TransformerConfig`'s,
     with warmup + linear decay by default, and LoRA adapters saved alone."""
 
-    _recipe = "this recipe"  # named in the `export` error
-
-    # Generation loops have no serving signature: no --export flag.
     export: typing.Any = field(
-        None, "Not supported: generate with `kerasft generate`.", cli=False
+        None, "Not supported: generate with `kerasft generate`.",
+        refused="is not supported by {recipe} (generation loops do not "
+        "export to SavedModel/TFLite here)",
     )
+    # Nothing can train alone: no feature_extraction, no head-only epochs.
     mode: str = field(
         "full",
         "Fine-tuning strategy: full (every layer trains), partial (only the "
         "top --unfreeze-groups transformer layers train) or progressive (top "
-        "groups, then all). feature_extraction and --head-epochs need a head "
-        "outside the pretrained model, which GPT-2, T5 and BART do not have "
-        "(their output layer is the token embedding): refused for them.",
-        choices=MODES,
+        "groups, then all).",
+        choices=MODES[1:],
+    )
+    head_epochs: int = field(
+        0, "Not supported: there is no head.",
+        refused=f"trains only a head first, and {_NO_HEAD}. Use head_epochs=0",
+    )
+    fine_tune_learning_rate: typing.Optional[float] = field(
+        None,
+        "Base learning rate of the model's layers, in place of "
+        "learning_rate; none: learning_rate.",
     )
     lr_schedule: str = field(
         "linear",
@@ -1071,13 +1020,14 @@ class GenerativeTrainingConfig(TransformerConfig):
     )
 
     def _validate(self):
-        super()._validate()
-        if self.export is not None:
+        if str(self.mode).replace("-", "_") == "feature_extraction":
             raise ValueError(
-                f"`export` is not supported by {self._recipe} (generation "
-                "loops do not export to SavedModel/TFLite here). Received: "
-                f"export={self.export!r}"
+                f"mode='feature_extraction' trains only a head, and {_NO_HEAD}. "
+                "Use mode='partial' (the top `unfreeze_groups` transformer "
+                "layers train) or lora_rank (adapters) for a light "
+                "fine-tune. Received: mode='feature_extraction'"
             )
+        super()._validate()
         if self.merge_lora and not self.lora_rank:
             raise ValueError(
                 "`merge_lora` needs `lora_rank` (there are no adapters to "
@@ -1096,16 +1046,12 @@ class CausalLMConfig(GenerativeTrainingConfig):
 
     _recipe = "causal_lm"
 
-    train: typing.Any = field(
-        None,
+    train: typing.Any = _training(
         "Training corpus: a text file, a folder of .txt files (one document "
         "per file) or a CSV/TSV (one document per row of --text-column); in "
-        "Python also a list of strings.",
-        required=True,
+        "Python also a list of strings."
     )
-    validation: typing.Any = field(
-        None, "Validation corpus, in the same forms as --train."
-    )
+    validation: typing.Any = _same_forms("Validation corpus")
     test: typing.Any = field(
         None,
         "Test corpus, in the same forms as --train, scored like validation "
@@ -1133,7 +1079,8 @@ class CausalLMConfig(GenerativeTrainingConfig):
         "KerasHub preset folder; in Python also a KerasHub CausalLM task.",
     )
     sequence_length: int = field(
-        256, "Tokens per training window (at most the model's maximum)."
+        256, "Tokens per training window (at most the model's maximum).",
+        check=1,
     )
     stride: typing.Optional[int] = field(
         None,
@@ -1141,7 +1088,6 @@ class CausalLMConfig(GenerativeTrainingConfig):
         "sequence_length]; smaller overlaps the windows (more context per "
         "token); none: sequence_length (no overlap).",
     )
-    epochs: int = field(3, "Training epochs.")
     batch_size: int = field(8, "Windows per batch per replica.")
     learning_rate: float = field(
         5e-5, "Peak learning rate (AdamW), before replica scaling."
@@ -1155,27 +1101,22 @@ class CausalLMConfig(GenerativeTrainingConfig):
         None,
         "Tokens per sample, prompt included (at most the model's maximum); "
         "none: sequence_length.",
+        check=1,
     )
     sampler: str = field(
         "top_k", "How samples pick tokens: greedy, top_k or top_p.",
         choices=SAMPLERS,
     )
-    top_k: int = field(50, "top_k sampling: tokens considered per step.")
+    top_k: int = field(
+        50, "top_k sampling: tokens considered per step.", check=1
+    )
     top_p: float = field(
-        0.9, "top_p sampling: smallest set of tokens with this probability."
+        0.9, "top_p sampling: smallest set of tokens with this probability.",
+        check="decay",
     )
 
     def _validate(self):
         super()._validate()
-        for name in ("sequence_length", "sample_length", "top_k"):
-            value = getattr(self, name)
-            if name == "sample_length" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"`{name}` must be a positive integer. Received: "
-                    f"{name}={value!r}"
-                )
         stride = self.stride
         if stride is not None and (
             isinstance(stride, bool) or not isinstance(stride, int)
@@ -1184,10 +1125,6 @@ class CausalLMConfig(GenerativeTrainingConfig):
             raise ValueError(
                 f"`stride` must be an integer in [1, sequence_length="
                 f"{self.sequence_length}] or None. Received: stride={stride!r}"
-            )
-        if not 0 < self.top_p <= 1:
-            raise ValueError(
-                f"`top_p` must be in (0, 1]. Received: top_p={self.top_p!r}"
             )
         prompt_list(self.prompts)  # raises on a bad value
 
@@ -1216,17 +1153,13 @@ class Seq2SeqConfig(GenerativeTrainingConfig):
 
     _recipe = "seq2seq"
 
-    train: typing.Any = field(
-        None,
+    train: typing.Any = _training(
         "Training pairs: a CSV/TSV with --source-column and --target-column; "
         "in Python also a list of (source, target) pairs or a tf.data "
-        "dataset of them.",
-        required=True,
+        "dataset of them."
     )
-    validation: typing.Any = field(
-        None, "Validation pairs, in the same forms as --train."
-    )
-    test: typing.Any = field(None, "Test pairs, in the same forms as --train.")
+    validation: typing.Any = _same_forms("Validation pairs")
+    test: typing.Any = _same_forms("Test pairs")
     source_column: str = field("source", "CSV/TSV column of the inputs.")
     target_column: str = field("target", "CSV/TSV column of the outputs.")
     backbone: typing.Any = field(
@@ -1241,12 +1174,13 @@ class Seq2SeqConfig(GenerativeTrainingConfig):
         "English to German: '.",
     )
     source_length: int = field(
-        128, "Encoder tokens per example (longer sources are cut, counted)."
+        128, "Encoder tokens per example (longer sources are cut, counted).",
+        check=2,
     )
     target_length: int = field(
-        64, "Decoder tokens per example (longer targets are cut, counted)."
+        64, "Decoder tokens per example (longer targets are cut, counted).",
+        check=2,
     )
-    epochs: int = field(3, "Training epochs.")
     batch_size: int = field(16, "Pairs per batch per replica.")
     learning_rate: float = field(
         3e-4, "Peak learning rate (AdamW), before replica scaling."
@@ -1255,24 +1189,17 @@ class Seq2SeqConfig(GenerativeTrainingConfig):
         1,
         "Evaluation decodes greedily, and with more than 1 also by beam "
         "search with this many beams (scores under val_beam_*).",
+        check=1,
     )
     generation_length: typing.Optional[int] = field(
         None,
         "Most decoder tokens per generated prediction (start token "
         "included); none: target_length.",
+        check=1,
     )
 
     def _validate(self):
         super()._validate()
-        for name in ("source_length", "target_length", "num_beams"):
-            value = getattr(self, name)
-            low = 1 if name == "num_beams" else 2
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(
-                    f"`{name}` must be an integer >= {low}. Received: "
-                    f"{name}={value!r}"
-                )
-        _check_optional_positive(self, "generation_length")
         if not isinstance(self.task_prefix, str):
             raise ValueError(
                 "`task_prefix` must be a string. Received: "

@@ -29,6 +29,7 @@ Text demo (`--task text`): the MiniLM BERT shipped by the
 initialized.
 """
 
+import json
 import os
 import shutil
 
@@ -154,15 +155,9 @@ def run_image_demo(
         "final_epochs": 3 if smoke else 10,
         "seed": seed,
     }
-    state = _io.prepare_run_folder(output_dir, settings, overwrite)
-    if state == "complete" and not overwrite:
-        print(f"{output_dir!r} already holds this demo's results; pass "
-              "--overwrite to run it again.")
-        with open(os.path.join(output_dir, _io.METRICS_FILE)) as f:
-            import json
-
-            return json.load(f)
-    _io.write_json(os.path.join(output_dir, _io.CONFIG_FILE), settings)
+    done = _finished_metrics(output_dir, settings, overwrite)
+    if done is not None:
+        return done
     data = digits_data(settings["labels_per_class"], settings["seed"])
 
     print("== 1/3 Pretraining a small CNN on sklearn digits 0-4 ==", flush=True)
@@ -182,6 +177,7 @@ def run_image_demo(
         verbose=verbose,
         dropout=0.0,
         precision="auto",
+        overwrite=overwrite,
     )
     n = settings["labels_per_class"]
     print(f"== 2/3 Fine-tuning it on digits 5-9 with {n} labels per class "
@@ -195,7 +191,6 @@ def run_image_demo(
         fine_tune_learning_rate=1e-3,
         layer_decay=0.5,
         output_dir=os.path.join(output_dir, "fine_tuned"),
-        overwrite=overwrite,
         **common,
     )
     print("== 3/3 Training the same network from scratch on the same labels ==",
@@ -210,12 +205,9 @@ def run_image_demo(
         fine_tune_learning_rate=3e-3,
         train_batchnorm=True,
         output_dir=os.path.join(output_dir, "from_scratch"),
-        overwrite=overwrite,
         **common,
     )
     metrics = {
-        "fine_tuned_accuracy": fine.metrics["val_accuracy"],
-        "from_scratch_accuracy": scratch.metrics["val_accuracy"],
         "fine_tuned_f1": fine.metrics.get("val_f1"),
         "from_scratch_f1": scratch.metrics.get("val_f1"),
         **_final_epoch_stats(fine.history, scratch.history, settings["final_epochs"]),
@@ -224,19 +216,37 @@ def run_image_demo(
         "held_out_images": int(len(data["held_out"][1])),
         "epochs": settings["epochs"],
     }
-    shutil.copyfile(
-        os.path.join(fine.output_dir, _io.MODEL_FILE),
-        os.path.join(output_dir, ".model.keras.tmp"),
-    )
-    os.replace(
-        os.path.join(output_dir, ".model.keras.tmp"),
-        os.path.join(output_dir, _io.MODEL_FILE),
-    )
+    with _io.atomic_path(os.path.join(output_dir, _io.MODEL_FILE)) as tmp:
+        shutil.copyfile(os.path.join(fine.output_dir, _io.MODEL_FILE), tmp)
+    return _write_results(output_dir, fine, scratch, metrics, "digits 5-9")
+
+
+def _finished_metrics(output_dir, settings, overwrite):
+    """The metrics of the complete demo with `settings` in `output_dir`, or
+    `None` once the folder is ready for a new run."""
+    state = _io.prepare_run_folder(output_dir, settings, overwrite)
+    if state == "complete" and not overwrite:
+        print(f"{output_dir!r} already holds this demo's results; pass "
+              "--overwrite to run it again.")
+        with open(os.path.join(output_dir, _io.METRICS_FILE)) as f:
+            return json.load(f)
+    _io.write_json(os.path.join(output_dir, _io.CONFIG_FILE), settings)
+    return None
+
+
+def _write_results(output_dir, fine, scratch, metrics, what):
+    """Writes the curves and the metrics (both held-out accuracies, then
+    `metrics`), prints the report; returns the metrics."""
+    metrics = {
+        "fine_tuned_accuracy": fine.metrics["val_accuracy"],
+        "from_scratch_accuracy": scratch.metrics["val_accuracy"],
+        **metrics,
+    }
     _comparison_plot(
         os.path.join(output_dir, "training_curves.png"), fine.history, scratch.history
     )
     _io.write_json(os.path.join(output_dir, _io.METRICS_FILE), metrics)
-    _report(metrics, output_dir, "digits 5-9")
+    _report(metrics, output_dir, what)
     return metrics
 
 
@@ -346,15 +356,9 @@ def run_text_demo(output_dir=None, smoke=False, overwrite=False, verbose=1):
         "max_length": 8,
         "seed": 0,
     }
-    state = _io.prepare_run_folder(output_dir, settings, overwrite)
-    if state == "complete" and not overwrite:
-        print(f"{output_dir!r} already holds this demo's results; pass "
-              "--overwrite to run it again.")
-        import json
-
-        with open(os.path.join(output_dir, _io.METRICS_FILE)) as f:
-            return json.load(f)
-    _io.write_json(os.path.join(output_dir, _io.CONFIG_FILE), settings)
+    done = _finished_metrics(output_dir, settings, overwrite)
+    if done is not None:
+        return done
     folder = minilm_folder()
     (train_w, train_y), (held_w, held_y) = afinn_words(
         settings["seed"], settings["train_words"]
@@ -370,13 +374,13 @@ def run_text_demo(output_dir=None, smoke=False, overwrite=False, verbose=1):
         seed=settings["seed"],
         verbose=verbose,
         precision="auto",
+        overwrite=overwrite,
     )
     print("== 1/2 Fine-tuning MiniLM (pretrained) on AFINN word polarity ==",
           flush=True)
     fine = text_classification(
         backbone=backbones.bert(folder, sequence_length=settings["max_length"]),
         output_dir=os.path.join(output_dir, "fine_tuned"),
-        overwrite=overwrite,
         **common,
     )
     print("== 2/2 The same architecture from random initialization ==", flush=True)
@@ -385,23 +389,16 @@ def run_text_demo(output_dir=None, smoke=False, overwrite=False, verbose=1):
             folder, sequence_length=settings["max_length"], load_weights=False
         ),
         output_dir=os.path.join(output_dir, "from_scratch"),
-        overwrite=overwrite,
         **common,
     )
     metrics = {
-        "fine_tuned_accuracy": fine.metrics["val_accuracy"],
-        "from_scratch_accuracy": scratch.metrics["val_accuracy"],
         "train_words": settings["train_words"],
         "held_out_words": len(held[1]),
         "epochs": settings["epochs"],
     }
     _io.save_model(fine.model, os.path.join(output_dir, _io.MODEL_FILE))
-    _comparison_plot(
-        os.path.join(output_dir, "training_curves.png"), fine.history, scratch.history
-    )
-    _io.write_json(os.path.join(output_dir, _io.METRICS_FILE), metrics)
-    _report(metrics, output_dir, "AFINN words (positive vs negative)")
-    return metrics
+    return _write_results(output_dir, fine, scratch, metrics,
+                          "AFINN words (positive vs negative)")
 
 
 def run_demo(task="image", output_dir=None, smoke=False, overwrite=False):

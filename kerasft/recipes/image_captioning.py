@@ -38,7 +38,6 @@ import os
 import numpy as np
 
 from kerasft import _io
-from kerasft.recipes._runner import Run
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import ImageCaptioningConfig  # noqa: F401
 
@@ -80,14 +79,13 @@ def image_captioning(config=None, *, overwrite=False, callbacks=None, **kwargs):
     import keras_hub  # noqa: F401 (registers the decoder layers for loading)
 
     import kerasft.layers  # noqa: F401 (registers Preprocess for loading)
+    from kerasft.recipes._image_backbone import open_run
 
     config = resolve_config(ImageCaptioningConfig, config, **kwargs)
-    run = Run(config, overwrite)
-    if run.state == "complete":
+    run, image_size = open_run(config, overwrite, "a CSV of image,caption "
+                               "rows or a COCO captions JSON.")
+    if image_size is None:
         return run.completed_result()
-    from kerasft.recipes._image_backbone import check_backbone
-
-    image_size = check_backbone(config.backbone, config.image_size)
     if config.lora_rank and hasattr(config.backbone, "model"):
         _check_lora(config, config.backbone)  # a convnet fails before loading
     tables = _read_splits(run, config)  # bad input fails before any loading
@@ -107,11 +105,12 @@ def image_captioning(config=None, *, overwrite=False, callbacks=None, **kwargs):
         f"({config.mode}) on {len(data['train'][0].table)} images, "
         f"{run.replicas} replica(s), precision {run.policy.name}."
     )
-    history = run.fit(model, data["train"][1], _get(data, "validation"),
-                      all_callbacks)
+    history = run.fit(model, data["train"][1],
+                      data.get("validation", (None, None))[1], all_callbacks)
     metrics, shown = _evaluate(run, config, model, tokenizer, data)
     metrics["truncated"] = data["truncated"]
-    skipped += [p for images, _ in _splits(data) for p in images.skipped]
+    skipped += [p for name in ("train", "validation", "test") if name in data
+                for p in data[name][0].skipped]
     return run.finish(
         model, history, metrics, plot=_plotter(history, shown, config.samples),
         skipped_files=skipped,
@@ -147,11 +146,6 @@ def load_captioner(directory, compile=True):
 def _read_splits(run, config):
     from kerasft.data.captions import read_captions
 
-    if config.train is None:
-        raise ValueError(
-            "`train` is required: a CSV of image,caption rows or a COCO "
-            "captions JSON."
-        )
     read = dict(image_dir=config.image_dir, image_column=config.image_column,
                 caption_column=config.caption_column)
     tables = {name: read_captions(getattr(config, name), **read)
@@ -254,14 +248,6 @@ def _data(run, config, tables, tokenizer, image_size):
         out[name] = (images, batches)
     out["truncated"] = truncated
     return out
-
-
-def _get(data, name):
-    return data[name][1] if name in data else None
-
-
-def _splits(data):
-    return [data[n] for n in ("train", "validation", "test") if n in data]
 
 
 # === Model ===
@@ -383,13 +369,10 @@ def _predictions_csv(table, columns):
 
 def _plotter(history, shown, samples):
     def plot(directory):
-        from kerasft import evaluation
         from kerasft.recipes._caption_grid import plot_caption_grid
+        from kerasft.recipes._classification import write_curves
 
-        if history:
-            path = os.path.join(directory, "training_curves.png")
-            with _io.atomic_path(path) as tmp:
-                evaluation.plot_history(history, tmp)
+        write_curves(history, directory)
         if shown is not None and samples:
             images, references, predictions = shown
             with _io.atomic_path(os.path.join(directory, GRID_FILE)) as tmp:

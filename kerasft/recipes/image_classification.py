@@ -26,25 +26,25 @@ and `curriculum` with `difficulty` (the easiest images first).
 
 import os
 
-import keras
-
 from kerasft.recipes import _curriculum, _data, _stages
 from kerasft.recipes._classification import (
+    checked_num_classes,
     classification_label_mode,
     classification_loss,
     classification_metrics,
+    curriculum_data,
     plotter,
-    predict,
     resolve_class_weight,
     split_mixing,
 )
 from kerasft.recipes._image_backbone import (
+    caches_features,
     channels,
-    check_backbone,
-    fit_on_features,
+    fit_and_predict,
+    log_skipped,
+    open_run,
     resolve_backbone,
 )
-from kerasft.recipes._runner import Run
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import (  # noqa: F401 (re-exported)
     MODES,
@@ -84,17 +84,14 @@ def image_classification(config=None, *, overwrite=False, callbacks=None, **kwar
 
 def run_image_classification(config, overwrite=False, callbacks=None):
     """Runs an `ImageClassificationConfig` (the recipes' shared body)."""
-    run = Run(config, overwrite)
-    if run.state == "complete":
+    run, image_size = open_run(config, overwrite, "the training images.")
+    if image_size is None:
         return run.completed_result()
-    image_size = check_backbone(config.backbone, config.image_size)
-    if config.train is None:
-        raise ValueError("`train` is required: the training images.")
     if config.mode == "auto":
         from kerasft.advisor.recipe import follow_advice
 
         config = follow_advice(run, config, image_size)
-    on_features = _caches_features(run, config)
+    on_features = caches_features(run, config)
     label_mode = classification_label_mode(config)
     curriculum = _curriculum.pacing_options(config.curriculum) is not None
     # Shuffled either way: if the model cannot be split at the backbone,
@@ -106,12 +103,9 @@ def run_image_classification(config, overwrite=False, callbacks=None):
         augment=None if curriculum else augment,
         shuffle_train=not curriculum, mix=None if curriculum else mix,
     )
-    num_classes = _num_classes(config, train)
+    num_classes = checked_num_classes(config, train)
     class_names = list(train.class_names)
-    skipped = _data.skipped_files(train, validation, test)
-    if skipped:
-        run.log(f"Skipped {len(skipped)} unreadable image file(s): "
-                f"{', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}")
+    skipped = log_skipped(run, train, validation, test)
 
     from kerasft import heads
     with run.strategy.scope():
@@ -128,7 +122,7 @@ def run_image_classification(config, overwrite=False, callbacks=None):
 
     all_callbacks = _stages.with_unfreeze(run, config, backbone, callbacks)
     if curriculum:
-        train, picker = _curriculum_data(
+        train, picker = curriculum_data(
             run, config, train, label_mode,
             classification_loss(config) or head.compile_kwargs()["loss"],
         )
@@ -143,22 +137,12 @@ def run_image_classification(config, overwrite=False, callbacks=None):
         f"{run.replicas} replica(s), global batch {run.global_batch}, "
         f"precision {run.policy.name}."
     )
-    splits = {"val_": validation, "test_": test}
-    if on_features:
-        trained = fit_on_features(
-            run, config, model, backbone, train, splits, all_callbacks,
-            class_weight, loss=classification_loss(config),
-            metrics=head.compile_kwargs()["metrics"],
-        )
-    else:
-        trained = None
-    if trained is None:
-        history = run.fit(
-            model, train, validation, all_callbacks, class_weight=class_weight
-        )
-        results = {p: predict(model, ds) for p, ds in splits.items()}
-    else:
-        history, results = trained
+    history, results = fit_and_predict(
+        run, config, model, train, {"val_": validation, "test_": test},
+        all_callbacks, class_weight, features=backbone if on_features else None,
+        loss=classification_loss(config),
+        metrics=head.compile_kwargs()["metrics"],
+    )
     metrics = classification_metrics(model, results, class_names)
     shown = results.get("val_") or results.get("test_")
     return run.finish(
@@ -171,6 +155,9 @@ def run_image_classification(config, overwrite=False, callbacks=None):
     )
 
 
+_curriculum_data = curriculum_data  # the name tests/recipes/test_data_options.py imports
+
+
 def total_steps(config, train):
     """Batches of the whole run (`lr_schedule`, `warmup_ratio`): the
     training dataset's batches per epoch times `epochs` (a curriculum's
@@ -180,23 +167,6 @@ def total_steps(config, train):
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         return None
     return steps * config.epochs
-
-
-def _curriculum_data(run, config, train, label_mode, loss):
-    """`(training dataset, Curriculum)` of `curriculum=`: the training
-    images (read in order) ranked by `difficulty`, each epoch the easiest
-    fraction the pacing allows."""
-    x, y = _data.decoded(train)
-    targets = keras.ops.convert_to_numpy(
-        keras.ops.one_hot(y, len(train.class_names))
-    ) if label_mode == "categorical" else y
-    scores = _curriculum.difficulty_scores(run, config, (x, y), x, targets,
-                                           loss)
-    picker = _curriculum.curriculum_callback(run, config, scores)
-    augment, mix = split_mixing(config.augment, config.seed)
-    return _data.curriculum_images(
-        picker, x, y, train, run, augment, label_mode, mix=mix
-    ), picker
 
 
 def _splittable(value):
@@ -245,37 +215,3 @@ def read_splits(run, config, image_size, label_mode, augment=None,
         what="Test", max_samples=max_eval, **read,
     )
     return train, validation, test
-
-
-# === Feature caching ===
-
-
-def _caches_features(run, config):
-    """Whether `feature_extraction` trains the head on cached features."""
-    if config.mode != "feature_extraction" or config.feature_cache == "off":
-        return False
-    if _curriculum.pacing_options(config.curriculum) is not None:
-        run.log(
-            "Features are not cached: a curriculum changes the examples "
-            "every epoch, so the frozen backbone runs on every batch."
-        )
-        return False
-    if config.augment:
-        run.log(
-            "Features are not cached: augmentation changes the images every "
-            "epoch, so the frozen backbone runs on every batch."
-        )
-        return False
-    return True
-
-
-def _num_classes(config, train):
-    if config.num_classes is not None and config.num_classes != train.num_classes:
-        raise ValueError(
-            f"`num_classes`={config.num_classes} differs from the "
-            f"{train.num_classes} classes of the training data "
-            f"({list(train.class_names)})."
-        )
-    return train.num_classes
-
-

@@ -23,17 +23,17 @@ import tensorflow as tf
 from kerasft.data import _pipeline
 from kerasft.data.images import load_files
 from kerasft.recipes import _data
-from kerasft.recipes._runner import Run, prefixed
+from kerasft.recipes._runner import prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import ObjectDetectionConfig  # noqa: F401 (re-exported)
-from kerasft.recipes._classification import predict
+from kerasft.recipes._classification import write_curves
 from kerasft.recipes._image_backbone import (
-    check_backbone,
-    fit_on_features,
+    fit_and_predict,
+    log_skipped,
+    open_run,
     resolve_backbone,
 )
 from kerasft.recipes._stages import build_and_compile, with_unfreeze
-
 
 
 def _rows(annotations):
@@ -48,17 +48,9 @@ def _rows(annotations):
 def _one_box_images(path, annotations):
     """The images of `annotations` with their one box (images without a
     box left out: the head has nothing to learn from them); refuses a
-    split with no box, or with several boxes for an image."""
-    _check_one_box_per_image(path, annotations)
-    boxed = [i for i, b in enumerate(annotations.boxes) if len(b)]
-    if not boxed:
-        raise ValueError(f"{path!r} holds no box.")
-    return annotations.subset(boxed)
-
-
-def _check_one_box_per_image(path, annotations):
-    """Refuses images with several boxes: the one-box head would train on
-    each box as its own image, teaching it to guess among them."""
+    split with no box, or with several boxes for an image (the one-box
+    head would train on each box as its own image, teaching it to guess
+    among them)."""
     counts = [len(b) for b in annotations.boxes]
     several = [(p, n) for p, n in zip(annotations.paths, counts) if n > 1]
     if several:
@@ -69,6 +61,10 @@ def _check_one_box_per_image(path, annotations):
             f"{count}), but kind=single predicts one box per image. Pass "
             "kind=retinanet to detect every box."
         )
+    boxed = [i for i, n in enumerate(counts) if n]
+    if not boxed:
+        raise ValueError(f"{path!r} holds no box.")
+    return annotations.subset(boxed)
 
 
 def _boxes_data(annotations, where, run, image_size, shuffle=False):
@@ -148,17 +144,16 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
     ```
     """
     config = resolve_config(ObjectDetectionConfig, config, **kwargs)
-    run = Run(config, overwrite)
-    if run.state == "complete":
+    retinanet = config.kind == "retinanet"
+    needs = "a CSV, COCO .json or VOC folder." if retinanet else "a CSV of boxes."
+    run, image_size = open_run(config, overwrite, needs)
+    if image_size is None:
         return run.completed_result()
-    if config.kind == "retinanet":
+    if retinanet:
         from kerasft.recipes._retinanet_run import run_retinanet
 
-        return run_retinanet(run, config, callbacks)
-    image_size = check_backbone(config.backbone, config.image_size)
+        return run_retinanet(run, config, image_size, callbacks)
     size = (image_size, image_size)
-    if config.train is None:
-        raise ValueError("`train` is required: a CSV of boxes.")
     from kerasft.recipes._box_splits import read_splits
 
     annotations = read_splits(run, config, prepare=_one_box_images,
@@ -178,10 +173,7 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
             f"`num_classes`={num_classes} is less than the "
             f"{len(class_names)} classes of the training data."
         )
-    skipped = _data.skipped_files(train, validation, test)
-    if skipped:
-        run.log(f"Skipped {len(skipped)} unreadable image file(s): "
-                f"{', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}")
+    skipped = log_skipped(run, train, validation, test)
 
     from kerasft import heads
     with run.strategy.scope():
@@ -199,37 +191,21 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
             total_steps=train.steps_per_epoch * config.epochs,
         )
 
-    all_callbacks = with_unfreeze(run, config, backbone, callbacks)
-    splits = {"val_": validation, "test_": test}
-    trained = None
-    if config.mode == "feature_extraction":
-        # The backbone never trains: run it once per split.
-        compile_kwargs = head.compile_kwargs()
-        trained = fit_on_features(
-            run, config, model, backbone, train, splits, all_callbacks, None,
-            metrics=compile_kwargs["metrics"],
-            loss_weights=compile_kwargs["loss_weights"],
-        )
-    if trained is None:
-        history = run.fit(model, train, validation, all_callbacks)
-        results = {p: predict(model, ds) for p, ds in splits.items()}
-    else:
-        history, results = trained
-
-    from kerasft import _io, evaluation
-
-    metrics = _detection_metrics(
-        model, head.compile_kwargs()["loss_weights"], results, class_names
+    compile_kwargs = head.compile_kwargs()
+    # In feature_extraction the backbone never trains: run it once per split.
+    history, results = fit_and_predict(
+        run, config, model, train, {"val_": validation, "test_": test},
+        with_unfreeze(run, config, backbone, callbacks),
+        features=backbone if config.mode == "feature_extraction" else None,
+        metrics=compile_kwargs["metrics"],
+        loss_weights=compile_kwargs["loss_weights"],
     )
-
-    def plot(directory):
-        if history:
-            path = os.path.join(directory, "training_curves.png")
-            with _io.atomic_path(path) as tmp:
-                evaluation.plot_history(history, tmp)
-
+    metrics = _detection_metrics(
+        model, compile_kwargs["loss_weights"], results, class_names
+    )
     return run.finish(
-        model, history, metrics, plot=plot,
+        model, history, metrics,
+        plot=lambda directory: write_curves(history, directory),
         extra_json={"labels.json": class_names}, skipped_files=skipped,
     )
 

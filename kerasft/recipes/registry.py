@@ -95,7 +95,17 @@ _IMAGE = dict(
     task="image_classification",
     predictor=_P + "classification:predict_images",
 )
-_TUTORIAL = "kerasft.recipes.fine_tuning:"
+# The tutorial's four strategies: image classification with `mode` fixed.
+_TUTORIAL = {
+    "feature_extraction": (
+        "feature_extraction", "Train a new head on a frozen image backbone."),
+    "partial_fine_tuning": (
+        "partial", "Head first, then the top backbone groups."),
+    "progressive_fine_tuning": (
+        "progressive",
+        "Head, then top groups, then everything, at lower rates."),
+    "full_fine_tuning": ("full", "Head first, then every backbone group."),
+}
 
 RECIPES = {
     r.name: r
@@ -106,25 +116,10 @@ RECIPES = {
             help="Fine-tune an image backbone (EfficientNetB0 by default).",
             **_IMAGE,
         ),
-        Recipe(
-            "feature_extraction", _TUTORIAL + "feature_extraction",
-            help="Train a new head on a frozen image backbone.",
-            fixed={"mode": "feature_extraction"}, **_IMAGE,
-        ),
-        Recipe(
-            "partial_fine_tuning", _TUTORIAL + "partial_fine_tuning",
-            help="Head first, then the top backbone groups.",
-            fixed={"mode": "partial"}, **_IMAGE,
-        ),
-        Recipe(
-            "progressive_fine_tuning", _TUTORIAL + "progressive_fine_tuning",
-            help="Head, then top groups, then everything, at lower rates.",
-            fixed={"mode": "progressive"}, **_IMAGE,
-        ),
-        Recipe(
-            "full_fine_tuning", _TUTORIAL + "full_fine_tuning",
-            help="Head first, then every backbone group.",
-            fixed={"mode": "full"}, **_IMAGE,
+        *(
+            Recipe(name, "kerasft.recipes.fine_tuning:" + name, help=help,
+                   fixed={"mode": mode}, **_IMAGE)
+            for name, (mode, help) in _TUTORIAL.items()
         ),
         Recipe(
             "object_detection",

@@ -18,10 +18,11 @@ import os
 import numpy as np
 
 from kerasft.recipes import _data
-from kerasft.recipes._runner import Run, prefixed
+from kerasft.recipes._runner import prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import SegmentationConfig  # noqa: F401 (re-exported)
-from kerasft.recipes._image_backbone import check_backbone, resolve_backbone
+from kerasft.recipes._classification import write_curves
+from kerasft.recipes._image_backbone import log_skipped, open_run, resolve_backbone
 from kerasft.recipes._stages import build_and_compile, with_unfreeze
 
 GRID_FILE = "validation_masks.png"
@@ -53,20 +54,13 @@ def segmentation(config=None, *, overwrite=False, callbacks=None, **kwargs):
     ```
     """
     config = resolve_config(SegmentationConfig, config, **kwargs)
-    run = Run(config, overwrite)
-    if run.state == "complete":
+    run, image_size = open_run(
+        config, overwrite, "a folder with images/ and masks/, tfds:NAME or "
+        "(images, masks) arrays.")
+    if image_size is None:
         return run.completed_result()
-    image_size = check_backbone(config.backbone, config.image_size)
-    if config.train is None:
-        raise ValueError(
-            "`train` is required: a folder with images/ and masks/, "
-            "tfds:NAME or (images, masks) arrays."
-        )
     train, validation, test = _read_splits(run, config, image_size)
-    skipped = _data.skipped_files(train, validation, test)
-    if skipped:
-        run.log(f"Skipped {len(skipped)} unreadable image file(s): "
-                f"{', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}")
+    skipped = log_skipped(run, train, validation, test)
     num_classes = train.num_classes
     class_names = config.class_name_list() or list(train.class_names)
 
@@ -282,12 +276,10 @@ def _split_metrics(model, ds, num_classes, ignore_index, class_names, prefix):
 
 def _outputs(history, model, shown, ignore_index, class_names=None):
     """Writes the training curves and the mask grid."""
-    from kerasft import _io, evaluation
+    from kerasft import _io
 
     def write(directory):
-        if history:
-            with _io.atomic_path(os.path.join(directory, "training_curves.png")) as tmp:
-                evaluation.plot_history(history, tmp)
+        write_curves(history, directory)
         if shown is None:
             return
         prefix, ds = shown
@@ -344,11 +336,10 @@ def plot_overlays(path, model, ds, ignore_index=255, what="validation", count=8,
 
 
 def _colours(num_classes):
-    """uint8 `[num_classes, 3]`: `tab20`, cycled."""
-    from matplotlib import colormaps
+    """uint8 `[num_classes, 3]`: `kerasft predict`'s palette (`tab20`)."""
+    from kerasft.predictors.segmentation import palette
 
-    rgba = colormaps["tab20"](np.arange(num_classes) % 20)
-    return np.round(rgba[:, :3] * 255).astype("uint8")
+    return np.asarray(palette(num_classes), "uint8")
 
 
 _IGNORED = np.array([255, 255, 255], "uint8")  # white: no class

@@ -32,30 +32,29 @@ batches only, curriculum included, with one-hot labels; validation,
 test and the held-out `validation_split` part are never mixed.
 """
 
-import os
-
-import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasft.recipes import _curriculum, _data
+from kerasft.recipes import _curriculum
 from kerasft.recipes._classification import (
+    checked_num_classes,
     class_ids,
     classification_label_mode,
     classification_loss,
     classification_metrics,
+    curriculum_data,
     plotter,
-    predict,
     resolve_class_weight,
     split_mixing,
 )
 from kerasft.recipes._image_backbone import (
-    MEMORY_FEATURES_BYTES,
-    check_backbone,
+    caches_features,
+    fit_and_predict,
+    log_skipped,
+    open_run,
     resolve_backbone,
 )
 from kerasft.recipes._stages import build_and_compile, with_unfreeze
-from kerasft.recipes._runner import Run
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import VideoClassificationConfig  # noqa: F401
 
@@ -88,24 +87,21 @@ def video_classification(config=None, *, overwrite=False, callbacks=None, **kwar
     ```
     """
     config = resolve_config(VideoClassificationConfig, config, **kwargs)
-    run = Run(config, overwrite)
-    if run.state == "complete":
+    run, image_size = open_run(config, overwrite,
+                               "a folder of class folders of clips.")
+    if image_size is None:
         return run.completed_result()
-    image_size = check_backbone(config.backbone, config.image_size)
-    if config.train is None:
-        raise ValueError("`train` is required: a folder of class folders of clips.")
-    on_features = _caches_features(run, config)
+    on_features = caches_features(
+        run, config, "clips",
+        "augmentation or random frame windows change the clips",
+    )
     label_mode = classification_label_mode(config)
     curriculum = _curriculum.pacing_options(config.curriculum) is not None
     train, validation, test = _read_splits(
         run, config, image_size, label_mode, curriculum
     )
+    checked_num_classes(config, train, "clips")
     class_names = list(train.class_names)
-    if config.num_classes is not None and config.num_classes != len(class_names):
-        raise ValueError(
-            f"`num_classes`={config.num_classes} differs from the "
-            f"{len(class_names)} classes of the training clips ({class_names})."
-        )
     skipped, padded = _reported(run, train, validation, test)
 
     from kerasft import heads
@@ -124,8 +120,8 @@ def video_classification(config=None, *, overwrite=False, callbacks=None, **kwar
         )
     all_callbacks = with_unfreeze(run, config, backbone, callbacks)
     if curriculum:
-        train, picker = _curriculum_data(run, config, train, label_mode,
-                                         model.loss)
+        train, picker = curriculum_data(run, config, train, label_mode,
+                                        model.loss, per_clip=_per_clip)
         all_callbacks = [picker, *all_callbacks]
     class_weight = resolve_class_weight(config.class_weight, train)
     if config.mode == "feature_extraction" or config.head_epochs:
@@ -138,16 +134,12 @@ def video_classification(config=None, *, overwrite=False, callbacks=None, **kwar
         f"frames, {run.replicas} replica(s), global batch {run.global_batch}, "
         f"precision {run.policy.name}."
     )
-    splits = {"val_": validation, "test_": test}
-    if on_features:
-        history, results = _fit_on_features(
-            run, config, model, head, train, splits, all_callbacks,
-            class_weight,
-        )
-    else:
-        history = run.fit(model, train, validation, all_callbacks,
-                          class_weight=class_weight)
-        results = {p: predict(model, ds) for p, ds in splits.items()}
+    history, results = fit_and_predict(
+        run, config, model, train, {"val_": validation, "test_": test},
+        all_callbacks, class_weight, what="per-frame features",
+        features=head.frame_features_name if on_features else None,
+        metrics=head.metrics,
+    )
     metrics = classification_metrics(model, results, class_names)
     matrices = {}
     for prefix, result in results.items():
@@ -244,10 +236,9 @@ def _subset(run, what, held_out="validation"):
     return select
 
 
-def _curriculum_data(run, config, train, label_mode, loss):
-    """`(training dataset, Curriculum)` of `curriculum=`: the training clips
-    (read in order) decoded into memory, ranked by `difficulty`, each epoch
-    the easiest fraction the pacing allows, augmented and mixed per clip."""
+def _per_clip(augment, mix):
+    """The curriculum's augmentation and mixing, clip-wise (one transform,
+    one blend weight or box per clip)."""
     from kerasft.augment import ImageAugmentation
     from kerasft.data.video_folder import (
         ClipAugmentation,
@@ -255,31 +246,15 @@ def _curriculum_data(run, config, train, label_mode, loss):
         _resolve_augment,
     )
 
-    x, y = _data.decoded(train)
-    targets = np.eye(len(train.class_names), dtype="float32")[y] if (
-        label_mode == "categorical") else y
-    scores = _curriculum.difficulty_scores(run, config, (x, y), x, targets,
-                                           loss)
-    picker = _curriculum.curriculum_callback(run, config, scores)
-    augment, mix = split_mixing(config.augment, seed=config.seed)
     augment = _resolve_augment(augment)
     if isinstance(augment, ImageAugmentation):
         augment = ClipAugmentation(augment)
-    return _data.curriculum_images(
-        picker, x, y, train, run, augment, label_mode,
-        None if mix is None else ClipMixing(mix),
-    ), picker
+    return augment, None if mix is None else ClipMixing(mix)
 
 
 def _reported(run, *datasets):
-    skipped, padded = [], []
-    for ds in datasets:
-        if ds is not None:
-            skipped.extend(ds.skipped_files)
-            padded.extend(ds.padded_files)
-    if skipped:
-        run.log(f"Skipped {len(skipped)} unreadable clip(s): "
-                f"{', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}")
+    skipped = log_skipped(run, *datasets, what="clip(s)")
+    padded = [f for ds in datasets if ds is not None for f in ds.padded_files]
     if padded:
         run.log(f"Padded {len(padded)} clip(s) shorter than {run.config.frames} "
                 "frames by repeating their last frame.")
@@ -291,85 +266,3 @@ def _frames_of(clips):
     return clips.map(lambda x, y: (
         tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0)), y
     ))
-
-
-# === Feature caching ===
-
-
-def _caches_features(run, config):
-    if config.mode != "feature_extraction" or config.feature_cache == "off":
-        return False
-    if _curriculum.pacing_options(config.curriculum) is not None:
-        run.log(
-            "Features are not cached: a curriculum changes the clips every "
-            "epoch, so the frozen backbone runs on every batch."
-        )
-        return False
-    if config.augment or config.sampling != "uniform":
-        run.log(
-            "Features are not cached: augmentation or random frame windows "
-            "change the clips every epoch, so the frozen backbone runs on "
-            "every batch."
-        )
-        return False
-    return True
-
-
-def split_at_frame_features(model, head):
-    """`(features_model, head_model)`: clips -> per-frame vectors
-    `[batch, frames, channels]`, and those vectors -> outputs with the very
-    head layers of `model`."""
-    features = model.get_layer(head.frame_features_name).output
-    return (
-        keras.Model(model.inputs, features, name="frame_features"),
-        keras.Model(features, model.output, name="head_on_features"),
-    )
-
-
-def _fit_on_features(run, config, model, head, train, splits, callbacks,
-                     class_weight=None):
-    """Runs the frozen backbone once per split; trains the temporal head on
-    the cached per-frame features. Returns `(history, results)`."""
-    from kerasft.data import cache_features
-
-    with run.strategy.scope():
-        features_model, head_model = split_at_frame_features(model, head)
-    per_clip = int(np.prod(features_model.output_shape[1:])) * 4
-    place = config.feature_cache
-    if place == "auto":
-        big = per_clip * train.num_samples > MEMORY_FEATURES_BYTES
-        place = "disk" if big else "memory"
-    cache_dir = os.path.join(run.backup_dir, "features")
-    if place == "disk":
-        import shutil
-
-        shutil.rmtree(cache_dir, ignore_errors=True)  # a killed run's files
-        os.makedirs(cache_dir)
-    run.log(f"Caching per-frame features ({place}); the backbone runs once "
-            "per split.")
-    spec = train.element_spec[0]
-    extract = tf.function(
-        lambda clips: features_model(clips, training=False),
-        input_signature=[tf.TensorSpec([None, *spec.shape[1:]], spec.dtype)],
-    )
-
-    def features(ds, name, shuffle):
-        if ds is None:
-            return None
-        cache = True if place == "memory" else os.path.join(cache_dir, name)
-        return cache_features(
-            extract, ds, cache=cache, shuffle=shuffle, seed=config.seed,
-            epoch=run.epoch_variable,
-        ).dataset
-
-    train_features = features(train, "train", True)
-    split_features = {p: features(ds, p, False) for p, ds in splits.items()}
-    with run.strategy.scope():
-        head_model.compile(optimizer=model.optimizer, loss=model.loss,
-                           metrics=head.metrics)
-    history = run.fit(head_model, train_features,
-                      split_features.get("val_"), callbacks,
-                      class_weight=class_weight)
-    results = {p: predict(head_model, ds)
-               for p, ds in split_features.items()}
-    return history, results

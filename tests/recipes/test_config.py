@@ -29,6 +29,34 @@ def test_unknown_option_is_named():
         resolve_config(ImageClassificationConfig, None, lr=0.1)
 
 
+def test_unknown_option_of_replace_is_named():
+    config = ImageClassificationConfig()
+    with pytest.raises(ValueError, match=r"Unknown ImageClassificationConfig "
+                       r"option\(s\) \['lr'\]. Known options: \['output_dir'"):
+        config.replace(lr=0.1)
+    assert config.replace(epochs=4).epochs == 4
+
+
+def test_refused_field_has_no_flag_and_only_its_default():
+    import dataclasses
+
+    from kerasft.recipes.config import RecipeConfig, field
+
+    @dataclasses.dataclass(frozen=True)
+    class Refusing(RecipeConfig):
+        _recipe = "refusing"
+        stride: int = field(0, "Not supported.", refused="is not used by "
+                            "{recipe} (no windows)")
+
+    meta = {f.name: f.metadata for f in dataclasses.fields(Refusing)}
+    assert meta["stride"]["cli"] is False and meta["epochs"]["cli"] is True
+    assert Refusing().stride == 0
+    with pytest.raises(ValueError) as error:
+        Refusing(stride=2)
+    assert str(error.value) == (
+        "`stride` is not used by refusing (no windows). Received: stride=2")
+
+
 def test_json_and_yaml_files_with_overrides(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"epochs": 7, "backbone": "vgg16"}))

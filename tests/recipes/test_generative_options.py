@@ -113,47 +113,76 @@ def test_default_full_mode_trains_every_group_without_unfreeze_callback(tmp_path
     lambda: tiny_bart(),
 ], ids=["gpt2", "t5_untied", "t5_tied", "bart"])
 def test_no_head_outside_the_backbone_refuses_head_only_stages(make):
+    import types
+
     task = make()
     assert _generative.head_weights(task) == []
-    config = recipes.configs.CausalLMConfig(mode="feature_extraction")
+    # The configs refuse these values first; a Python task is checked too.
+    config = types.SimpleNamespace(mode="feature_extraction", head_epochs=0)
     with pytest.raises(ValueError, match=r"mode='feature_extraction' trains "
                        r"only a head.*Use mode='partial'"):
         _generative.check_mode(task, config)
-    config = recipes.configs.CausalLMConfig(mode="partial", head_epochs=1,
-                                            epochs=2)
+    config = types.SimpleNamespace(mode="partial", head_epochs=1)
     with pytest.raises(ValueError, match=r"`head_epochs` trains only a head.*"
                        r"Use head_epochs=0. Received: head_epochs=1"):
         _generative.check_mode(task, config)
     _generative.check_mode(task, recipes.configs.CausalLMConfig(mode="partial"))
 
 
+@pytest.mark.parametrize("config_class", ["CausalLMConfig", "Seq2SeqConfig"])
+def test_configs_refuse_head_only_stages_in_one_line(config_class):
+    make = getattr(recipes.configs, config_class)
+    for mode in ("feature_extraction", "feature-extraction"):
+        with pytest.raises(ValueError, match=r"^mode='feature_extraction' "
+                           r"trains only a head, and GPT-2, T5 and BART have "
+                           r"no layer outside.*Use mode='partial'"):
+            make(train="x", mode=mode)
+    with pytest.raises(ValueError, match=r"^`head_epochs` trains only a head "
+                       r"first.*Use head_epochs=0. Received: head_epochs=1$"):
+        make(train="x", mode="partial", head_epochs=1, epochs=2)
+    assert make(train="x", mode="partial").head_epochs == 0
+
+
 def test_recipes_refuse_feature_extraction_before_training(tmp_path):
-    with pytest.raises(ValueError, match="GPT2CausalLM has no layer outside"):
+    with pytest.raises(ValueError, match="GPT-2, T5 and BART have no layer"):
         _causal(tmp_path, tiny_gpt2(hidden_dim=32, sequence_length=16),
                 mode="feature_extraction")
-    with pytest.raises(ValueError, match="T5Seq2SeqLM has no layer outside"):
+    with pytest.raises(ValueError, match="`head_epochs` trains only a head"):
         _seq2seq(tmp_path, tiny_t5(hidden_dim=32), mode="full", head_epochs=1,
                  epochs=2)
-    assert not os.path.exists(tmp_path / "run" / "history.csv")
+    assert not os.path.exists(tmp_path / "run")
 
 
 def test_cli_refuses_feature_extraction_in_one_line(tmp_path, capsys):
     from kerasft import cli
-    from tests.fixtures.tiny_generative import gpt2_folder
 
     corpus = tmp_path / "c.txt"
     corpus.write_text("one two three.\nfour five.\n")
-    code = cli.main([
-        "causal-lm", "--train", str(corpus), "--backbone", gpt2_folder(),
-        "--sequence-length", "16", "--mode", "feature_extraction",
-        "--precision", "float32", "--strategy", "default", "--verbose", "0",
-        "--output", str(tmp_path / "run"),
-    ])
+    common = ["causal-lm", "--train", str(corpus),
+              "--output", str(tmp_path / "run")]
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*common, "--mode", "feature_extraction"])
     err = capsys.readouterr().err
-    assert code == 2
+    assert exit_.value.code == 2
+    assert "invalid choice: 'feature_extraction'" in err
+    with pytest.raises(SystemExit):
+        cli.main([*common, "--head-epochs", "1"])
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --head-epochs 1 (not an option here: " \
+        "`head_epochs` trains only a head first" in err
+    # A --config FILE can still hold them: the config's one line answers.
+    options = tmp_path / "options.json"
+    options.write_text(json.dumps({"mode": "feature_extraction"}))
+    assert cli.main([*common, "--config", str(options)]) == 2
+    err = capsys.readouterr().err
     assert "--mode 'feature_extraction' trains only a head" in err
-    assert "GPT2CausalLM" in err and "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    options.write_text(json.dumps({"head_epochs": 2}))
+    assert cli.main([*common, "--config", str(options)]) == 2
+    err = capsys.readouterr().err.strip()
+    # `head_epochs` has no flag: the message keeps the config file's name.
+    assert err.endswith("Use head_epochs=0. Received: head_epochs=2"), err
+    assert len(err.splitlines()) == 1
 
 
 def test_optimizer_options_reach_the_task(tmp_path):

@@ -89,6 +89,26 @@ def test_mixing_blends_the_training_batches_only(tmp_path, key, monkeypatch):
     np.testing.assert_array_equal(validation.max(axis=1), 1.0)
 
 
+def test_mixing_under_a_curriculum(tmp_path, monkeypatch):
+    """A curriculum's pipeline mixes its batches too, and says so (`mix`)."""
+    from kerasft.recipes import _runner
+
+    seen = {}
+    fit = _runner.Run.fit
+
+    def spy(self, model, train, validation=None, *args, **kwargs):
+        seen["mix"] = train.mix
+        seen["labels"] = np.concatenate([y for _, y in train])
+        return fit(self, model, train, validation, *args, **kwargs)
+
+    monkeypatch.setattr(_runner.Run, "fit", spy)
+    _run(tmp_path, "curriculum", batch_size=8, mode="feature_extraction",
+         augment={"mixup_alpha": 1.0}, curriculum="linear",
+         difficulty=np.arange(16.0))
+    assert type(seen["mix"]).__name__ == "MixUp"
+    assert (seen["labels"].max(axis=1) < 1 - 1e-3).any()
+
+
 @pytest.mark.parametrize("recipe,reason", [
     ("segmentation", "per-pixel masks"),
     ("object_detection", "labels are boxes"),
