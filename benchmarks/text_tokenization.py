@@ -22,8 +22,18 @@ each token's character span). Tokenizers: MiniLM WordPiece, and the tiny
 GPT-2, BART and T5 fixture folders (`kerasft.backbones.load_task`; the
 tokenizers are the real kinds, only their vocabularies are small).
 
+Third part (`--part bpe`): byte-level BPE, before and after kerasft's
+Hugging Face-exact tokenizer, on the tiny GPT-2 fixture folder's files:
+`keras_hub.models.GPT2Tokenizer(vocab.json, merges.txt)` (what
+`load_task` returned before) against `HFGPT2Tokenizer` (what it returns
+now, with the folder's special tokens). Uses: an eager call on a list, and
+a `tf.data` map over batches of 256, warm (KerasHub's merge cache, which
+both share, already holds every word: later epochs) and cold (a new
+tokenizer each round: the first epoch).
+
     python benchmarks/text_tokenization.py --texts 2000 --rounds 3
     python benchmarks/text_tokenization.py --part offsets --texts 2000 --rounds 3
+    python benchmarks/text_tokenization.py --part bpe --texts 1000 --rounds 3
 """
 
 import argparse
@@ -122,13 +132,58 @@ def offsets_vs_ids(texts, rounds):
               f"offsets/ids {rates['offsets'] / rates['ids']:.2f}")
 
 
+def bpe_makers():
+    """`{name: () -> tokenizer}` for the byte-level BPE before/after."""
+    import keras_hub
+
+    from kerasft.backbones._byte_level_bpe import HFGPT2Tokenizer
+    from tests.fixtures.tiny_generative import gpt2_folder
+
+    files = {"vocabulary": os.path.join(gpt2_folder(), "vocab.json"),
+             "merges": os.path.join(gpt2_folder(), "merges.txt")}
+    return {
+        "keras_hub (before)": lambda: keras_hub.models.GPT2Tokenizer(**files),
+        "kerasft (after)": lambda: HFGPT2Tokenizer(
+            **files, unsplittable_tokens=["<|endoftext|>"]
+        ),
+    }
+
+
+def bpe_before_after(sets, rounds):
+    makers = bpe_makers()
+    for use in ("eager", "tf.data warm", "tf.data cold"):
+        run = run_eager if use == "eager" else run_graph
+        for set_name, texts in sets.items():
+            toks = {name: make() for name, make in makers.items()}
+            for tok in toks.values():  # warm-up: traces, and the merge cache
+                run(tok, texts)
+            times = {name: [] for name in toks}
+            for _ in range(rounds):
+                for name, make in makers.items():
+                    tok = make() if use == "tf.data cold" else toks[name]
+                    start = time.perf_counter()
+                    run(tok, texts)
+                    times[name].append(time.perf_counter() - start)
+            rates = {n: len(texts) / statistics.median(t) for n, t in times.items()}
+            before, after = rates["keras_hub (before)"], rates["kerasft (after)"]
+            print(f"bpe {use:13s} {set_name:12s} before {before:9.0f}/s  "
+                  f"after {after:9.0f}/s  after/before {after / before:.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--part", choices=["before-after", "offsets", "all"], default="all")
+    parser.add_argument("--part", choices=["before-after", "offsets", "bpe", "all"],
+                        default="all")
     args = parser.parse_args()
     from tests.backbones.text_corpus import corpus
+
+    if args.part in ("bpe", "all"):
+        bpe_before_after({"english": english(args.texts),
+                          "multilingual": corpus(args.texts)}, args.rounds)
+    if args.part == "bpe":
+        return
 
     if args.part in ("offsets", "all"):
         offsets_vs_ids(corpus(args.texts), args.rounds)

@@ -50,8 +50,10 @@ _REGISTERING = ("augment", "callbacks", "heads", "layers", "optimizers", "remat"
                 "backbones.t5_checkpoint",
                 # The generation sampler that masks ids past the vocabulary.
                 "generation",
-                # Hugging Face-exact WordPiece and T5 sentinel tokenizers.
-                "backbones._wordpiece", "backbones._t5_tokenizer")
+                # Hugging Face-exact WordPiece, T5 sentinel and byte-level
+                # BPE tokenizers.
+                "backbones._wordpiece", "backbones._t5_tokenizer",
+                "backbones._byte_level_bpe")
 
 __all__ = ["__version__", "build_model", "freeze", "export", "tune", "generate",
            "load", *_SUBMODULES]

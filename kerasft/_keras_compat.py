@@ -645,3 +645,43 @@ def wordpiece_set_max_bytes(tokenizer, max_bytes):
         no_pretokenization=True,
         support_detokenization=True,
     )
+
+
+# === KerasHub byte-level BPE merges (kerasft.backbones._byte_level_bpe) ===
+
+_BPE_FEATURE = "kerasft's Hugging Face byte-level BPE tokenizer (TensorFlow graph path)"
+_BPE_INTERNALS = (
+    "_maybe_initialized_tf", "cache", "_bpe_merge_and_update_cache_tf", "token_to_id_map",
+)
+
+
+def bpe_merge_words(tokenizer, words):
+    """KerasHub `BytePairTokenizer`'s TensorFlow BPE merges of pre-split
+    words: `(pieces, ids)`, two ragged `[len(words), None]` tensors, the
+    merged tokens and their ids (-1 for a piece not in the vocabulary).
+    `words` is a 1-D string tensor of raw UTF-8 pieces (no empty ones);
+    the special tokens among them, put in the cache at construction, map
+    to themselves.
+
+    Does what `BytePairTokenizer._tokenize_tf` does after its own
+    splitting: `_maybe_initialized_tf()`, the `cache` lookup, merging the
+    unseen words with `_bpe_merge_and_update_cache_tf` and mapping pieces
+    with `token_to_id_map` (checked on KerasHub 0.32 with TensorFlow 2.21).
+    """
+    import tensorflow as tf
+
+    for name in _BPE_INTERNALS:
+        if not hasattr(tokenizer, name):
+            raise missing(_BPE_FEATURE, f"BytePairTokenizer.{name}", _HUB_CHECKED)
+    tokenizer._maybe_initialized_tf()
+    cache = tokenizer.cache
+    lookup = cache.lookup(words)
+    unseen = lookup == ""
+
+    def merge_unseen():
+        tokenizer._bpe_merge_and_update_cache_tf(tf.boolean_mask(words, unseen))
+        return cache.lookup(words)
+
+    merged = tf.cond(tf.reduce_any(unseen), merge_unseen, lambda: lookup)
+    pieces = tf.strings.split(merged, sep=" ")
+    return pieces, tokenizer.token_to_id_map.lookup(pieces)

@@ -12,8 +12,10 @@ tokenizer kind; none calls Hugging Face:
   each token is a run of the text's UTF-8 bytes; a token spans the
   characters holding its first and last byte (so two tokens that split a
   multi-byte character both span all of it), then Hugging Face's
-  `trim_offsets` drops the spaces (`Ġ`) at either end of a token:
-  RoBERTa/BART folders trim (`RobertaProcessing`), GPT-2 folders do not.
+  `trim_offsets` drops the spaces (`Ġ`) at either end of a token, as the
+  folder says (`folder_trim_steps`, kept in the tokenizer's
+  `offset_trims`); without it, RoBERTa/BART tokenizers trim and GPT-2's
+  do not.
 - T5 (`T5SentinelTokenizer`): the ids are SentencePiece's; the offsets
   follow Hugging Face's pipeline: the text is cut at each sentinel (which
   spans its `<extra_id_N>`), each chunk normalised as `tokenizers`'
@@ -47,9 +49,11 @@ def token_offsets(tokenizer, text, trim_offsets=None):
         trim_offsets: byte-level BPE only: drop the spaces at either end
             of a token's span, as Hugging Face's `trim_offsets` post
             processing. Defaults to `None`: what Hugging Face does for the
-            folder's model type (`True` for RoBERTa and BART, whose
-            `tokenizer.json` post processor is `RobertaProcessing`;
-            `False` for GPT-2).
+            folder the tokenizer was loaded from (the tokenizer's
+            `offset_trims`, which `kerasft.backbones` sets from the folder
+            and which survives `get_config`); for a tokenizer without it,
+            what Hugging Face does for the model type's default files:
+            `True` for RoBERTa and BART, `False` for GPT-2.
 
     Returns:
         `(ids, offsets)`: a list of ids and a list of `(start, end)`
@@ -71,6 +75,11 @@ def token_offsets(tokenizer, text, trim_offsets=None):
                 f"Received an item of type {type(t).__name__}: {t!r}"
             )
     kind = tokenizer_kind(tokenizer)
+    if trim_offsets is not None and not isinstance(trim_offsets, bool):
+        raise TypeError(
+            "`trim_offsets` must be `None`, `True` or `False`. Received: "
+            f"trim_offsets={trim_offsets!r}"
+        )
     if trim_offsets is not None and kind != "byte_level_bpe":
         raise ValueError(
             "`trim_offsets` applies to byte-level BPE tokenizers only. "
@@ -174,18 +183,135 @@ def _table(tokenizer):
     return table
 
 
-def _default_trim(tokenizer):
-    # Hugging Face converts RoBERTa and BART folders with RobertaProcessing
-    # (trim_offsets=True) and GPT-2 folders with TemplateProcessing (or
-    # ByteLevel with trim_offsets=False in tokenizer.json files).
+# Hugging Face tokenizer classes whose constructor sets the post processor
+# itself (`RobertaProcessing` from `tokenizer_config.json`'s `trim_offsets`
+# and `add_prefix_space`, ignoring `tokenizer.json`'s); transformers 5 makes
+# BartTokenizer an alias of RobertaTokenizer.
+_ROBERTA_CLASSES = ("RobertaTokenizer", "RobertaTokenizerFast",
+                    "BartTokenizer", "BartTokenizerFast")
+_NO_TRIM_PROCESSORS = ("TemplateProcessing", "BertProcessing")
+
+
+def folder_trim_steps(tokenizer_class, tokenizer_json=None, tokenizer_config=None):
+    """Hugging Face's offset trimming for a byte-level BPE folder.
+
+    What `transformers.AutoTokenizer.from_pretrained(folder)` post
+    processes with (checked on transformers 5.25 with tokenizers 0.23):
+    RoBERTa and BART tokenizers build `RobertaProcessing` from
+    `tokenizer_config.json` (`trim_offsets`, default true, and
+    `add_prefix_space`, default false), whatever `tokenizer.json` holds;
+    the others (GPT-2, `PreTrainedTokenizerFast`) keep `tokenizer.json`'s
+    `post_processor`: a `ByteLevel` or `RobertaProcessing` with
+    `trim_offsets` trims, a `Sequence` runs each of its processors in turn,
+    `TemplateProcessing` (and no `tokenizer.json`) does not trim.
+
+    Args:
+        tokenizer_class: the Hugging Face tokenizer class name the folder's
+            model type maps to (`"GPT2Tokenizer"`, `"BartTokenizer"`,
+            `"RobertaTokenizer"`); `tokenizer_config.json`'s
+            `tokenizer_class`, when present, takes precedence.
+        tokenizer_json: the folder's parsed `tokenizer.json`, or `None`.
+        tokenizer_config: the folder's parsed `tokenizer_config.json`, or
+            `None`.
+
+    Returns:
+        A tuple with one entry per trimming pass, each the pass's
+        `add_prefix_space` (which keeps a single leading space on the first
+        token); `()` when offsets are not trimmed.
+
+    Example:
+    ```python
+    folder_trim_steps("GPT2Tokenizer", {"post_processor": {
+        "type": "ByteLevel", "add_prefix_space": False,
+        "trim_offsets": True, "use_regex": True}})  # (False,)
+    ```
+    """
+    config = tokenizer_config or {}
+    name = config.get("tokenizer_class") or tokenizer_class
+    if name in _ROBERTA_CLASSES:
+        if not config.get("trim_offsets", True):
+            return ()
+        return (bool(config.get("add_prefix_space", False)),)
+    return _processor_trims((tokenizer_json or {}).get("post_processor"))
+
+
+def _processor_trims(processor):
+    if processor is None:
+        return ()
+    kind = processor.get("type")
+    if kind == "Sequence":
+        return tuple(
+            step for inner in processor.get("processors", [])
+            for step in _processor_trims(inner)
+        )
+    if kind == "RobertaProcessing" and not {"trim_offsets", "add_prefix_space"} <= set(processor):
+        return ()  # `tokenizers` reads it as a BertProcessing: no trimming.
+    if kind in ("ByteLevel", "RobertaProcessing"):
+        if "trim_offsets" not in processor or "add_prefix_space" not in processor:
+            raise ValueError(
+                "A ByteLevel post processor in tokenizer.json must set "
+                "`trim_offsets` and `add_prefix_space` (Hugging Face refuses "
+                f"it too). Received: {processor!r}"
+            )
+        return (bool(processor["add_prefix_space"]),) if processor["trim_offsets"] else ()
+    if kind in _NO_TRIM_PROCESSORS:
+        return ()
+    raise ValueError(
+        "tokenizer.json's `post_processor` must be one of ByteLevel, "
+        f"RobertaProcessing, {', '.join(_NO_TRIM_PROCESSORS)} or Sequence "
+        f"for a byte-level BPE folder. Received: type={kind!r}"
+    )
+
+
+def read_folder_trims(source, tokenizer_class, feature):
+    """`folder_trim_steps` of a local folder or `hf://` handle, reading its
+    `tokenizer.json` and `tokenizer_config.json` where it has them.
+
+    Args:
+        source: a local folder or an `hf://` handle.
+        tokenizer_class: as in `folder_trim_steps`.
+        feature: what is loading it, named in errors about KerasHub
+            internals.
+
+    Returns:
+        The trimming passes, a tuple (see `folder_trim_steps`).
+
+    Example:
+    ```python
+    read_folder_trims("path/to/gpt2", "GPT2Tokenizer", "load_task")  # ()
+    ```
+    """
+    from kerasft import _keras_compat
+
+    files = {}
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        if _keras_compat.preset_file_exists(source, name, feature):
+            files[name] = _keras_compat.preset_load_json(source, name, feature)
+    return folder_trim_steps(
+        tokenizer_class, files.get("tokenizer.json"), files.get("tokenizer_config.json")
+    )
+
+
+def _trim_steps(tokenizer, trim_offsets):
+    """The trimming passes for `tokenizer` (see `folder_trim_steps`)."""
     import keras_hub
 
+    prefix = bool(getattr(tokenizer, "add_prefix_space", False))
+    if trim_offsets is not None:
+        return (prefix,) if trim_offsets else ()
+    folder = getattr(tokenizer, "offset_trims", None)
+    if folder is not None:
+        return tuple(folder)
+    # Not loaded from a folder by kerasft: Hugging Face's rule for the
+    # model type's own files (RobertaProcessing for RoBERTa and BART; a
+    # GPT-2 folder without tokenizer.json gets TemplateProcessing, and
+    # OpenAI's tokenizer.json says ByteLevel with trim_offsets=false).
     trimmed = tuple(
         getattr(keras_hub.models, name)
         for name in ("RobertaTokenizer", "BartTokenizer")
         if hasattr(keras_hub.models, name)
     )
-    return isinstance(tokenizer, trimmed)
+    return (prefix,) if isinstance(tokenizer, trimmed) else ()
 
 
 def _byte_level_offsets(tokenizer, texts, trim_offsets):
@@ -196,8 +322,7 @@ def _byte_level_offsets(tokenizer, texts, trim_offsets):
             f"{tokenizer.sequence_length}; use a tokenizer built with "
             "`sequence_length=None`."
         )
-    if trim_offsets is None:
-        trim_offsets = _default_trim(tokenizer)
+    steps = _trim_steps(tokenizer, trim_offsets)
     prefix = bool(getattr(tokenizer, "add_prefix_space", False))
     table = _table(tokenizer)
     rows = tokenizer(texts) if texts else []
@@ -205,11 +330,11 @@ def _byte_level_offsets(tokenizer, texts, trim_offsets):
     out = []
     for text, ids in zip(texts, rows):
         ids = [int(i) for i in ids]
-        out.append((ids, _byte_spans(text, ids, table, trim_offsets, prefix)))
+        out.append((ids, _byte_spans(text, ids, table, steps, prefix)))
     return out
 
 
-def _byte_spans(text, ids, table, trim_offsets, prefix):
+def _byte_spans(text, ids, table, steps, prefix):
     data = np.frombuffer(text.encode("utf-8"), np.uint8)
     # Character index of each UTF-8 byte (continuation bytes are 10xxxxxx).
     char_of = np.cumsum((data & 0xC0) != 0x80) - 1
@@ -223,8 +348,10 @@ def _byte_spans(text, ids, table, trim_offsets, prefix):
         raise ValueError(
             "The tokens' bytes do not spell the text, so no offsets exist: "
             f"{total} token bytes for {len(char_of)} text bytes. Received: "
-            f"text={text!r}. Tokenize eagerly (not inside tf.data, whose "
-            "byte-level BPE path cuts text at U+0000; see docs/text.md)."
+            f"text={text!r}. The vocabulary lacks some of the text's bytes "
+            "(they were dropped), or the ids come from KerasHub's own "
+            "tokenizer rather than the one `kerasft.backbones` builds (see "
+            "docs/text.md)."
         )
     if not len(ids):
         return []
@@ -236,12 +363,13 @@ def _byte_spans(text, ids, table, trim_offsets, prefix):
     stops = np.cumsum(sizes)
     starts = char_of[stops - sizes]
     ends = char_of[stops - 1] + 1
-    if trim_offsets:
-        # Hugging Face's byte-level `process_offsets`: leading spaces are
-        # kept on the first token when a prefix space was added.
+    for keep_prefix in steps:
+        # Hugging Face's byte-level `process_offsets`, once per trimming
+        # post processor: a single leading space is kept on the first token
+        # (or one starting at 0) when the processor says `add_prefix_space`.
         first = (np.arange(len(ids)) == 0) | (starts == 0)
-        lead = np.where(prefix & (lead == 1) & first, 0, lead)
-        starts = np.minimum(starts + lead, ends)
+        drop = np.where(keep_prefix & (lead == 1) & first, 0, lead)
+        starts = np.minimum(starts + drop, ends)
         ends = np.where((trail > 0) & (ends >= trail), np.maximum(ends - trail, starts), ends)
     return list(zip(starts.tolist(), ends.tolist()))
 

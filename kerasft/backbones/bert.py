@@ -334,8 +334,15 @@ def _preprocessor(source, family, hf_config, sequence_length, keras_hub):
         return preprocessor_cls(
             tokenizer=tokenizer, sequence_length=sequence_length
         )
-    return _download.from_preset(preprocessor_cls, source,
-                                 sequence_length=sequence_length)
+    preprocessor = _download.from_preset(preprocessor_cls, source,
+                                         sequence_length=sequence_length)
+    if hf_config is not None:
+        # The folder's Hugging Face tokenizer exactly (RoBERTa): ids, special
+        # tokens and offset trimming.
+        from kerasft.backbones import _byte_level_bpe
+
+        preprocessor = _byte_level_bpe.exact_preprocessor(preprocessor, source, _FEATURE)
+    return preprocessor
 
 
 def _wordpiece_tokenizer(source, family):

@@ -153,7 +153,8 @@ def _from_folder(folder, kind, lengths, keras_hub):
         files = t5_checkpoint.local_t5_files(folder)
         return _t5_task(files, lengths, max_length), max_length
     _check_converter_keys(folder, config)
-    return _base_class(kind, keras_hub).from_preset(folder), max_length
+    task = _base_class(kind, keras_hub).from_preset(folder)
+    return _follow_folder(task, folder), max_length
 
 
 def _from_hf_handle(handle, kind, lengths, keras_hub):
@@ -184,7 +185,8 @@ def _from_hf_handle(handle, kind, lengths, keras_hub):
         )
     if model_type not in _T5_TYPES:
         _check_converter_keys(handle, config)
-        return _base_class(kind, keras_hub).from_preset(handle), max_length
+        task = _base_class(kind, keras_hub).from_preset(handle)
+        return _follow_folder(task, handle), max_length
 
     def get(name):
         return _keras_compat.preset_get_file(handle, name, _FEATURE)
@@ -202,6 +204,17 @@ def _from_hf_handle(handle, kind, lengths, keras_hub):
         if _keras_compat.preset_file_exists(handle, name, _FEATURE):
             files[key] = get(name)
     return _t5_task(files, lengths, max_length), max_length
+
+
+def _follow_folder(task, source):
+    # The folder's Hugging Face tokenizer exactly (GPT-2, BART): ids, special
+    # tokens and offset trimming.
+    from kerasft.backbones import _byte_level_bpe
+
+    if task.preprocessor is None:
+        return task
+    preprocessor = _byte_level_bpe.exact_preprocessor(task.preprocessor, source, _FEATURE)
+    return type(task)(backbone=task.backbone, preprocessor=preprocessor)
 
 
 def _from_preset_name(name, kind, keras_hub):
