@@ -43,23 +43,24 @@ def _noisy_inverted(x):
 
 def test_near_tiny_task_gets_feature_extraction(pretrained):
     make, _, (x59, y59) = pretrained
-    advice = kerasft.advise(_per_class(x59, y59, 8), make(), lr_sweep=False)
+    # Tiny: below the 3 per class from which the panel found full better.
+    advice = kerasft.advise(_per_class(x59, y59, 2), make(), lr_sweep=False)
     assert advice.mode == "feature_extraction"
-    assert advice.measurements["examples_per_class"] == 8
+    assert advice.measurements["examples_per_class"] == 2
     assert "examples/class" in advice.reasons["mode"]
 
 
 def test_far_larger_task_opens_more_groups(pretrained):
     make, _, (x59, y59) = pretrained
-    near = kerasft.advise(_per_class(x59, y59, 8), make(), lr_sweep=False)
+    near = kerasft.advise(_per_class(x59, y59, 2), make(), lr_sweep=False)
     x, y = _per_class(x59, y59, 150)
     far = kerasft.advise((_noisy_inverted(x), y), make())
     assert far.mode in ("partial", "progressive", "full")
     opened = lambda a: 0 if a.mode == "feature_extraction" else (  # noqa: E731
         a.measurements["num_groups"] if a.mode == "full" else a.unfreeze_groups)
     assert opened(far) > opened(near)
-    # The backbone sweep ran and the backbone trains slower than the head.
-    assert np.isfinite(far.measurements["backbone_rate"])
+    # The head sweep ran and the backbone trains slower than the head.
+    assert np.isfinite(far.measurements["head_rate"])
     assert far.fine_tune_learning_rate < far.learning_rate  # head rate ~1e-2
 
 
@@ -105,7 +106,7 @@ def test_rejects_mismatched_data(pretrained):
 @pytest.mark.slow
 def test_mode_auto_follows_the_advice_and_writes_it(pretrained, tmp_path):
     make, _, (x59, y59) = pretrained
-    train = _per_class(x59, y59, 8)
+    train = _per_class(x59, y59, 2)
     out = str(tmp_path / "run")
     result = kerasft.recipes.image_classification(
         backbone=make(), train=train, validation=(x59[-100:], y59[-100:]),
@@ -125,7 +126,7 @@ def test_kerasft_advise_prints_and_writes(pretrained, tmp_path, capsys):
     make, _, (x59, y59) = pretrained
     model_path = str(tmp_path / "cnn.keras")
     make().model.save(model_path)
-    x, y = _per_class(x59, y59, 8)
+    x, y = _per_class(x59, y59, 2)
     data_path = str(tmp_path / "data.npz")
     np.savez(data_path, x=x, y=y)
     out = str(tmp_path / "advice.json")

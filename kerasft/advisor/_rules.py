@@ -13,22 +13,28 @@ The rules, each one sentence:
   as many groups as the labelled examples per class afford (none below
   `MIN_PER_CLASS`, all from `FULL_PER_CLASS`): all is `"full"`; fewer is
   `"progressive"` when the shift reaches the bottom group, else
-  `"partial"` down to the lowest shifted group.
+  `"partial"` down to the lowest shifted group. (Panel evidence, seed 1
+  of `benchmarks/advisor.py`: at the small fine-tune rate, full
+  fine-tuning beat partial and the frozen features from 3 labels per
+  class on every target, near ones included: "tiny" is below 3.)
 - **head epochs**: enough epochs for `HEAD_STEPS` optimizer steps of the
   head alone, so that the opened layers see a trained head.
 - **epochs**: enough for `TRAIN_STEPS` steps (`FEATURE_STEPS` on cached
   features), within `[MIN_EPOCHS, MAX_EPOCHS]`.
-- **learning rate**: `lr_find`'s steepest-descent rate of the head on the
-  frozen features, clipped to `HEAD_RATE_RANGE` (a convex problem on
-  cached features takes large steps) and, once layers open, to at most
+- **learning rate**: a tenth of the rate at which one full-batch
+  `lr_find` sweep of the head on the cached frozen features reaches its
+  lowest loss (fastai's "minimum / 10"; the steepest-descent point of a
+  short 32-example sweep was noisy: 8e-5 where 1e-3 was best), clipped
+  to `HEAD_RATE_RANGE` and, once layers open, to at most
   `OPEN_HEAD_RATE_MAX` (large head steps would send large gradients into
   the pretrained layers).
 - **fine-tune rate**: a tenth of the head's rate (discriminative rates),
-  never above `SWEEP_MARGIN` times `lr_find`'s rate of the opened model,
   within `FINE_TUNE_RANGE`.
-- **layer decay**: opened groups shifted less than the top one train
-  slower: `decay = (shift_bottom / shift_top) ** (1 / (k - 1))` over the
-  `k` opened groups, clipped to `DECAY_RANGE`.
+- **layer decay**: none for runs shorter than `DECAY_MIN_STEPS` steps
+  (the panel's ~120-step runs lost 3-10 points with decay 0.8); on longer
+  runs opened groups shifted less than the top one train slower:
+  `decay = (shift_bottom / shift_top) ** (1 / (k - 1))` over the `k`
+  opened groups, clipped to `DECAY_RANGE` (not evaluated on the panel).
 """
 
 import math
@@ -42,9 +48,12 @@ PROBE_ENOUGH = 0.97
 # by about a third of the checkpoint's own spread.
 SHIFT_OPEN = 0.15
 # Labelled examples per class below which no backbone group is opened, and
-# from which every group may be.
-MIN_PER_CLASS = 15
-FULL_PER_CLASS = 50
+# from which every group may be (log-linear between). Set on seed 1 of the
+# panel: full fine-tuning at the small fine-tune rate beat partial and the
+# frozen features at 3, 5 and 10 per class, near and far targets alike, so
+# the band between them is empty; below 3 is not measured.
+MIN_PER_CLASS = 3
+FULL_PER_CLASS = 3
 HEAD_STEPS = 30
 TRAIN_STEPS = 120
 FEATURE_STEPS = 150
@@ -54,13 +63,14 @@ HEAD_RATE_RANGE = (1e-4, 1e-2)
 # With layers open, large head steps send large gradients into them.
 OPEN_HEAD_RATE_MAX = 1e-3
 DEFAULT_HEAD_RATE = 1e-3
+# The head rate is lr_find's lowest-loss rate over this.
+MIN_LOSS_DIVISOR = 10.0
 FINE_TUNE_DIVISOR = 10.0
-# The opened model's steepest-descent rate (a short, noisy sweep) only caps
-# the fine-tune rate, at this multiple.
-SWEEP_MARGIN = 10.0
 # Pretrained weights take small steps whatever the sweep says.
 FINE_TUNE_RANGE = (1e-5, 1e-4)
 DECAY_RANGE = (0.8, 1.0)
+# Runs shorter than this (after the head stage) get no layer decay.
+DECAY_MIN_STEPS = 1000
 
 
 def groups_needed(group_shift, shift_kind, probe_accuracy):
@@ -159,37 +169,40 @@ def _finite(value):
     return value is not None and math.isfinite(value) and value > 0
 
 
-def choose_rates(head_rate, backbone_rate, mode):
-    """`(learning_rate, fine_tune_learning_rate, because)`; rates may be
-    `None`/NaN when `lr_find` was not run or found no descent."""
+def choose_rates(head_rate, mode):
+    """`(learning_rate, fine_tune_learning_rate, because)` from `head_rate`,
+    the rate of the lowest smoothed loss of `lr_find`'s head sweep (may be
+    `None`/NaN when the sweep was not run or recorded no finite loss)."""
     low, high = HEAD_RATE_RANGE
     if mode != "feature_extraction":
         high = OPEN_HEAD_RATE_MAX
     if _finite(head_rate):
-        lr = min(high, max(low, head_rate))
-        why = f"lr_find head {head_rate:.1e} clipped to [{low:g}, {high:g}]"
+        lr = min(high, max(low, head_rate / MIN_LOSS_DIVISOR))
+        why = (f"lr_find's lowest loss at {head_rate:.1e}, / "
+               f"{MIN_LOSS_DIVISOR:g}, clipped to [{low:g}, {high:g}]")
     else:
         lr = min(high, DEFAULT_HEAD_RATE)
-        why = f"lr_find found no descent: the default {lr:g}"
+        why = f"no lr_find sweep (or no finite loss): the default {lr:g}"
     if mode == "feature_extraction":
         return lr, None, why
-    ft = lr / FINE_TUNE_DIVISOR
-    why_ft = f"head / {FINE_TUNE_DIVISOR:g}"
-    if _finite(backbone_rate) and ft > SWEEP_MARGIN * backbone_rate:
-        ft = SWEEP_MARGIN * backbone_rate
-        why_ft += (f", lowered to {SWEEP_MARGIN:g} x lr_find's opened-model "
-                   f"rate {backbone_rate:.1e}")
-    ft = min(FINE_TUNE_RANGE[1], max(FINE_TUNE_RANGE[0], ft))
+    ft = min(FINE_TUNE_RANGE[1], max(FINE_TUNE_RANGE[0],
+                                     lr / FINE_TUNE_DIVISOR))
     return lr, ft, (
-        f"{why}; fine-tune {why_ft}, within [{FINE_TUNE_RANGE[0]:g}, "
-        f"{FINE_TUNE_RANGE[1]:g}]"
+        f"{why}; fine-tune head / {FINE_TUNE_DIVISOR:g}, within "
+        f"[{FINE_TUNE_RANGE[0]:g}, {FINE_TUNE_RANGE[1]:g}]"
     )
 
 
-def choose_layer_decay(group_shift, shift_kind, opened):
-    """`(layer_decay or None, because)` over the `opened` top groups."""
+def choose_layer_decay(group_shift, shift_kind, opened, train_steps):
+    """`(layer_decay or None, because)` over the `opened` top groups of a
+    run of `train_steps` steps after the head stage."""
     if opened < 2 or shift_kind != "batchnorm":
         return None, "fewer than 2 groups open (or no BatchNorm shift): no decay"
+    if train_steps < DECAY_MIN_STEPS:
+        return None, (
+            f"{train_steps} steps < {DECAY_MIN_STEPS}: short runs lost "
+            "accuracy with decay on the panel: one rate"
+        )
     top = group_shift[-1]
     bottom = group_shift[-opened]
     if not top > 0:
@@ -213,8 +226,8 @@ def decide(m):
     """Every choice from a measurements dict (plain numbers).
 
     Keys read: `examples_per_class`, `num_groups`, `probe_accuracy`,
-    `group_shift`, `shift_kind`, `steps_per_epoch`, `head_rate`,
-    `backbone_rate`.
+    `group_shift`, `shift_kind`, `steps_per_epoch`, `head_rate` (the
+    lowest-loss rate of `lr_find`'s head sweep).
 
     Returns `{field: (value, because)}` for `mode`, `unfreeze_groups`,
     `head_epochs`, `epochs`, `learning_rate`, `fine_tune_learning_rate`,
@@ -225,10 +238,11 @@ def decide(m):
         m["group_shift"], m.get("shift_kind", "batchnorm"),
     )
     head_epochs, epochs, why_epochs = choose_epochs(mode, m["steps_per_epoch"])
-    lr, ft, why_rates = choose_rates(m.get("head_rate"), m.get("backbone_rate"), mode)
+    lr, ft, why_rates = choose_rates(m.get("head_rate"), mode)
     decay, why_decay = choose_layer_decay(
         m["group_shift"], m.get("shift_kind", "batchnorm"),
         groups if mode in ("partial", "full") else 0,
+        (epochs - head_epochs) * m["steps_per_epoch"],
     )
     return {
         "mode": (mode, why_mode),

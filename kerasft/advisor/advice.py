@@ -23,8 +23,8 @@ _MEASURED = {
     "head_epochs": ("steps_per_epoch",),
     "epochs": ("steps_per_epoch",),
     "learning_rate": ("head_rate",),
-    "fine_tune_learning_rate": ("backbone_rate",),
-    "layer_decay": ("group_shift",),
+    "fine_tune_learning_rate": ("head_rate",),
+    "layer_decay": ("steps_per_epoch",),
 }
 
 

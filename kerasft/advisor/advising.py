@@ -14,9 +14,11 @@ def advise(data, backbone, num_classes=None, batch_size=32, max_samples=1000,
     """Chooses the fine-tuning strategy, rates and epochs for `data`.
 
     Cheap measurements (one frozen pass over at most `max_samples`
-    examples, a cross-validated logistic regression, two short `lr_find`
-    sweeps) feed the pure rules of `kerasft.advisor._rules`; each choice
-    says which rule and figures gave it.
+    examples, a cross-validated logistic regression, one short full-batch
+    `lr_find` sweep of the head on the cached features) feed the pure
+    rules of `kerasft.advisor._rules`; each choice says which rule and
+    figures gave it. `measurements["measure_parts"]` holds the seconds
+    each measurement took.
 
     Args:
         data: the labelled training images: a tuple `(x, y)` of arrays
@@ -60,27 +62,28 @@ def advise(data, backbone, num_classes=None, batch_size=32, max_samples=1000,
     m["num_groups"] = len(backbone.groups)
     m["groups"] = backbone.group_names
     m["measured_examples"] = int(len(y))
+    parts = {"read": time.perf_counter() - start}
     final, kind, per_group = measurements.measure_features(backbone, x)
     if kind == "probe":
         per_group = measurements.group_probes(per_group, y, seed=seed)
     m["shift_kind"] = kind
     m["group_shift"] = [per_group[g] for g in backbone.group_names]
     _fill_missing(m["group_shift"])
+    parts["features"] = time.perf_counter() - start - sum(parts.values())
     m["probe_accuracy"] = measurements.linear_probe(final, y, seed=seed)
     m["chance"] = float(np.bincount(y).max() / len(y))
-    head_rate = backbone_rate = float("nan")
+    parts["probe"] = time.perf_counter() - start - sum(parts.values())
+    # One sweep, of the head on the cached features: the fine-tune rate
+    # follows the head's (`_rules.choose_rates`).
+    m["head_rate"] = m["head_rate_steepest"] = float("nan")
     if lr_sweep:
-        mode, _, _ = _rules.choose_strategy(
-            m["examples_per_class"], m["num_groups"], m["probe_accuracy"],
-            m["group_shift"], kind,
-        )
-        head_rate, backbone_rate = measurements.rate_sweeps(
-            backbone, x, y, num_classes, features=final, batch_size=batch_size,
-            opened=mode != "feature_extraction",
-        )
-    m["head_rate"], m["backbone_rate"] = head_rate, backbone_rate
+        rates = measurements.head_sweep(final, y, num_classes)
+        m["head_rate"] = rates["head_rate_min_loss"]
+        m["head_rate_steepest"] = rates["head_rate_steepest"]
+    parts["lr_find"] = time.perf_counter() - start - sum(parts.values())
     decided = _rules.decide(m)
     m["measure_seconds"] = time.perf_counter() - start
+    m["measure_parts"] = parts
     advice = Advice(
         {k: v for k, (v, _) in decided.items()},
         {k: why for k, (_, why) in decided.items()},

@@ -8,18 +8,19 @@
 - `fine_tuning`: the mode (`kerasft.recipes._stages`: feature_extraction,
   partial, progressive, full with `head_epochs`) over the groups of
   `kerasft.backbones.from_keras_hub(task)` and the run's optimizer (AdamW,
-  `lr_schedule` with warmup, `layer_decay`); `check_mode` refuses a
-  head-only stage on a task with no head outside its backbone (GPT-2, T5,
-  BART); `with_unfreeze` adds the mode's `ProgressiveUnfreeze`.
+  `lr_schedule` with warmup, `layer_decay`; the configs refuse head-only
+  stages: GPT-2, T5 and BART have no weight outside their backbone);
+  `fit` adds the mode's `ProgressiveUnfreeze`.
 - `rematerialized`: `gradient_checkpointing` on the task's transformer
   blocks during `fit`.
 - `enable_adapters`: `lora_rank` through `kerasft.backbones.enable_lora`.
 - `without_preprocessor`: `fit`/`evaluate` on token ids the recipe made
   once, instead of KerasHub mapping the preprocessor over every epoch.
-- The run folder (read back by `load_finished_task` and `kerasft
-  generate`): `generative.json`; `model.keras` (the whole task with its
-  preprocessor) unless LoRA adapters stay unmerged, then `lora.weights.h5`
-  (adapters only) and, when the base was a Python object, `base_preset/`
+- The run folder (`finish`, through `Run.finish`; read back by
+  `load_finished_task`, `kerasft.load` and `kerasft generate`):
+  `generative.json`; `model.keras` (the whole task with its preprocessor)
+  unless LoRA adapters stay unmerged, then `lora.weights.h5` (adapters
+  only) and, when the base was a Python object, `base_preset/`
   (`task.save_to_preset`, written once before any adapter exists, in
   float32 whatever the run's precision, so that KerasHub loads it back).
   `--overwrite` removes these files with the others (`_io.RUN_OUTPUTS`).
@@ -40,25 +41,9 @@ LORA_FILE = "lora.weights.h5"
 BASE_PRESET_DIR = "base_preset"
 PREDICTIONS_FILE = "predictions.csv"
 SAMPLES_FILE = "samples.json"
-CURVES_FILE = "training_curves.png"
-KINDS = ("seq2seq", "causal_lm")
 
 
 # === The model ===
-
-
-def is_task(value):
-    """True for a KerasHub task object (what `backbone` may hold in Python)."""
-    import keras_hub
-
-    return isinstance(value, keras_hub.models.Task)
-
-
-def load_task(source, kind, sequence_length=None):
-    """`kerasft.backbones.load_task(source, kind, sequence_length)`."""
-    from kerasft import backbones
-
-    return backbones.load_task(source, kind, sequence_length=sequence_length)
 
 
 def resolve_task(run, source, kind, sequence_length=None):
@@ -79,27 +64,32 @@ def resolve_task(run, source, kind, sequence_length=None):
         `(task, base)`: `base` is the source string, or `None` for a
         Python object.
     """
-    if kind not in KINDS:
-        raise ValueError(f"`kind` must be one of {KINDS}. Received: kind={kind!r}")
-    if is_task(source):
-        checked = load_task(source, kind, sequence_length)
-        return _rebuilt(checked), None
+    import keras_hub
+
+    from kerasft import backbones
+
+    if isinstance(source, keras_hub.models.Task):
+        checked = backbones.load_task(source, kind, sequence_length=sequence_length)
+        return _copy(checked), None
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(
             "`backbone` must be a KerasHub preset name, an hf:// handle, a "
             "local folder or (in Python) a KerasHub task. Received: "
             f"backbone={source!r}"
         )
-    return load_task(os.fspath(source), kind, sequence_length), os.fspath(source)
+    source = os.fspath(source)
+    return backbones.load_task(source, kind, sequence_length=sequence_length), source
 
 
-def _rebuilt(task):
-    """A copy of `task` made in the current scope and dtype policy: the
-    backbone from its config (its dtype dropped, so the policy applies)
-    and weights; the same preprocessor object."""
+def _copy(task, dtype=None):
+    """A copy of `task` made in the current scope: the backbone from its
+    config (under `dtype`, or the current policy when `None`) and weights;
+    the same preprocessor object."""
     backbone = task.backbone
     config = backbone.get_config()
     config.pop("dtype", None)
+    if dtype is not None:
+        config["dtype"] = dtype
     copy = type(backbone).from_config(config)
     copy.set_weights(backbone.get_weights())
     return type(task)(backbone=copy, preprocessor=task.preprocessor)
@@ -117,62 +107,26 @@ def without_preprocessor(task):
         task.preprocessor = preprocessor
 
 
-def enable_adapters(run, task, rank):
-    """LoRA of rank `rank` on `task` (`kerasft.backbones.enable_lora`):
-    only the adapters train. Logs the trainable share."""
+def enable_adapters(run, task, base):
+    """LoRA of rank `lora_rank` on `task` (`kerasft.backbones.enable_lora`),
+    when the config asks: only the adapters train. Logs the trainable share.
+    Adapters that stay unmerged on a task given as a Python object (`base`
+    is `None`) need the base saved first (`save_base_preset`)."""
     from kerasft import backbones
 
+    rank = run.config.lora_rank
+    if not rank:
+        return
+    if not run.config.merge_lora and base is None:
+        save_base_preset(run, task)
     total, trainable = backbones.enable_lora(task, rank, verbose=False)
     run.log(
         f"LoRA rank {rank}: {trainable:,} of {total:,} parameters train "
         f"({100.0 * trainable / max(total, 1):.2f}%)."
     )
-    return total, trainable
 
 
 # === Mode and optimizer ===
-
-
-def head_weights(task):
-    """The weights of `task` outside `task.backbone`: what a head-only stage
-    trains. GPT-2, BART and T5 have none (their output projection is the
-    token embedding's reverse, or T5 v1.1's untied `reverse_embeddings` in
-    the same `token_embedding` layer, both inside the backbone)."""
-    inside = {id(layer) for layer in task.backbone.layers}
-    return [
-        w for layer in task.layers
-        if layer is not task.backbone and id(layer) not in inside
-        for w in layer.weights
-    ]
-
-
-def check_mode(task, config):
-    """Refuses a mode with a head-only stage when `task` has no head.
-
-    Raises:
-        ValueError: `mode="feature_extraction"` or `head_epochs > 0` on a
-            task whose every weight is in its backbone (nothing would train).
-    """
-    if head_weights(task):
-        return
-    name = type(task).__name__
-    why = (
-        f"{name} has no layer outside its backbone to train alone (its "
-        "output layer is the token embedding's, inside the backbone)"
-    )
-    if config.mode == "feature_extraction":
-        raise ValueError(
-            f"mode='feature_extraction' trains only a head, and {why}. Use "
-            "mode='partial' (the top --unfreeze-groups transformer layers "
-            "train) or lora_rank (adapters) for a light fine-tune. Received: "
-            "mode='feature_extraction'"
-        )
-    if config.head_epochs:
-        raise ValueError(
-            f"`head_epochs` trains only a head first, and {why}. Use "
-            f"head_epochs=0. Received: head_epochs={config.head_epochs} "
-            f"with mode={config.mode!r}"
-        )
 
 
 def needs_groups(config):
@@ -200,7 +154,6 @@ def fine_tuning(run, task, total_steps):
     from kerasft.recipes import _stages
 
     config = run.config
-    check_mode(task, config)
     backbone = from_keras_hub(task) if needs_groups(config) else None
     if _stages.is_staged(config):
         _stages.freeze_first_stage(task, backbone, config)
@@ -208,13 +161,20 @@ def fine_tuning(run, task, total_steps):
     return _stages.optimizer(run, config, groups, total_steps), backbone
 
 
-def with_unfreeze(run, backbone, callbacks):
-    """The user's callbacks, after the mode's `ProgressiveUnfreeze`."""
+def fit(run, task, backbone, train, validation, callbacks):
+    """`run.fit` of `task` on token ids (its preprocessor detached), with
+    `gradient_checkpointing`, the mode's `ProgressiveUnfreeze` (over
+    `backbone`, when `fine_tuning` gave one) before the user's callbacks.
+    Returns the history."""
     from kerasft.recipes import _stages
 
-    if backbone is None:
-        return list(callbacks or [])
-    return _stages.with_unfreeze(run, run.config, backbone, callbacks)
+    callbacks = list(callbacks or [])
+    if backbone is not None:
+        callbacks = _stages.with_unfreeze(run, run.config, backbone, callbacks)
+    with without_preprocessor(task), rematerialized(
+        backbone, run.config.gradient_checkpointing
+    ):
+        return run.fit(task, train, validation, callbacks)
 
 
 # === Gradient checkpointing ===
@@ -335,73 +295,54 @@ def save_base_preset(run, task):
             shutil.rmtree(os.path.join(run.dir, name), ignore_errors=True)
     tmp = tempfile.mkdtemp(prefix=f".{BASE_PRESET_DIR}.", dir=run.dir)
     try:
-        _in_float32(task).save_to_preset(tmp)
+        float32 = task.backbone.dtype_policy.name == "float32"
+        (task if float32 else _copy(task, "float32")).save_to_preset(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp)
 
 
-def _in_float32(task):
-    """`task`, or a float32 copy of it (same weights, same preprocessor)
-    when its backbone has another dtype policy."""
-    backbone = task.backbone
-    if backbone.dtype_policy.name == "float32":
-        return task
-    config = backbone.get_config()
-    config["dtype"] = "float32"
-    copy = type(backbone).from_config(config)
-    copy.set_weights(backbone.get_weights())
-    return type(task)(backbone=copy, preprocessor=task.preprocessor)
+def merge_adapters(run, task):
+    """Folds the LoRA adapters into the kernels when `merge_lora` asks."""
+    if run.config.lora_rank and run.config.merge_lora:
+        from kerasft import backbones
+
+        backbones.merge_lora(task)
 
 
-def finish(run, task, history, metrics, info, files=None):
-    """Writes the run's final files, `metrics.json` last (as `Run.finish`,
-    with the generative model files).
-
-    Args:
-        run: the `Run`.
-        task: the trained task, its preprocessor attached.
-        history: per-epoch logs.
-        metrics: final metrics.
-        info: `generative.json` (`kind`, `base`, `lora_rank`, `merged`,
-            ...): unmerged adapters (`lora_rank` set, `merged` false) are
-            saved alone, anything else as `model.keras`.
-        files: `{file name: text}` written as they are (`predictions.csv`).
+def finish(run, task, base, history, metrics, info, files=None):
+    """`Run.finish` with the generative files: `generative.json` (`kind`,
+    `base`, `lora_rank`, `merged` and `info`), the model as `model.keras`
+    or, for adapters left unmerged, `lora.weights.h5` alone, and `files`
+    (`{file name: text}`, e.g. `predictions.csv`) beside the training curves.
 
     Returns:
         A `RecipeResult`.
     """
-    from kerasft.recipes._runner import RecipeResult, with_training_metrics
+    from kerasft.recipes._classification import write_curves
 
-    run.close()
-    if info.get("lora_rank") and not info.get("merged"):
+    config = run.config
+    info = {
+        "kind": run.recipe, "base": base, "lora_rank": config.lora_rank,
+        "merged": bool(config.lora_rank and config.merge_lora), **info,
+    }
+
+    def save_adapters(directory):
         from kerasft import backbones
 
-        with _io.atomic_path(os.path.join(run.dir, LORA_FILE)) as tmp:
+        with _io.atomic_path(os.path.join(directory, LORA_FILE)) as tmp:
             backbones.save_lora(task, tmp)
-    else:
-        _io.save_model(task, os.path.join(run.dir, _io.MODEL_FILE))
-    _io.write_history_csv(os.path.join(run.dir, _io.HISTORY_FILE), history)
-    if history:
-        from kerasft import evaluation
 
-        with _io.atomic_path(os.path.join(run.dir, CURVES_FILE)) as tmp:
-            evaluation.plot_history(history, tmp)
-    for name, text in (files or {}).items():
-        _io.write_text(os.path.join(run.dir, name), text)
-    _io.write_json(os.path.join(run.dir, GENERATIVE_FILE), info)
-    metrics = with_training_metrics(metrics, history, run.log,
-                                    run.config.field_names())
-    _io.write_json(os.path.join(run.dir, _io.METRICS_FILE), metrics)
-    if os.path.isdir(run.backup_dir):
-        shutil.rmtree(run.backup_dir)
-    if not run.chief:
-        shutil.rmtree(run.dir, ignore_errors=True)
-    return RecipeResult(
-        model=task, history=history, metrics=metrics,
-        output_dir=run.config.output_dir, config=run.config,
-    )
+    def write_files(directory):
+        write_curves(history, directory)
+        for name, text in (files or {}).items():
+            _io.write_text(os.path.join(directory, name), text)
+
+    unmerged = info["lora_rank"] and not info["merged"]
+    return run.finish(task, history, metrics, plot=write_files,
+                      extra_json={GENERATIVE_FILE: info},
+                      save=save_adapters if unmerged else None)
 
 
 def load_finished_task(directory, compile=True):
@@ -427,15 +368,14 @@ def load_finished_task(directory, compile=True):
     with open(path) as f:
         info = json.load(f)
     import kerasft.optimizers  # noqa: F401 (registers the saved optimizer)
+    from kerasft import backbones
 
     model_path = os.path.join(directory, _io.MODEL_FILE)
     if os.path.isfile(model_path):
         task = keras.saving.load_model(model_path, compile=compile)
     else:
-        from kerasft import backbones
-
         base = info.get("base") or os.path.join(directory, BASE_PRESET_DIR)
-        task = load_task(base, info["kind"])
+        task = backbones.load_task(base, info["kind"])
         backbones.load_lora(task, os.path.join(directory, LORA_FILE))
     set_lengths(task, info)
     return task, info
@@ -450,22 +390,3 @@ def set_lengths(task, info):
         preprocessor.decoder_sequence_length = info["target_length"]
     elif info.get("sequence_length"):
         preprocessor.sequence_length = info["sequence_length"]
-
-
-def completed_result(run):
-    """The `RecipeResult` of a generative run already completed in
-    `run.dir` (as `Run.completed_result`, through `load_finished_task`)."""
-    from kerasft.recipes._runner import RecipeResult
-
-    run.notice(
-        f"{run.dir!r} holds this run (same options and data), completed; "
-        f"loading it. Pass {_io.argument('overwrite', True)} to train again."
-    )
-    with open(os.path.join(run.dir, _io.METRICS_FILE)) as f:
-        metrics = json.load(f)
-    history = _io.read_history_csv(os.path.join(run.dir, _io.HISTORY_FILE))
-    task, _ = load_finished_task(run.dir)
-    return RecipeResult(
-        model=task, history=history, metrics=metrics,
-        output_dir=run.config.output_dir, config=run.config,
-    )

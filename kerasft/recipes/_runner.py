@@ -274,7 +274,7 @@ class Run:
     # === Outputs ===
 
     def finish(self, model, history, metrics, plot=None, extra_json=None,
-               skipped_files=None):
+               skipped_files=None, save=None):
         """Writes the final files atomically, `metrics.json` last.
 
         Args:
@@ -286,11 +286,17 @@ class Run:
             skipped_files: unreadable input files left out; when there are
                 any, `metrics.json` lists them as `"skipped_files"` (absent
                 otherwise, so the metrics of a clean run are all numbers).
+            save: optional `save(directory)` writing the model's files
+                atomically instead of `model.keras` (a generative run's
+                unmerged LoRA adapters alone).
         """
         self.close()
         if skipped_files:
             metrics = {**metrics, "skipped_files": list(skipped_files)}
-        _io.save_model(model, os.path.join(self.dir, _io.MODEL_FILE))
+        if save is None:
+            _io.save_model(model, os.path.join(self.dir, _io.MODEL_FILE))
+        else:
+            save(self.dir)
         _io.write_history_csv(os.path.join(self.dir, _io.HISTORY_FILE), history)
         for name, data in (extra_json or {}).items():
             _io.write_json(os.path.join(self.dir, name), data)

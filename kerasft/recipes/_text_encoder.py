@@ -12,9 +12,27 @@ reads tokens (question answering, token classification) never uses
 `pooled_output`, so the pooler, which would get no gradient, leaves the
 groups and stays frozen in every stage; a head on `pooled_output` (text
 classification) opens the pooler with the top transformer layer.
+
+Around the model: `resolve_backbone` (the config's encoder), `datasets`
+(tokenized splits to batches, `curriculum` where the config has it) and
+`predictions` (one pass per held-out split with the head's scores).
 """
 
 from kerasft.recipes import _stages
+
+
+def resolve_backbone(config):
+    """`kerasft.backbones.bert(config.backbone)` unless given a Backbone."""
+    spec = config.backbone
+    if hasattr(spec, "model") and hasattr(spec, "groups"):
+        if spec.task != "text":
+            raise ValueError(
+                f"`backbone` must be a text backbone. Received: {spec!r}"
+            )
+        return spec
+    from kerasft import backbones
+
+    return backbones.bert(spec, sequence_length=config.max_length)
 
 
 def staged_groups(backbone, reads_tokens):
@@ -58,7 +76,7 @@ def staged_groups(backbone, reads_tokens):
     )
 
 
-def build_and_compile(run, config, backbone, head, total_steps, loss=None,
+def build_and_compile(run, config, backbone, head, train_examples, loss=None,
                       reads_tokens=False):
     """The model of `backbone` + `head`, frozen as `config` says and
     compiled with the run's optimizer; call it inside `run.strategy.scope()`.
@@ -68,7 +86,8 @@ def build_and_compile(run, config, backbone, head, total_steps, loss=None,
         config: a `TextConfig` (`mode`, `lora_rank`, ...).
         backbone: the text `Backbone`.
         head: the `kerasft.heads` head.
-        total_steps: batches in the whole run (schedules, warmup).
+        train_examples: training examples per epoch (QA: windows), for
+            the run's batches (schedules, warmup).
         loss: a loss in place of the head's. Defaults to `None`.
         reads_tokens: the head reads token outputs, not the pooled one, so
             the pooler (which would get no gradient) stays frozen; pass
@@ -97,9 +116,47 @@ def build_and_compile(run, config, backbone, head, total_steps, loss=None,
     compile_kwargs = head.compile_kwargs()
     if loss is not None:
         compile_kwargs["loss"] = loss
+    total_steps = config.epochs * -(-train_examples // run.global_batch)
     model.compile(optimizer=_stages.optimizer(run, config, trained, total_steps),
                   **compile_kwargs)
+    if not config.lora_rank:
+        _build_for_reload(model, backbone, config)
     return model
+
+
+def _build_for_reload(model, backbone, config):
+    """Builds `model.optimizer` over the variables that train once the run's
+    `model.keras` is loaded back, so that `keras.saving.load_model` restores
+    the optimizer's state.
+
+    A KerasHub backbone saves its constructor arguments, not which of its
+    layers are frozen: loaded back, all of them train (unless the backbone
+    itself is frozen); Keras builds the optimizer over them and skips the
+    saved state when the counts differ ("Skipping variable loading for
+    optimizer": 84 variables against 80 saved, a token head's frozen
+    pooler). So a backbone that never trains (`feature_extraction`) is
+    frozen as a whole, which its config keeps; otherwise the optimizer holds
+    every backbone variable, in the model's order, the frozen ones (the
+    pooler, layers `partial` never opens) with slots that stay zero. Not
+    for LoRA: Keras saves adapted kernels merged, leaving the adapters'
+    state nothing to return to.
+    """
+    from kerasft import _keras_compat
+
+    if config.mode == "feature_extraction":
+        backbone.model.trainable = False
+        return
+    layers = _keras_compat.all_layers(backbone.model)  # parents first
+    layer_flags = [layer.trainable for layer in layers]
+    variable_flags = [v.trainable for v in backbone.model.variables]
+    for layer in layers:
+        layer.trainable = True
+    variables = list(model.trainable_variables)  # as `load_model` lists them
+    for layer, flag in zip(layers, layer_flags):
+        layer.trainable = flag
+    for variable, flag in zip(backbone.model.variables, variable_flags):
+        variable.trainable = flag
+    model.optimizer.build(variables)
 
 
 def with_unfreeze(run, config, backbone, callbacks, reads_tokens=False):
@@ -108,3 +165,61 @@ def with_unfreeze(run, config, backbone, callbacks, reads_tokens=False):
     froze them)."""
     staged = staged_groups(backbone, reads_tokens)
     return _stages.with_unfreeze(run, config, staged, callbacks)
+
+
+def datasets(run, config, sources, raw=None, loss=None):
+    """`(training dataset, callbacks, {split: batched dataset})` of
+    `sources` (`{split: _data.Source}`, the training split first): training
+    shuffled by `(seed, epoch)`, or ordered by the config's `curriculum`
+    (its callback; `difficulty` scores `raw`, or the compiled `loss`); the
+    held-out splits batched in order, validation first."""
+    from kerasft.recipes import _curriculum
+
+    train, *held = sources
+    if hasattr(config, "curriculum"):
+        train_ds, callbacks = _curriculum.training_data(
+            run, config, sources[train], raw, loss)
+    else:
+        train_ds, callbacks = run.batched(run.shuffled(sources[train])), []
+    held.sort(key=lambda name: name.lower() != "validation")
+    return train_ds, callbacks, {
+        name: run.batched(sources[name].dataset) for name in held}
+
+
+def class_weight(config, labels, class_names):
+    """The config's `class_weight` as `{class id: weight}`, or `None`:
+    `"balanced"` from the counts of `labels` (the training examples', or
+    scored tokens' class ids), a dict keyed by class name or id
+    (`_classification.resolve_class_weight`, every classification recipe's
+    rule)."""
+    if config.class_weight is None:
+        return None
+    import types
+
+    import numpy as np
+
+    from kerasft.recipes._classification import resolve_class_weight
+
+    counts = np.bincount(np.asarray(labels, "int64"), minlength=len(class_names))
+    return resolve_class_weight(config.class_weight, types.SimpleNamespace(
+        class_names=tuple(class_names), class_counts=tuple(counts)))
+
+
+def split_prefix(name):
+    """`"val_"` for the validation split, `"test_"` for the test split."""
+    return "val_" if name.lower() == "validation" else "test_"
+
+
+def predictions(model, head, datasets):
+    """`(metrics, {split: logits})`: one pass of predictions over each
+    held-out split, and the head's scores (loss, accuracies) from it, each
+    prefixed by `split_prefix`; every other metric reads the same logits."""
+    from kerasft.evaluation import collect_predictions
+    from kerasft.recipes._runner import head_scores, prefixed
+
+    metrics, logits = {}, {}
+    for name, dataset in datasets.items():
+        y_true, logits[name] = collect_predictions(model, dataset)
+        metrics.update(prefixed(head_scores(head, y_true, logits[name]),
+                                split_prefix(name)))
+    return metrics, logits

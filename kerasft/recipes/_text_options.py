@@ -2,7 +2,8 @@
 
 - `max_train_samples` / `max_eval_samples`: a stratified subset of a
   `TextTable` (`subset_table`, by `kerasft.recipes._subsets`, the rule
-  every recipe shares).
+  every recipe shares), or of any recipe's `{split: part}`
+  (`subset_splits`: questions, sentences, pairs, windows).
 - `lr_schedule` with `warmup_ratio`: `kerasft.optimizers.make_optimizer`,
   the factory every recipe trains with.
 - Text sources besides CSV files (text classification): `"tfds:NAME[:SPLIT]"` (e.g.
@@ -23,16 +24,40 @@ def subset_table(table, k, seed):
     """A `TextTable` of at most `k` rows, stratified by label."""
     if table is None or k is None or k >= len(table.texts):
         return table
+    labels = table.labels if table.labels is not None else np.zeros(len(table.texts))
+    return take_rows(table, subset_indices(labels, k, seed))
+
+
+def take_rows(table, keep):
+    """The rows `keep` (indices) of a `TextTable`."""
     from kerasft.data import text as text_data
 
-    labels = table.labels if table.labels is not None else np.zeros(len(table.texts))
-    keep = subset_indices(labels, k, seed)
     return text_data.TextTable(
         take(table.texts, keep),
         None if table.labels is None else np.asarray(table.labels)[keep],
         take(table.pairs, keep),
         table.label_mapping,
     )
+
+
+def subset_splits(run, splits, what, take, labels=len):
+    """`max_train_samples` (the training split) / `max_eval_samples` (the
+    others) on `{split name: part}`, in place: `take(part, indices)` keeps
+    a seeded subset, stratified by `labels(part)` (or random when it gives
+    a count), and one line logs what was left out."""
+    from kerasft.recipes._subsets import log_subset
+
+    config = run.config
+    for name, part in splits.items():
+        training = name.lower() in ("train", "training")
+        strata = labels(part)
+        before = strata if np.ndim(strata) == 0 else len(strata)
+        keep = subset_indices(strata, config.max_train_samples if training
+                              else config.max_eval_samples, config.seed)
+        if len(keep) < before:
+            splits[name] = take(part, keep)
+            log_subset(run, f"{name.lower()} {what}", before, len(keep))
+    return splits
 
 
 # === Sources ===

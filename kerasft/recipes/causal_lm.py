@@ -98,17 +98,10 @@ def _pack(run, config, task, corpora):
         )
         for name, docs in documents.items()
     }
-    from kerasft.recipes._subsets import log_subset, subset_indices
+    from kerasft.recipes._text_options import subset_splits
 
-    for name, limit in (("train", config.max_train_samples),
-                        ("validation", config.max_eval_samples),
-                        ("test", config.max_eval_samples)):
-        if name in packed and limit is not None:
-            before = packed[name].num_windows
-            packed[name] = corpus.take_windows(
-                packed[name], subset_indices(before, limit, config.seed)
-            )
-            log_subset(run, f"{name} windows", before, packed[name].num_windows)
+    subset_splits(run, packed, "windows", corpus.take_windows,
+                  lambda part: part.num_windows)
     for name, p in packed.items():
         run.log(
             f"{name}: {p.num_documents} document(s), {p.num_tokens:,} tokens "
@@ -199,10 +192,7 @@ def _build(run, config, corpora):
         _check_lengths(task, config)
         task.preprocessor.sequence_length = config.sequence_length
         packed = _pack(run, config, task, corpora)
-        if config.lora_rank and not config.merge_lora and base is None:
-            _generative.save_base_preset(run, task)
-        if config.lora_rank:
-            _generative.enable_adapters(run, task, config.lora_rank)
+        _generative.enable_adapters(run, task, base)
         steps = config.epochs * -(-packed["train"].num_windows // run.global_batch)
         optimizer, backbone = _generative.fine_tuning(run, task, steps)
         task.compile(
@@ -243,7 +233,7 @@ def causal_lm(config=None, *, overwrite=False, callbacks=None, **fields):
     config = resolve_config(CausalLMConfig, config, **fields)
     run = Run(config, overwrite)
     if run.state == "complete":
-        return _generative.completed_result(run)
+        return run.completed_result()
     corpora = _read_corpora(config)  # bad data fails before any loading
     task, base, packed, backbone = _build(run, config, corpora)
     from kerasft.recipes import _data
@@ -253,16 +243,12 @@ def causal_lm(config=None, *, overwrite=False, callbacks=None, **fields):
         name: run.batched(_data.Source(elements=_elements(packed[name])).dataset)
         for name in ("validation", "test") if name in packed
     }
-    validation = held_out.get("validation")
     run.log(
         f"Fine-tuning {type(task).__name__} on {packed['train'].num_windows:,} "
         f"windows, {run.replicas} replica(s), precision {run.policy.name}."
     )
-    with _generative.without_preprocessor(task), _generative.rematerialized(
-        backbone, config.gradient_checkpointing
-    ):
-        history = run.fit(task, train, validation,
-                          _generative.with_unfreeze(run, backbone, callbacks))
+    history = _generative.fit(run, task, backbone, train,
+                              held_out.get("validation"), callbacks)
     metrics = {
         "train_tokens": packed["train"].num_tokens,
         "train_windows": packed["train"].num_windows,
@@ -272,10 +258,7 @@ def causal_lm(config=None, *, overwrite=False, callbacks=None, **fields):
         if name in held_out:
             metrics.update(_validation_metrics(task, held_out[name],
                                                packed[name], prefix))
-    if config.lora_rank and config.merge_lora:
-        from kerasft import backbones
-
-        backbones.merge_lora(task)
+    _generative.merge_adapters(run, task)
     files = {}
     prompts = prompt_list(config.prompts)
     if prompts:
@@ -286,15 +269,8 @@ def causal_lm(config=None, *, overwrite=False, callbacks=None, **fields):
         length = config.sample_length or config.sequence_length
         samples = generate_with(task, prompts, sampler, length)
         files[SAMPLES_FILE] = _samples_json(prompts, samples, config)
-    info = {
-        "kind": "causal_lm",
-        "base": base,
-        "lora_rank": config.lora_rank,
-        "merged": bool(config.lora_rank and config.merge_lora),
-        "task_prefix": "",
-        "sequence_length": config.sequence_length,
-    }
-    return _generative.finish(run, task, history, metrics, info, files)
+    info = {"task_prefix": "", "sequence_length": config.sequence_length}
+    return _generative.finish(run, task, base, history, metrics, info, files)
 
 
 def _samples_json(prompts, samples, config):

@@ -19,18 +19,12 @@ import math
 import os
 
 from kerasft import _io
-from kerasft.evaluation.squad import squad_scores as _squad_scores
+from kerasft.evaluation.squad import squad_scores  # noqa: F401 (re-exported)
 from kerasft.recipes import _data
 from kerasft.recipes import _text_encoder
-from kerasft.recipes._runner import Run, head_scores, prefixed
+from kerasft.recipes._runner import Run, prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import QuestionAnsweringConfig  # noqa: F401 (re-exported)
-from kerasft.recipes.text_classification import resolve_text_backbone
-
-
-def squad_scores(predictions, examples, version="1.1"):
-    """SQuAD exact match and F1; see `kerasft.evaluation.squad_scores`."""
-    return _squad_scores(predictions, examples, version)
 
 
 def _examples(path):
@@ -84,20 +78,6 @@ def _hold_out(examples, fraction, seed):
             [e for e in examples if e.context in held])
 
 
-def _subset(run, examples, k, seed, what):
-    """At most `k` questions, stratified by answerable / unanswerable."""
-    if examples is None:
-        return None
-    import numpy as np
-
-    from kerasft.recipes._subsets import log_subset, subset_indices, take
-
-    answerable = np.asarray([e.answer_start >= 0 for e in examples], "int64")
-    keep = subset_indices(answerable, k, seed)
-    log_subset(run, f"{what} questions", len(examples), len(keep))
-    return take(examples, keep)
-
-
 def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs):
     """Fine-tunes a BERT-family encoder for extractive question answering.
 
@@ -140,19 +120,18 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
             f"validation (validation_split={config.validation_split})."
         )
         examples["training"], examples["validation"] = train, held
-    examples["training"] = _subset(run, examples["training"],
-                                   config.max_train_samples, config.seed,
-                                   "training")
-    for name in ("validation", "test"):
-        if name in examples:
-            examples[name] = _subset(run, examples[name],
-                                     config.max_eval_samples, config.seed, name)
+    from kerasft.recipes._subsets import take
+    from kerasft.recipes._text_options import subset_splits
+
+    # Stratified by answerable / unanswerable.
+    subset_splits(run, examples, "questions", take, lambda part: [
+        int(e.answer_start >= 0) for e in part])
 
     from kerasft import heads
     from kerasft.data.squad import squad_features
 
     with run.strategy.scope():
-        backbone = resolve_text_backbone(config)
+        backbone = _text_encoder.resolve_backbone(config)
         features = {
             name: squad_features(part, backbone, config.max_length,
                                  doc_stride=config.doc_stride)
@@ -160,9 +139,8 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
         }
         head = heads.question_answering(dropout=config.dropout)
         # Steps over windows: a long context gives several examples.
-        steps = -(-len(features["training"].context_mask) // run.global_batch)
         model = _text_encoder.build_and_compile(
-            run, config, backbone, head, config.epochs * steps,
+            run, config, backbone, head, len(features["training"].context_mask),
             reads_tokens=True,
         )
     for name, part in features.items():
@@ -177,44 +155,34 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
         f"replica(s), precision {run.policy.name}."
     )
 
-    datasets = {
+    train_ds, _, eval_ds = _text_encoder.datasets(run, config, {
         name: _data.Source(elements=(part.inputs, part.labels))
         for name, part in features.items()
-    }
-    train_ds = run.batched(run.shuffled(datasets["training"]))
-    eval_ds = {name: run.batched(datasets[name].dataset)
-               for name in ("validation", "test") if name in datasets}
+    })
     history = run.fit(
         model, train_ds, eval_ds.get("validation"),
         _text_encoder.with_unfreeze(run, config, backbone, callbacks,
                                     reads_tokens=True),
     )
 
-    from kerasft.evaluation import collect_predictions
+    from kerasft.recipes._classification import write_curves
 
-    metrics, outputs = {}, {}
+    metrics, logits = _text_encoder.predictions(model, head, eval_ds)
+    outputs = {}
     version = "2.0" if config.version_2_with_negative else "1.1"
-    for name, dataset in eval_ds.items():
-        prefix = "val_" if name == "validation" else "test_"
-        labels, logits = collect_predictions(model, dataset)  # the one pass
-        metrics.update(prefixed(head_scores(head, labels, logits), prefix))
-        answers, files = _answers(logits, examples[name], features[name], config)
-        scores = _squad_scores({a.id: a.text for a in answers}, examples[name],
-                               version)
+    for name in eval_ds:
+        prefix = _text_encoder.split_prefix(name)
+        answers, files = _answers(logits[name], examples[name], features[name],
+                                  config)
+        scores = squad_scores({a.id: a.text for a in answers}, examples[name],
+                              version)
         metrics.update(prefixed(scores, prefix))
         metrics[f"{prefix}windows"] = len(features[name].context_mask)
         if not outputs:  # the prediction files of the first held-out split
             outputs = files
-
-    from kerasft import evaluation
-
-    def plot(directory):
-        if history:
-            path = os.path.join(directory, "training_curves.png")
-            with _io.atomic_path(path) as tmp:
-                evaluation.plot_history(history, tmp)
-
-    return run.finish(model, history, metrics, plot=plot, extra_json=outputs)
+    return run.finish(model, history, metrics,
+                      plot=lambda directory: write_curves(history, directory),
+                      extra_json=outputs)
 
 
 def _answers(logits, examples, features, config):

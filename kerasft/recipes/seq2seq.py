@@ -41,7 +41,7 @@ def _read_splits(run, config):
     """`{split: TextPairs}` (validation held out of train when asked),
     subset by `max_train_samples` / `max_eval_samples`."""
     from kerasft.data.pairs import read_pairs
-    from kerasft.recipes._subsets import log_subset, subset_indices
+    from kerasft.recipes._text_options import subset_splits
 
     if config.train is None:
         raise ValueError(
@@ -66,16 +66,7 @@ def _read_splits(run, config):
             f"Holding out {len(held)} of {len(train)} training pairs for "
             f"validation (validation_split={config.validation_split})."
         )
-    for name, limit in (("train", config.max_train_samples),
-                        ("validation", config.max_eval_samples),
-                        ("test", config.max_eval_samples)):
-        if name in splits and limit is not None:
-            before = len(splits[name])
-            splits[name] = splits[name].take(
-                subset_indices(before, limit, config.seed)
-            )
-            log_subset(run, f"{name} pairs", before, len(splits[name]))
-    return splits
+    return subset_splits(run, splits, "pairs", lambda part, keep: part.take(keep))
 
 
 def _rooms(preprocessor):
@@ -141,22 +132,13 @@ def _encode(preprocessor, pairs, prefix):
             np.concatenate([p[2] for p in parts]))
 
 
-def _generate(task, sources, batch_size, max_length, sampler):
-    """Generated strings for `sources`, `batch_size` at a time
-    (`kerasft.generation.generate_with`: Python string lists, ids past the
-    tokenizer's vocabulary never generated)."""
-    from kerasft.generation import generate_with
-
-    return generate_with(task, list(sources), sampler, max_length,
-                         batch_size=batch_size)
-
-
 def _evaluate(run, config, task, splits, datasets):
     """Loss, then generation scores per held-out split; the validation
     predictions as CSV text (or `None`)."""
     import keras_hub
 
     from kerasft.evaluation.generation import generation_scores
+    from kerasft.generation import generate_with
     from kerasft.recipes._runner import prefixed
 
     metrics, table = {}, None
@@ -176,9 +158,9 @@ def _evaluate(run, config, task, splits, datasets):
         sources = [config.task_prefix + s for s in pairs.sources]
         columns = {}
         for tag, sampler in samplers:
-            predictions = _generate(
-                task, sources, run.global_batch, length, sampler
-            )
+            # Python strings; ids past the tokenizer's vocabulary never come.
+            predictions = generate_with(task, sources, sampler, length,
+                                        batch_size=run.global_batch)
             columns[f"{tag}prediction"] = predictions
             metrics.update(prefixed(
                 generation_scores(predictions, pairs.targets), prefix + tag
@@ -226,7 +208,7 @@ def seq2seq(config=None, *, overwrite=False, callbacks=None, **kwargs):
     config = resolve_config(Seq2SeqConfig, config, **kwargs)
     run = Run(config, overwrite)
     if run.state == "complete":
-        return _generative.completed_result(run)
+        return run.completed_result()
     splits = _read_splits(run, config)  # bad data fails before any loading
     with run.strategy.scope():
         task, base = _generative.resolve_task(
@@ -239,11 +221,7 @@ def seq2seq(config=None, *, overwrite=False, callbacks=None, **kwargs):
             name: _encode(preprocessor, pairs, config.task_prefix)
             for name, pairs in splits.items()
         }
-        unmerged = bool(config.lora_rank) and not config.merge_lora
-        if unmerged and base is None:
-            _generative.save_base_preset(run, task)
-        if config.lora_rank:
-            _generative.enable_adapters(run, task, config.lora_rank)
+        _generative.enable_adapters(run, task, base)
         steps = config.epochs * -(-len(splits["train"]) // run.global_batch)
         optimizer, backbone = _generative.fine_tuning(run, task, steps)
         task.compile(optimizer=optimizer, sampler="greedy")
@@ -258,26 +236,16 @@ def seq2seq(config=None, *, overwrite=False, callbacks=None, **kwargs):
         f"Fine-tuning {type(task).__name__} on {len(splits['train'])} pairs, "
         f"{run.replicas} replica(s), precision {run.policy.name}."
     )
-    with _generative.without_preprocessor(task), _generative.rematerialized(
-        backbone, config.gradient_checkpointing
-    ):
-        history = run.fit(task, train, datasets.get("validation"),
-                          _generative.with_unfreeze(run, backbone, callbacks))
+    history = _generative.fit(run, task, backbone, train,
+                              datasets.get("validation"), callbacks)
     metrics, table = _evaluate(run, config, task, splits, datasets)
     metrics["truncated"] = truncated
-    if config.lora_rank and config.merge_lora:
-        from kerasft import backbones
-
-        backbones.merge_lora(task)
+    _generative.merge_adapters(run, task)
     info = {
-        "kind": "seq2seq",
-        "base": base,
-        "lora_rank": config.lora_rank,
-        "merged": bool(config.lora_rank and config.merge_lora),
         "task_prefix": config.task_prefix,
         "sequence_length": config.target_length,
         "source_length": config.source_length,
         "target_length": config.target_length,
     }
     files = {_generative.PREDICTIONS_FILE: table} if table is not None else {}
-    return _generative.finish(run, task, history, metrics, info, files)
+    return _generative.finish(run, task, base, history, metrics, info, files)

@@ -62,33 +62,11 @@ def _read_table(value, config, label_mapping=None):
 
 def _hold_out(table, fraction, seed):
     """`(train, validation)` TextTables, stratified by label."""
-    from kerasft.data import text as text_data
     from kerasft.data._split import holdout_indices
-
-    def take(indices):
-        return text_data.TextTable(
-            [table.texts[i] for i in indices],
-            np.asarray(table.labels)[indices],
-            None if table.pairs is None else [table.pairs[i] for i in indices],
-            table.label_mapping,
-        )
+    from kerasft.recipes._text_options import take_rows
 
     train, val = holdout_indices(table.labels, fraction, seed)
-    return take(train), take(val)
-
-
-def resolve_text_backbone(config):
-    """`kerasft.backbones.bert(config.backbone)` unless given a Backbone."""
-    spec = config.backbone
-    if hasattr(spec, "model") and hasattr(spec, "groups"):
-        if spec.task != "text":
-            raise ValueError(
-                f"`backbone` must be a text backbone. Received: {spec!r}"
-            )
-        return spec
-    from kerasft import backbones
-
-    return backbones.bert(spec, sequence_length=config.max_length)
+    return take_rows(table, train), take_rows(table, val)
 
 
 def text_classification(config=None, *, overwrite=False, callbacks=None, **kwargs):
@@ -134,12 +112,12 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
     num_classes = config.num_classes or (
         len(mapping) if mapping else int(np.max(train.labels)) + 1
     )
-    sources = {}
-    for name, table in (("Training", train), ("Validation", validation), ("Test", test)):
-        if table is None:
-            continue
-        labels = np.asarray(table.labels).astype("int64")
-        _data.check_labels(_data.Source(labels=labels), num_classes, name)
+    tables = {name: table for name, table in (
+        ("Training", train), ("Validation", validation), ("Test", test))
+        if table is not None}
+    labels = {name: np.asarray(t.labels).astype("int64") for name, t in tables.items()}
+    for name, ids in labels.items():
+        _data.check_labels(_data.Source(labels=ids), num_classes, name)
 
     from kerasft import heads
     from kerasft.data import text as text_data
@@ -149,41 +127,34 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
         classification_metrics,
         plotter,
         predict,
-        resolve_class_weight,
     )
 
     label_mode = classification_label_mode(config)
 
     with run.strategy.scope():
-        backbone = resolve_text_backbone(config)
-        for name, table in (("Training", train), ("Validation", validation), ("Test", test)):
-            if table is None:
-                continue
+        backbone = _text_encoder.resolve_backbone(config)
+        sources = {}
+        for name, table in tables.items():
             inputs = text_data.tokenize(
                 table.texts, backbone.tokenizer, table.pairs, config.max_length
             )
-            labels = np.asarray(table.labels).astype("int64")
-            targets = labels
+            targets = labels[name]
             if label_mode == "categorical":
-                targets = np.eye(num_classes, dtype="float32")[labels]
-            sources[name] = _data.Source(labels=labels, elements=(inputs, targets))
+                targets = np.eye(num_classes, dtype="float32")[targets]
+            sources[name] = _data.Source(labels=labels[name],
+                                         elements=(inputs, targets))
         head = heads.text_classification(
             num_classes, dropout=config.dropout, label_mode=label_mode
         )
         model = _text_encoder.build_and_compile(
-            run, config, backbone, head,
-            config.epochs * -(-len(train.texts) // run.global_batch),
+            run, config, backbone, head, len(train.texts),
             loss=classification_loss(config),
         )
 
-    from kerasft.recipes import _curriculum
-
     raw = (_raw_texts(train), np.asarray(train.labels))
-    train_ds, curriculum = _curriculum.training_data(
-        run, config, sources["Training"], raw, model.loss
-    )
-    val_ds = run.batched(sources["Validation"].dataset) if validation else None
-    test_ds = run.batched(sources["Test"].dataset) if test else None
+    train_ds, curriculum, eval_ds = _text_encoder.datasets(
+        run, config, sources, raw, model.loss)
+    val_ds, test_ds = eval_ds.get("Validation"), eval_ds.get("Test")
     run.log(
         f"Fine-tuning {backbone.name} on {len(train)} texts, {num_classes} "
         f"classes, {run.replicas} replica(s), precision {run.policy.name}."
@@ -192,9 +163,8 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
         sorted(mapping, key=mapping.get) if mapping
         else [str(i) for i in range(num_classes)]
     )
-    class_weight = resolve_class_weight(
-        config.class_weight, _LabelCounts(sources["Training"].labels, class_names)
-    )
+    class_weight = _text_encoder.class_weight(config, labels["Training"],
+                                              class_names)
     history = run.fit(
         model, train_ds, val_ds,
         [*curriculum,
@@ -236,13 +206,3 @@ def _raw_texts(table):
     if table.pairs is None:
         return list(table.texts)
     return list(zip(table.texts, table.pairs))
-
-
-class _LabelCounts:
-    """Class names and per-class counts of int labels (for class weights)."""
-
-    def __init__(self, labels, class_names):
-        self.class_names = tuple(class_names)
-        self.class_counts = tuple(
-            np.bincount(np.asarray(labels, "int64"), minlength=len(class_names))
-        )

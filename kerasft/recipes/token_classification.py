@@ -24,10 +24,9 @@ import os
 
 from kerasft.recipes import _data
 from kerasft.recipes import _text_encoder
-from kerasft.recipes._runner import Run, head_scores, prefixed
+from kerasft.recipes._runner import Run, prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import TokenClassificationConfig  # noqa: F401 (re-exported)
-from kerasft.recipes.text_classification import resolve_text_backbone
 
 
 def _labels(config, train):
@@ -107,40 +106,17 @@ def _tag_weights(run, config, labels, token_labels):
     or id (tags it leaves out weigh 1.0)."""
     if config.class_weight is None:
         return None
-    import types
-
     import numpy as np
 
     from kerasft.heads.token_classification import IGNORE_INDEX
-    from kerasft.recipes._classification import resolve_class_weight
 
     scored = np.asarray(token_labels).reshape(-1)
-    scored = scored[scored != IGNORE_INDEX]
-    counts = np.bincount(scored, minlength=len(labels))
-    weights = resolve_class_weight(
-        config.class_weight,
-        types.SimpleNamespace(class_names=tuple(labels), class_counts=tuple(counts)),
-    )
+    weights = _text_encoder.class_weight(
+        config, scored[scored != IGNORE_INDEX], labels)
     weights = [float(weights[i]) for i in range(len(labels))]
     run.log("Tag weights: " + ", ".join(
         f"{tag} {w:.3g}" for tag, w in zip(labels, weights)) + ".")
     return weights
-
-
-def _subsets(run, config, data):
-    """`max_train_samples` / `max_eval_samples`: seeded random subsets of
-    sentences (a sentence has no single label to stratify by)."""
-    from kerasft.data.conll import TokenTagData
-    from kerasft.recipes._subsets import log_subset, subset_indices, take
-
-    out = {}
-    for name, part in data.items():
-        k = (config.max_train_samples if name == "Training"
-             else config.max_eval_samples)
-        keep = subset_indices(len(part.sentences), k, config.seed)
-        out[name] = TokenTagData(take(part.sentences, keep), take(part.tags, keep))
-        log_subset(run, f"{name.lower()} sentences", len(part.sentences), len(keep))
-    return out
 
 
 def token_classification(config=None, *, overwrite=False, callbacks=None, **kwargs):
@@ -170,7 +146,16 @@ def token_classification(config=None, *, overwrite=False, callbacks=None, **kwar
         return run.completed_result()
     data = _read(config)
     labels = _labels(config, data["Training"])  # before splitting: every tag
-    data = _subsets(run, config, _hold_out(run, config, data))
+    from kerasft.data.conll import TokenTagData
+    from kerasft.recipes._subsets import take
+    from kerasft.recipes._text_options import subset_splits
+
+    # Seeded random subsets: a sentence has no single label to stratify by.
+    data = subset_splits(
+        run, _hold_out(run, config, data), "sentences",
+        lambda part, keep: TokenTagData(take(part.sentences, keep),
+                                        take(part.tags, keep)),
+        lambda part: len(part.sentences))
 
     from kerasft import heads
     from kerasft.data.conll import encode_tags, token_features
@@ -179,7 +164,7 @@ def token_classification(config=None, *, overwrite=False, callbacks=None, **kwar
         for name, part in data.items()
     }
     with run.strategy.scope():
-        backbone = resolve_text_backbone(config)
+        backbone = _text_encoder.resolve_backbone(config)
         features = {
             name: token_features(
                 part.sentences, backbone, config.max_length, tags=tag_ids[name],
@@ -193,9 +178,9 @@ def token_classification(config=None, *, overwrite=False, callbacks=None, **kwar
                                       features["Training"].labels),
             label_smoothing=config.label_smoothing, loss=config.loss,
         )
-        steps = -(-len(data["Training"].sentences) // run.global_batch)
         model = _text_encoder.build_and_compile(
-            run, config, backbone, head, config.epochs * steps, reads_tokens=True
+            run, config, backbone, head, len(data["Training"].sentences),
+            reads_tokens=True,
         )
     for name, part in features.items():
         if part.truncated_words:
@@ -203,21 +188,11 @@ def token_classification(config=None, *, overwrite=False, callbacks=None, **kwar
                 f"{part.truncated_words} {name.lower()} word(s) past "
                 f"max_length={config.max_length} are cut (predicted 'O')."
             )
-    datasets = {
+    # A `difficulty` function scores (sentences, tags), one per sentence.
+    train_ds, curriculum, eval_ds = _text_encoder.datasets(run, config, {
         name: _data.Source(elements=(part.inputs, part.labels))
         for name, part in features.items()
-    }
-    from kerasft.recipes import _curriculum
-
-    # A `difficulty` function scores (sentences, tags), one per sentence.
-    raw = (data["Training"].sentences, data["Training"].tags)
-    train_ds, curriculum = _curriculum.training_data(
-        run, config, datasets["Training"], raw, model.loss
-    )
-    eval_ds = {
-        name: run.batched(datasets[name].dataset)
-        for name in ("Validation", "Test") if name in datasets
-    }
+    }, (data["Training"].sentences, data["Training"].tags), model.loss)
     run.log(
         f"Fine-tuning {backbone.name} on {len(data['Training'])} sentences, "
         f"{len(labels)} tags, {run.replicas} replica(s), precision "
@@ -231,15 +206,14 @@ def token_classification(config=None, *, overwrite=False, callbacks=None, **kwar
     )
 
     from kerasft.data.conll import word_tags
-    from kerasft.evaluation import collect_predictions
 
-    metrics, written = {}, None
-    for name, dataset in eval_ds.items():
-        prefix = "val_" if name == "Validation" else "test_"
-        y_true, logits = collect_predictions(model, dataset)  # the one pass
-        metrics.update(prefixed(head_scores(head, y_true, logits), prefix))
-        predicted = word_tags(features[name], logits, data[name].sentences, labels)
-        metrics.update(prefixed(_scores(data[name].tags, predicted), prefix))
+    metrics, logits = _text_encoder.predictions(model, head, eval_ds)
+    written = None
+    for name in eval_ds:
+        predicted = word_tags(features[name], logits[name], data[name].sentences,
+                              labels)
+        metrics.update(prefixed(_scores(data[name].tags, predicted),
+                                _text_encoder.split_prefix(name)))
         if written is None:
             written = (data[name], predicted)
     return run.finish(
@@ -263,8 +237,9 @@ def _scores(gold, predicted):
 
 def _plotter(history, written):
     """Writes `predictions.conll` and the training curves."""
-    from kerasft import _io, evaluation
+    from kerasft import _io
     from kerasft.data.conll import write_conll
+    from kerasft.recipes._classification import write_curves
 
     def plot(directory):
         if written is not None:
@@ -272,10 +247,7 @@ def _plotter(history, written):
             path = os.path.join(directory, "predictions.conll")
             with _io.atomic_path(path) as tmp:
                 write_conll(tmp, part.sentences, part.tags, predicted)
-        if history:
-            path = os.path.join(directory, "training_curves.png")
-            with _io.atomic_path(path) as tmp:
-                evaluation.plot_history(history, tmp)
+        write_curves(history, directory)
 
     return plot
 

@@ -16,8 +16,7 @@ def _measured(**overrides):
         "group_shift": [0.01, 0.02, 0.5],
         "shift_kind": "batchnorm",
         "steps_per_epoch": 10,
-        "head_rate": 3e-3,
-        "backbone_rate": 1e-3,
+        "head_rate": 3e-2,
     }
     m.update(overrides)
     return m
@@ -29,11 +28,26 @@ def _measured(**overrides):
         # Separable frozen features: nothing to gain.
         ({"probe_accuracy": 0.99}, "feature_extraction", 0),
         # Too few labels to open anything, however far.
-        ({"examples_per_class": 5, "group_shift": [1, 1, 1]},
-         "feature_extraction", 0),
+        ({"examples_per_class": _rules.MIN_PER_CLASS - 1,
+          "group_shift": [1, 1, 1]}, "feature_extraction", 0),
         # Data for every group: full (unshifted groups slowed by decay).
         ({}, "full", 3),
         ({"examples_per_class": 500, "group_shift": [0.6, 0.6, 0.6]}, "full", 3),
+        # From the panel's "tiny" bound every group opens, near or far.
+        ({"examples_per_class": _rules.FULL_PER_CLASS,
+          "group_shift": [0.0, 0.0, 0.5]}, "full", 3),
+    ],
+)
+def test_strategy(overrides, mode, groups):
+    decided = _rules.decide(_measured(**overrides))
+    assert decided["mode"][0] == mode
+    if groups:
+        assert decided["unfreeze_groups"][0] == groups
+
+
+@pytest.mark.parametrize(
+    "overrides, mode, groups",
+    [
         # Data for some groups, shift from the bottom: progressive.
         ({"examples_per_class": 20, "group_shift": [0.6, 0.6, 0.6]},
          "progressive", 1),
@@ -42,11 +56,24 @@ def _measured(**overrides):
           "group_shift": [0.0, 0.0, 0.0, 0.5]}, "partial", 1),
     ],
 )
-def test_strategy(overrides, mode, groups):
+def test_strategy_between_the_data_bounds(monkeypatch, overrides, mode, groups):
+    # The panel left the band between the bounds empty (full won from the
+    # tiny bound); the rule for a backbone where it is not stays tested.
+    monkeypatch.setattr(_rules, "MIN_PER_CLASS", 15)
+    monkeypatch.setattr(_rules, "FULL_PER_CLASS", 50)
     decided = _rules.decide(_measured(**overrides))
     assert decided["mode"][0] == mode
-    if groups:
-        assert decided["unfreeze_groups"][0] == groups
+    assert decided["unfreeze_groups"][0] == groups
+
+
+def test_near_tiny_task_gets_feature_extraction_and_larger_opens_more():
+    near = dict(group_shift=[0.0, 0.01, 0.2], probe_accuracy=0.5)
+    tiny = _rules.decide(_measured(examples_per_class=_rules.MIN_PER_CLASS - 1,
+                                   **near))
+    assert tiny["mode"][0] == "feature_extraction"
+    far = _rules.decide(_measured(examples_per_class=50,
+                                  group_shift=[0.6, 0.7, 0.9]))
+    assert far["mode"][0] == "full"
 
 
 def test_more_data_never_opens_fewer_groups():
@@ -78,29 +105,34 @@ def test_feature_extraction_has_no_head_stage():
     assert epochs == _rules.epochs_for(_rules.FEATURE_STEPS, 5)
 
 
-def test_rates_are_clipped_and_the_backbone_slower():
-    lr, ft, _ = _rules.choose_rates(0.7, 0.05, "full")
+def test_rates_are_a_tenth_of_the_lowest_loss_and_clipped():
+    lr, ft, why = _rules.choose_rates(3e-3, "feature_extraction")
+    assert lr == pytest.approx(3e-4) and ft is None and "lowest loss" in why
+    # Open layers cap the head rate; the backbone takes a tenth of it.
+    lr, ft, _ = _rules.choose_rates(0.7, "full")
     assert lr == _rules.OPEN_HEAD_RATE_MAX
-    assert ft == _rules.FINE_TUNE_RANGE[1]
-    lr, ft, _ = _rules.choose_rates(0.7, None, "feature_extraction")
+    assert ft == pytest.approx(lr / _rules.FINE_TUNE_DIVISOR)
+    lr, ft, _ = _rules.choose_rates(50.0, "feature_extraction")
     assert lr == _rules.HEAD_RATE_RANGE[1] and ft is None
-    lr, ft, why = _rules.choose_rates(float("nan"), None, "partial")
-    assert lr == _rules.DEFAULT_HEAD_RATE and "no descent" in why
-    assert math.isclose(ft, lr / _rules.FINE_TUNE_DIVISOR)
-    # The opened model's sweep only lowers the fine-tune rate.
-    lr, ft, why = _rules.choose_rates(3e-4, 2e-6, "full")
-    assert lr == 3e-4 and ft == pytest.approx(2e-5) and "lowered" in why
-    lr, ft, _ = _rules.choose_rates(3e-4, 1e-7, "full")
+    lr, ft, _ = _rules.choose_rates(1e-5, "partial")
+    assert lr == _rules.HEAD_RATE_RANGE[0]
     assert ft == _rules.FINE_TUNE_RANGE[0]
+    lr, ft, why = _rules.choose_rates(float("nan"), "partial")
+    assert lr == _rules.DEFAULT_HEAD_RATE and "no lr_find" in why
+    assert math.isclose(ft, lr / _rules.FINE_TUNE_DIVISOR)
 
 
-def test_layer_decay_follows_the_shift_profile():
+def test_layer_decay_only_on_long_runs_and_follows_the_shift_profile():
+    long = _rules.DECAY_MIN_STEPS
     # Bottom opened group shifted 0.81 of the top over 3 groups: 0.9.
-    decay, _ = _rules.choose_layer_decay([0.405, 0.45, 0.5], "batchnorm", 3)
+    decay, _ = _rules.choose_layer_decay([0.405, 0.45, 0.5], "batchnorm", 3, long)
     assert decay == pytest.approx(0.9, abs=0.01)
-    assert _rules.choose_layer_decay([0.4, 0.4, 0.4], "batchnorm", 3)[0] is None
-    assert _rules.choose_layer_decay([0.1, 0.2, 0.4], "batchnorm", 1)[0] is None
-    assert _rules.choose_layer_decay([0.0, 0.0, 1.0], "batchnorm", 3)[0] == (
+    decay, why = _rules.choose_layer_decay(
+        [0.405, 0.45, 0.5], "batchnorm", 3, long - 1)
+    assert decay is None and "steps" in why
+    assert _rules.choose_layer_decay([0.4, 0.4, 0.4], "batchnorm", 3, long)[0] is None
+    assert _rules.choose_layer_decay([0.1, 0.2, 0.4], "batchnorm", 1, long)[0] is None
+    assert _rules.choose_layer_decay([0.0, 0.0, 1.0], "batchnorm", 3, long)[0] == (
         _rules.DECAY_RANGE[0]
     )
 

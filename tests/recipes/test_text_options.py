@@ -23,6 +23,33 @@ def test_subset_is_stratified_and_seeded():
     assert len(_text_options.subset_indices(labels, 500, 0)) == 100
 
 
+def test_subset_splits_limits_each_split_by_its_own_option():
+    """The training split takes `max_train_samples`, every other split
+    `max_eval_samples`; `labels` stratifies; a cut is logged, once."""
+    import types
+
+    logged = []
+    run = types.SimpleNamespace(
+        config=types.SimpleNamespace(max_train_samples=10, max_eval_samples=4,
+                                     seed=0),
+        log=logged.append)
+    splits = {"Training": list(range(30)), "Validation": list(range(100, 104)),
+              "Test": list(range(200, 220))}
+    out = _text_options.subset_splits(
+        run, splits, "sentences", lambda part, keep: [part[i] for i in keep],
+        labels=lambda part: [v % 2 for v in part])
+    assert out is splits
+    assert [len(splits[k]) for k in ("Training", "Validation", "Test")] == [10, 4, 4]
+    assert sum(v % 2 for v in splits["Training"]) == 5  # stratified: 15/15
+    assert splits["Validation"] == [100, 101, 102, 103]  # nothing cut
+    assert logged == [
+        "Using 10 of 30 training sentences (max_train_samples / "
+        "max_eval_samples subset).",
+        "Using 4 of 20 test sentences (max_train_samples / "
+        "max_eval_samples subset).",
+    ]
+
+
 def _hf_linear(step, total, warmup):
     """transformers' get_linear_schedule_with_warmup multiplier."""
     if step < warmup:
