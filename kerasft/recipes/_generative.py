@@ -28,6 +28,7 @@
 
 import contextlib
 import json
+import warnings
 import os
 import shutil
 import tempfile
@@ -372,13 +373,46 @@ def load_finished_task(directory, compile=True):
 
     model_path = os.path.join(directory, _io.MODEL_FILE)
     if os.path.isfile(model_path):
-        task = keras.saving.load_model(model_path, compile=compile)
+        with warnings.catch_warnings():
+            # KerasHub's default optimizer, not the saved one: restored below.
+            warnings.filterwarnings(
+                "ignore", message="Skipping variable loading for optimizer"
+            )
+            task = keras.saving.load_model(model_path, compile=False)
+        if compile:
+            _compile_as_saved(task, model_path)
     else:
         base = info.get("base") or os.path.join(directory, BASE_PRESET_DIR)
         task = backbones.load_task(base, info["kind"])
         backbones.load_lora(task, os.path.join(directory, LORA_FILE))
     set_lengths(task, info)
     return task, info
+
+
+def _compile_as_saved(task, model_path):
+    """Compiles `task` as it was saved, optimizer state included.
+
+    KerasHub tasks override `compile` without `compile_from_config`, so
+    `keras.saving.load_model` leaves them with KerasHub's default, unbuilt
+    optimizer (it warns and skips the saved one). Here the saved compile
+    config is deserialized and passed to the task's own `compile` (keeping
+    its sampler), the optimizer is built, and `model.weights.h5` (which
+    holds the optimizer's variables) is loaded again.
+    """
+    import tempfile
+    import zipfile
+
+    with zipfile.ZipFile(model_path) as archive:
+        config = json.loads(archive.read("config.json")).get("compile_config")
+        if not config:
+            return
+        compiled = keras.saving.deserialize_keras_object(config)
+        if getattr(task, "sampler", None) is not None:
+            compiled["sampler"] = task.sampler
+        task.compile(**compiled)
+        task.optimizer.build(task.trainable_variables)
+        with tempfile.TemporaryDirectory() as folder:
+            task.load_weights(archive.extract("model.weights.h5", folder))
 
 
 def set_lengths(task, info):
