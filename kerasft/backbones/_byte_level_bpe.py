@@ -151,13 +151,10 @@ class _HFByteLevelMixin:
     def _tokenize_graph(self, inputs):
         import tensorflow as tf
 
+        from kerasft.backbones._wordpiece import string_batch
+
         self._check_vocabulary()
-        if isinstance(inputs, (list, tuple)):
-            inputs = tf.constant(list(inputs), dtype=tf.string)
-        inputs = tf.convert_to_tensor(inputs)
-        scalar = inputs.shape.rank == 0
-        if scalar:
-            inputs = inputs[None]
+        inputs, scalar = string_batch(inputs)
         if inputs.shape.rank != 1:
             raise ValueError(
                 "`tokenize()` inputs must be a string or a 1-D batch of "

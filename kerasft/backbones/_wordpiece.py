@@ -395,12 +395,7 @@ class _HFWordPieceMixin:
         import tensorflow as tf
 
         if tf.inside_function():  # tf.data / tf.function: TensorFlow ops
-            if isinstance(inputs, (list, tuple)):
-                inputs = tf.constant(list(inputs), dtype=tf.string)
-            inputs = tf.convert_to_tensor(inputs)
-            scalar = inputs.shape.rank == 0
-            if scalar:
-                inputs = inputs[None]
+            inputs, scalar = string_batch(inputs)
             words = words_tf(inputs, self.normalization, self.oov_token)
             tokens = super().tokenize(words)
             return tokens[0] if scalar else tokens
@@ -456,6 +451,18 @@ class _HFWordPieceMixin:
             max_chars_per_word=norm.max_chars_per_word,
         )
         return config
+
+
+def string_batch(inputs):
+    """`(strings, scalar)`: `inputs` (a string, a list or a tensor) as a
+    string tensor of rank >= 1, and whether it was one string."""
+    import tensorflow as tf
+
+    if isinstance(inputs, (list, tuple)):
+        inputs = tf.constant(list(inputs), dtype=tf.string)
+    inputs = tf.convert_to_tensor(inputs)
+    scalar = inputs.shape.rank == 0
+    return (inputs[None] if scalar else inputs), scalar
 
 
 def _python_strings(inputs):
