@@ -62,10 +62,38 @@ def test_a_refused_flag_is_answered_with_why(command, capsys):
 
     for shown, values, refusal in REFUSED[command]:
         if not shown.startswith("--"):
-            continue  # a choice: argparse names the valid ones
+            continue  # a value: test_a_refused_value_is_answered_with_why
         with pytest.raises(SystemExit) as exit_:
             cli.main([command, "--train", "x", shown, "1"])
         err = capsys.readouterr().err
         assert exit_.value.code == 2
         assert f"unrecognized arguments: {shown} 1 (not an option here: " in err
         assert refusal.split(" ", 1)[1] in err  # the Python refusal's why
+
+
+@pytest.mark.parametrize("command", ["seq2seq", "causal-lm"])
+@pytest.mark.parametrize("spelling",
+                         ["feature_extraction", "feature-extraction"])
+def test_a_refused_value_is_answered_with_why(command, spelling, capsys):
+    """`--mode feature_extraction` is refused like a refused flag: one line
+    saying why and what to use instead (exit 2), not argparse's "invalid
+    choice"; in Python the same reason as a ValueError."""
+    from kerasft import cli
+    from kerasft import recipes
+
+    assert cli.main([command, "--train", "x", "--mode", spelling]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(
+        f"kerasft {command}: error: --mode 'feature_extraction' trains only a "
+        "head, and GPT-2, T5 and BART have no layer outside the pretrained "
+        "model to train alone (their output layer is the token embedding's). "
+        "Use --mode 'partial'"), err
+    assert "`--lora-rank` (adapters)" in err and "invalid choice" not in err
+    recipe = getattr(recipes, registry.get(command).name)
+    with pytest.raises(ValueError) as error:
+        recipe(train="x", mode=spelling)
+    message = str(error.value)
+    assert message.startswith("mode='feature_extraction' trains only a head")
+    assert "Use mode='partial'" in message and "\n" not in message
+    assert message.endswith("Received: mode='feature_extraction'")

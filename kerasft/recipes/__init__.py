@@ -27,10 +27,7 @@ globals().update({name: getattr(_configs, name) for name in _CONFIGS})
 # recipes come from the one registry.
 _LAZY = {
     "RecipeResult": "kerasft.recipes._runner",
-    **{
-        name: recipe.function.split(":")[0]
-        for name, recipe in _registry.RECIPES.items()
-    },
+    **{name: r.function.split(":")[0] for name, r in _registry.RECIPES.items()},
 }
 
 __all__ = sorted(["RecipeConfig", *_CONFIGS, *_LAZY])
@@ -39,7 +36,9 @@ __all__ = sorted(["RecipeConfig", *_CONFIGS, *_LAZY])
 def __getattr__(name):
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'kerasft.recipes' has no attribute {name!r}")
+        raise AttributeError(
+            f"module 'kerasft.recipes' has no attribute {name!r}"
+        )
     value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value

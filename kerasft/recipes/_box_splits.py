@@ -1,18 +1,8 @@
 """The images of a detection run's splits, for both kinds of
-`object_detection`.
-
-Annotations are read for `train`, `validation` and `test`. When no
-`validation` is given, `validation_split` holds a seeded share of the
-training IMAGES out for validation (every box of an image stays on one
-side) by the one hold-out rule, `kerasft.data._split.holdout_indices`:
-stratified by class when every image has exactly one box, else at random.
-Then `max_train_samples` / `max_eval_samples` take their subsets of what
-each side holds (`kerasft.recipes._subsets`), as image classification
-does, so the held-out images do not depend on the subset sizes.
-
-Fewer than two training images cannot be split: the run is refused with
-a line naming `validation` and `validation_split=0`, rather than training
-on every image and silently reporting no validation metrics.
+`object_detection`: annotations read, `validation_split` of the training
+images held out when no `validation` is given (every box of an image on
+one side; `kerasft.data._split.holdout_indices`), then the
+`max_train_samples` / `max_eval_samples` subsets of each side.
 """
 
 import numpy as np
@@ -23,44 +13,25 @@ _LIMITS = {"train": "max_train_samples", "validation": "max_eval_samples",
 
 def read_splits(run, config, prepare=None, what="{split} images of {source}"):
     """`{"train", "validation", "test"}` -> `BoxAnnotations` (`None` where
-    absent), validation held out of train when not given, then subset.
-
-    Args:
-        run: the `Run` (its seed and log).
-        config: an `ObjectDetectionConfig`; `train` must be set.
-        prepare: called as `prepare(source, annotations)` on each split
-            read, returning the annotations to use (kind="single" refuses
-            images with several boxes and leaves out those with none).
-            Defaults to `None`.
-        what: how the subset log line names a given split, with `{split}`
-            and `{source}`. Defaults to `"{split} images of {source}"`.
-
-    Example:
-    ```python
-    splits = read_splits(run, config)
-    train, validation = splits["train"], splits["validation"]
-    ```
-    """
+    absent), validation held out of train when not given, then subset;
+    `prepare(source, annotations)` filters each split read, `what` names it
+    in the subset log line (`{split}`, `{source}`)."""
     from kerasft.data.boxes import read_boxes
 
-    splits, names = {}, None
-    for split in ("train", "validation", "test"):
+    splits, names = dict.fromkeys(("train", "validation", "test")), None
+    for split in splits:
         source = getattr(config, split)
-        if source is None:
-            splits[split] = None
-            continue
-        annotations = read_boxes(source, names)
-        if prepare is not None:
-            annotations = prepare(source, annotations)
-        names = names or annotations.class_names  # train is read first
-        splits[split] = annotations
+        if source is not None:
+            annotations = read_boxes(source, names)
+            if prepare is not None:
+                annotations = prepare(source, annotations)
+            splits[split] = annotations
+            names = names or annotations.class_names  # train is read first
     labels = {split: what.format(split=split, source=getattr(config, split))
               for split in splits}
     if splits["validation"] is None and config.validation_split:
         splits["train"], splits["validation"] = hold_out(
-            run, splits["train"], config.validation_split, config.seed,
-            config.train,
-        )
+            run, splits["train"], config.train)
         labels["validation"] = f"validation images held out of {config.train}"
     for split, annotations in splits.items():
         if annotations is not None:
@@ -69,27 +40,22 @@ def read_splits(run, config, prepare=None, what="{split} images of {source}"):
     return splits
 
 
-def hold_out(run, annotations, fraction, seed, source):
-    """`(train, validation)` `BoxAnnotations`: `fraction` of the images
-    held out (`holdout_indices`), one log line saying how many.
-
-    Raises:
-        ValueError: fewer than two images, or a `fraction` leaving no
-            training image.
-    """
+def hold_out(run, annotations, source):
+    """`(train, validation)` `BoxAnnotations`: the run's `validation_split`
+    of the images held out (at least 2 needed), logged."""
     n = len(annotations)
     if n < 2:
+        split = run.config.validation_split
         raise ValueError(
-            f"validation_split={fraction} needs at least 2 training images "
+            f"validation_split={split} needs at least 2 training images "
             f"to hold one out for validation; {source!r} has {n}. Pass "
             "`validation` data, or validation_split=0 to train on every "
             "image without validation."
         )
-    from kerasft.data._split import holdout_indices
+    from kerasft.recipes._subsets import hold_out_indices
 
-    rest, held = holdout_indices(image_labels(annotations), fraction, seed)
-    run.log(f"Holding out {len(held)} of {n} training images for validation "
-            f"(validation_split={fraction}).")
+    rest, held = hold_out_indices(
+        run, run.config, image_labels(annotations), "images")
     return (annotations.subset([int(i) for i in rest]),
             annotations.subset([int(i) for i in held]))
 
@@ -110,3 +76,13 @@ def image_labels(annotations):
     if len(annotations) and all(len(l) == 1 for l in annotations.labels):
         return np.asarray([int(l[0]) for l in annotations.labels], "int64")
     return np.full(len(annotations), np.nan)
+
+
+def num_classes(config, names):
+    """`num_classes`, else the number of training classes `names`; refuses
+    fewer than the data has."""
+    count = config.num_classes or len(names)
+    if count < len(names):
+        raise ValueError(f"`num_classes`={count} is less than the {len(names)} "
+                         f"classes of the training data {list(names)}.")
+    return count

@@ -9,24 +9,13 @@ _COLUMNS = 4
 
 def plot_caption_grid(images, references, predictions, path, samples=16):
     """Saves the first `samples` images of a `CaptionImages` with their
-    generated caption and first reference caption, as a PNG.
-
-    Args:
-        images: a `kerasft.data.captions.CaptionImages`.
-        references: per image, a list of reference captions.
-        predictions: per image, the generated caption.
-        path: PNG file to write.
-        samples: most images shown. Defaults to `16`.
-
-    Returns:
-        `path`.
+    generated caption (`predictions`, one per image) and first reference
+    caption (`references`, a list per image) as the PNG `path`; returns it.
     """
     from matplotlib.figure import Figure
 
     count = min(samples, len(predictions))
-    pictures = []
-    for image, _ in images.dataset.take(count):
-        pictures.append(np.asarray(image))
+    pictures = [np.asarray(image) for image, _ in images.dataset.take(count)]
     rows = max(1, -(-count // _COLUMNS))
     columns = min(_COLUMNS, max(count, 1))
     figure = Figure(figsize=(3.2 * columns, 4.2 * rows))

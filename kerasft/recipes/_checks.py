@@ -8,20 +8,6 @@ from kerasft import _io
 DEGENERATE_STD = 1e-6
 
 
-def feature_spread(backbone, images):
-    """The largest standard deviation, across the examples of `images`, of
-    any feature of `backbone` (run in inference mode, after its own
-    preprocessing)."""
-    from kerasft.layers import Preprocess
-
-    x = np.asarray(images, dtype="float32")
-    if backbone.preprocess_mode not in (None, "none"):
-        x = Preprocess(backbone.preprocess_mode)(x)
-    features = np.asarray(backbone.model(x, training=False), dtype="float64")
-    features = features.reshape(features.shape[0], -1)
-    return float(np.max(np.std(features, axis=0)))
-
-
 def check_frozen_features(backbone, dataset, warn=_io.notify):
     """Warns when a frozen backbone gives (nearly) the same features for
     every example of the first batch of `dataset`: a head trained on them
@@ -33,23 +19,35 @@ def check_frozen_features(backbone, dataset, warn=_io.notify):
     a spread of ~5e-13).
 
     Returns:
-        The spread, or `None` when the batch has fewer than two examples.
+        The spread (the largest standard deviation of any feature across the
+        batch, the backbone run in inference mode after its own
+        preprocessing), or `None` when the batch has fewer than two examples.
     """
+    from kerasft.layers import Preprocess
+
     for batch in dataset.take(1):
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         if not hasattr(x, "shape") or x.shape[0] is None or x.shape[0] < 2:
             return None  # dict inputs or a single example: nothing to compare
-        spread = feature_spread(backbone, x)
+        x = np.asarray(x, dtype="float32")
+        if backbone.preprocess_mode not in (None, "none"):
+            x = Preprocess(backbone.preprocess_mode)(x)
+        features = np.asarray(
+            backbone.model(x, training=False), dtype="float64"
+        )
+        spread = float(
+            np.max(np.std(features.reshape(len(features), -1), axis=0))
+        )
         if spread < DEGENERATE_STD:
             warn(
-                f"Warning: the frozen backbone's features barely differ between "
-                f"images (largest spread across a batch {spread:.2g}), so the "
-                "head cannot learn. Likely cause: random weights "
-                f"({_io.argument('weights', 'none')}) with BatchNorm in inference "
-                "mode. Fix: use pretrained weights "
-                f"({_io.argument('weights', 'imagenet')} or a weights file), or a "
-                "backbone without BatchNorm, or one whose BatchNorm statistics "
-                "were set from data."
+                "Warning: the frozen backbone's features barely differ "
+                f"between images (largest spread across a batch {spread:.2g}), "
+                "so the head cannot learn. Likely cause: random weights "
+                f"({_io.argument('weights', 'none')}) with BatchNorm in "
+                "inference mode. Fix: use pretrained weights "
+                f"({_io.argument('weights', 'imagenet')} or a weights file), "
+                "or a backbone without BatchNorm, or one whose BatchNorm "
+                "statistics were set from data."
             )
         return spread
     return None

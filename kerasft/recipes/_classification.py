@@ -1,9 +1,8 @@
-"""The classification glue of the classification-shaped recipes (image,
-text, video, token): label mode and loss (`label_smoothing`, focal),
-`class_weight`, `num_classes`, the curriculum's training data, metrics
-from one pass of predictions, and the plots
-(`write_curves`: every recipe's training curves)."""
+"""The classification glue of the image, text, video and token recipes:
+label mode, loss, `class_weight`, `num_classes`, curriculum data, metrics
+from one pass of predictions, and the plots (`plots`, `write_curves`)."""
 
+import functools
 import os
 
 import keras
@@ -24,9 +23,8 @@ def predict(model, ds):
 def classification_label_mode(config):
     """One-hot labels where the loss or the data needs them (smoothing,
     focal, MixUp/CutMix's soft labels)."""
-    if config.loss == "focal" or config.label_smoothing:
-        return "categorical"
-    if split_mixing(getattr(config, "augment", None))[1] is not None:
+    if (config.loss == "focal" or config.label_smoothing
+            or split_mixing(getattr(config, "augment", None))[1] is not None):
         return "categorical"
     return "int"
 
@@ -59,11 +57,9 @@ def split_mixing(augment, seed=None):
 def checked_num_classes(config, train, what="data"):
     """`train`'s number of classes; `num_classes`, when set, must match."""
     if config.num_classes is not None and config.num_classes != train.num_classes:
-        raise ValueError(
-            f"`num_classes`={config.num_classes} differs from the "
-            f"{train.num_classes} classes of the training {what} "
-            f"({list(train.class_names)})."
-        )
+        raise ValueError(f"`num_classes`={config.num_classes} differs from the "
+                         f"{train.num_classes} classes of the training {what} "
+                         f"({list(train.class_names)}).")
     return train.num_classes
 
 
@@ -92,22 +88,17 @@ def classification_loss(config):
     """The configured loss, or `None` for the head's own."""
     if config.loss == "focal":
         return keras.losses.CategoricalFocalCrossentropy(
-            label_smoothing=config.label_smoothing
-        )
+            label_smoothing=config.label_smoothing)
     if config.label_smoothing:
         return keras.losses.CategoricalCrossentropy(
-            label_smoothing=config.label_smoothing
-        )
+            label_smoothing=config.label_smoothing)
     return None
 
 
 def resolve_class_weight(value, train):
-    """`fit`'s `class_weight` dict from the config's `class_weight`.
-
-    `"balanced"` uses scikit-learn's `compute_class_weight` on the training
-    labels (`train.class_counts`); a dict (or its JSON) is keyed by class
-    name or id, classes it leaves out weigh 1.0.
-    """
+    """`fit`'s `class_weight` dict: `"balanced"` (scikit-learn's, from
+    `train.class_counts`), or a dict (or its JSON) keyed by class name or
+    id, classes it leaves out weighing 1.0."""
     if value is None:
         return None
     import json
@@ -138,12 +129,8 @@ def resolve_class_weight(value, train):
 
 
 def classification_metrics(model, results, class_names):
-    """`val_`/`test_` metrics, all from one pass of predictions per split.
-
-    `results` maps a prefix to `(y_true, y_pred)` (or `None`); the loss is
-    the compiled loss on those predictions, the rest
-    `kerasft.evaluation.compute_metrics`.
-    """
+    """`val_`/`test_` metrics from `results` (prefix -> `(y_true, y_pred)`
+    or `None`): the compiled loss and `kerasft.evaluation.compute_metrics`."""
     from kerasft import evaluation
 
     metrics = {}
@@ -153,8 +140,7 @@ def classification_metrics(model, results, class_names):
             continue
         y_true, y_pred = result
         metrics[prefix + "loss"] = float(keras.ops.convert_to_numpy(
-            keras.ops.mean(loss(y_true, y_pred))
-        ))
+            keras.ops.mean(loss(y_true, y_pred))))
         report = evaluation.compute_metrics(
             class_ids(y_true), y_pred, task="classification",
             class_names=class_names,
@@ -177,17 +163,27 @@ def write_curves(history, directory):
             evaluation.plot_history(history, tmp)
 
 
-def plotter(history, result, class_names):
-    """Training curves, and the confusion matrix of `(y_true, y_pred)`."""
-    from kerasft import _io, evaluation
+def plots(history, files=None):
+    """A `run.finish` plot function: `write_curves`, then each file of
+    `files` (`{name: write(path)}`) written atomically."""
+    from kerasft import _io
 
     def plot(directory):
         write_curves(history, directory)
-        if result is not None:
-            y_true, y_pred = result
-            with _io.atomic_path(os.path.join(directory, "confusion_matrix.png")) as tmp:
-                evaluation.plot_confusion_matrix(
-                    class_ids(y_true), np.asarray(y_pred), class_names, tmp
-                )
+        for name, write in (files or {}).items():
+            with _io.atomic_path(os.path.join(directory, name)) as tmp:
+                write(tmp)
 
     return plot
+
+
+def plotter(history, result, class_names):
+    """Training curves, and the confusion matrix of `(y_true, y_pred)`."""
+    from kerasft import evaluation
+
+    files = {}
+    if result is not None:
+        files["confusion_matrix.png"] = functools.partial(
+            evaluation.plot_confusion_matrix, class_ids(result[0]),
+            np.asarray(result[1]), class_names)
+    return plots(history, files)

@@ -1,18 +1,10 @@
 """`curriculum=` / `difficulty=`: the recipes' glue onto `Curriculum`.
 
-`curriculum` is a pacing spec: a pacing name (`"linear"`, `"root"`,
-`"step"`) or a dict (JSON on the command line) of `Curriculum`'s
-`pacing`, `start_fraction` and `ramp_epochs`; the seed is the run's.
+`curriculum` is a pacing name or a dict of `Curriculum`'s `SPEC_KEYS`;
 `difficulty` ranks the training examples (lower = easier): a finished run
-folder or a `.keras` model whose per-example loss scores them
-(`kerasft.data.difficulty_scores`), a function `scores(inputs, labels)`, or
-one score per training example.
-
-The scores are computed once, before training, and kept in the run's
-backup folder, so a run resumed after `kill -9` ranks its examples exactly
-as before; with them `Curriculum` makes each epoch's examples a function
-of `(scores, seed, epoch)`. This module imports no TensorFlow at import
-time (the configs validate through it).
+folder or a `.keras` model, a function `scores(inputs, labels)`, or one
+score per example. The scores are kept in the run's backup folder, so a
+resumed run ranks as before. No TensorFlow at import (configs use it).
 """
 
 import json
@@ -67,8 +59,7 @@ def check_options(curriculum, difficulty):
                 "`curriculum` too (e.g. curriculum='root'), or drop it."
             )
         return
-    # The one validator of pacing arguments (imports Keras: only here,
-    # when a curriculum is asked for).
+    # The one validator of pacing arguments (imports Keras: only when asked).
     from kerasft.callbacks._pacing import check_pacing
 
     check_pacing(**options)
@@ -89,17 +80,10 @@ def check_options(curriculum, difficulty):
 
 
 def difficulty_scores(run, config, raw, inputs, targets, loss):
-    """One score per training example (lower = easier), saved for resume.
-
-    Args:
-        run: the recipe's `Run`.
-        config: its config (`difficulty`).
-        raw: `(inputs, labels)` as the user knows them (texts, images), for
-            a `difficulty` function.
-        inputs, targets: the model's training inputs and targets, for a
-            first model's per-example loss.
-        loss: the loss that scores them (the recipe's compiled loss).
-    """
+    """One score per training example (lower = easier), saved for resume:
+    from `config.difficulty` called on `raw` (`(inputs, labels)` as the user
+    knows them), or a first model's per-example `loss` on the model's
+    `inputs` and `targets`."""
     saved = os.path.join(run.backup_dir, SCORES_FILE)
     n = len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
     if os.path.exists(saved):
@@ -126,9 +110,8 @@ def difficulty_scores(run, config, raw, inputs, targets, loss):
     from kerasft import _io
 
     os.makedirs(run.backup_dir, exist_ok=True)
-    with _io.atomic_path(saved) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, scores)
+    with _io.atomic_path(saved) as tmp, open(tmp, "wb") as f:
+        np.save(f, scores)
     return scores
 
 
@@ -169,6 +152,6 @@ def training_data(run, config, source, raw, loss):
     if pacing_options(config.curriculum) is None:
         return run.batched(run.shuffled(source)), []
     inputs, targets = source.elements
-    scores = difficulty_scores(run, config, raw, inputs, targets, loss)
-    curriculum = curriculum_callback(run, config, scores)
+    curriculum = curriculum_callback(
+        run, config, difficulty_scores(run, config, raw, inputs, targets, loss))
     return run.batched(curriculum.examples(inputs, targets)), [curriculum]

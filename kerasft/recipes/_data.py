@@ -1,12 +1,9 @@
 """Recipe glue onto `kerasft.data`: no reader or decoder of its own.
 
-`images` turns a recipe's data option (a folder, a CSV of `filename,label`
-rows, `"tfds:NAME[:SPLIT]"`, `(images, labels)` arrays or a `tf.data`
-dataset of `(image, label)`) into the `kerasft.data` pipeline for it, with
-the run's global batch, seed and epoch variable, so the shuffle order and
-augmentation of every epoch are pure functions of `(seed, epoch, batch)`.
-`Source` holds the in-memory (tokenized) elements of the text recipes and
-orders them by the same rule.
+Every pipeline gets the run's global batch, seed and epoch variable, so the
+shuffle order and augmentation of every epoch are pure functions of
+`(seed, epoch, batch)`; `Source` orders the text recipes' in-memory
+elements by the same rule.
 """
 
 import os
@@ -17,59 +14,74 @@ import tensorflow as tf
 from kerasft import data as kft_data
 from kerasft.data import _pipeline
 
+# Validation data is never shuffled, augmented or mixed.
+_HELD_OUT = dict(shuffle=False, augment=None, mix=None)
 
-def images(value, run, image_size, *, channels=3, class_names=None,
-           num_classes=None, default_split="train", augment=None,
-           shuffle=False, label_mode="int", validation_split=None,
-           what="Training", max_samples=None, max_held_out=None, mix=None):
+
+def images(
+    value,
+    run,
+    image_size,
+    *,
+    channels=3,
+    class_names=None,
+    num_classes=None,
+    default_split="train",
+    augment=None,
+    shuffle=False,
+    label_mode="int",
+    validation_split=None,
+    what="Training",
+    max_samples=None,
+    max_held_out=None,
+    mix=None,
+):
     """The `kerasft.data` dataset for a recipe data option, or `None`.
 
-    With `validation_split`, returns `(training, validation)` (validation
-    neither shuffled, augmented nor mixed by `mix`, a MixUp/CutMix). `max_samples` (and `max_held_out` for
-    the validation part) keep stratified subsets (`_subsets.subset_indices`)
-    of the files or arrays, taken after the split and before any decoding;
-    `tfds:` names and `tf.data` datasets, which have no index access, are
-    not subset (said in the log).
+    `value` is a folder, a CSV of `filename,label` rows,
+    `"tfds:NAME[:SPLIT]"`, `(images, labels)` arrays or a `tf.data` dataset
+    of `(image, label)`. With `validation_split`, returns `(training,
+    validation)` (validation neither shuffled, augmented nor mixed).
+    `max_samples` (and `max_held_out` for the validation part) keep
+    stratified subsets of the files or arrays, taken after the split and
+    before any decoding.
     """
     if value is None:
         return None
     limits = _Limits(run, what, max_samples, max_held_out)
-    common = dict(
+    kwargs = dict(
         batch_size=run.global_batch,
         seed=run.config.seed,
         epoch=run.epoch_variable,
         label_mode=label_mode,
         drop_remainder=run.on_tpu,
+        augment=augment,
+        mix=mix,
+        shuffle=shuffle,
+    )
+    arrays = dict(
+        image_size=image_size,
+        channels=channels,
+        class_names=class_names,
+        num_classes=num_classes,
+        **kwargs,
     )
     if isinstance(value, tuple) and len(value) == 2:
-        return _arrays(value, channels, image_size, class_names, num_classes,
-                       augment, shuffle, validation_split, what, common,
-                       limits, mix)
+        return _arrays(value, validation_split, limits, arrays)
     if isinstance(value, tf.data.Dataset):
-        limits.not_applied("tf.data datasets")
-        return _unsplit(run, validation_split, sharded(kft_data.image_arrays(
-            value, image_size=image_size, channels=channels,
-            class_names=class_names, num_classes=num_classes,
-            augment=augment, mix=mix, shuffle=shuffle, **common,
-        )))
+        ds = kft_data.image_arrays(value, **arrays)
+        return limits.unsplit(sharded(ds), "tf.data datasets", validation_split)
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(
             "Data must be a folder, a CSV path, 'tfds:NAME', a tf.data.Dataset "
             f"or (images, labels) arrays. Received: {type(value).__name__}"
         )
     value = os.fspath(value)
-    files = dict(
-        image_size=image_size, augment=augment, mix=mix, shuffle=shuffle,
-        color_mode="grayscale" if channels == 1 else "rgb", **common,
-    )
     if value.startswith("tfds:"):
-        limits.not_applied("tfds names")
         parts = value.split(":")
         split_name = parts[2] if len(parts) > 2 else default_split
-        return _unsplit(run, validation_split, sharded(kft_data.tfds(
-            parts[1], split_name, image_size, augment=augment, mix=mix,
-            shuffle=shuffle, **common,
-        )))
+        ds = kft_data.tfds(parts[1], split_name, image_size, **kwargs)
+        return limits.unsplit(sharded(ds), "tfds names", validation_split)
     if os.path.isdir(value):
         from kerasft.data._listing import list_image_files
 
@@ -83,28 +95,37 @@ def images(value, run, image_size, *, channels=3, class_names=None,
             f"Data source {value!r} is not a folder, a .csv file or "
             "'tfds:NAME'."
         )
-    return sharded(_files(value, list(paths), np.asarray(labels, "int64"),
-                          names, validation_split, limits, files))
+    kwargs.update(
+        image_size=image_size,
+        where=value,
+        color_mode="grayscale" if channels == 1 else "rgb",
+    )
+    labels = np.asarray(labels, "int64")
+    ds = _files(list(paths), labels, names, validation_split, limits, kwargs)
+    return sharded(ds)
 
 
-def _files(where, paths, labels, names, validation_split, limits, files):
-    """`kerasft.data.image_files` of a listed folder or CSV: the held-out
-    part split off (as `image_files` splits), then each part subset."""
+def _files(paths, labels, names, validation_split, limits, kwargs):
+    """`kerasft.data.image_files` of a listed folder or CSV, split, then
+    each part subset."""
     from kerasft.data.images import image_files
     from kerasft.recipes._subsets import take
 
-    def read(keep, held_out=False, **kwargs):
+    def read(keep, held_out=False):
         keep = limits.keep(labels[keep], held_out, keep)
-        return image_files(take(paths, keep), labels[keep], names,
-                           where=where, **{**files, **kwargs})
+        return image_files(
+            take(paths, keep),
+            labels[keep],
+            names,
+            **({**kwargs, **_HELD_OUT} if held_out else kwargs),
+        )
 
     if not validation_split:
         return read(np.arange(len(paths)))
     from kerasft.data._split import holdout_indices
 
-    train, val = holdout_indices(labels, validation_split, files["seed"])
-    # Validation data is never augmented, mixed or shuffled.
-    return read(train), read(val, True, shuffle=False, augment=None, mix=None)
+    train, val = holdout_indices(labels, validation_split, kwargs["seed"])
+    return read(train), read(val, True)
 
 
 class _Limits:
@@ -115,7 +136,6 @@ class _Limits:
         self.max_samples, self.max_held_out = max_samples, max_held_out
 
     def keep(self, labels, held_out=False, index=None):
-        """`index` (default: all) at a stratified subset of `labels`."""
         from kerasft.recipes._subsets import log_subset, subset_indices
 
         k = self.max_held_out if held_out else self.max_samples
@@ -125,50 +145,50 @@ class _Limits:
         log_subset(self.run, f"{what} images", len(labels), len(keep))
         return index[keep]
 
-    def not_applied(self, kind):
+    def unsplit(self, ds, kind, validation_split):
+        """`ds`, or `(ds, None)` where a split was asked: data of `kind` has
+        no index access, so it is neither subset nor split (said in the log).
+        """
         if self.max_samples is not None or self.max_held_out is not None:
             self.run.log(
                 f"max_train_samples / max_eval_samples not applied to "
                 f"{self.what.lower()} data: {kind} have no index access; "
                 "pass a folder, a CSV or arrays to take subsets."
             )
+        if not validation_split:
+            return ds
+        self.run.log(
+            f"validation_split={validation_split} not applied: tfds names and "
+            "tf.data datasets cannot be split; pass `validation` to hold data "
+            "out."
+        )
+        return ds, None
 
 
-def _arrays(value, channels, image_size, class_names, num_classes, augment,
-            shuffle, validation_split, what, common, limits, mix=None):
+def _arrays(value, validation_split, limits, kwargs):
+    """`kerasft.data.image_arrays` of `(images, labels)`, split and subset."""
     x, y = np.asarray(value[0]), np.asarray(value[1])
-    if num_classes is None and class_names is not None:
-        num_classes = len(class_names)
-    if num_classes is not None and y.ndim == 1 and len(y):
-        bad = sorted(set(y[(y < 0) | (y >= num_classes)].tolist()))
-        if bad:
-            raise ValueError(
-                f"{what} labels {bad[:10]} are outside [0, num_classes) with "
-                f"num_classes={num_classes}. Set num_classes to the number "
-                "of classes, or fix the labels."
-            )
-    kwargs = dict(image_size=image_size, channels=channels,
-                  class_names=class_names, num_classes=num_classes, **common)
-    # Classes counted on all the labels: a split or subset may miss some.
-    if kwargs["num_classes"] is None and class_names is None and (
-            y.ndim == 1 and len(y)):
-        kwargs["num_classes"] = int(y.max()) + 1
+    if kwargs["num_classes"] is None and kwargs["class_names"] is not None:
+        kwargs["num_classes"] = len(kwargs["class_names"])
+    if y.ndim == 1 and len(y):
+        if kwargs["num_classes"] is not None:
+            _check_range(y, kwargs["num_classes"], limits.what)
+        else:  # counted on all the labels: a split or subset may miss some
+            kwargs["num_classes"] = int(y.max()) + 1
     if not validation_split:
         keep = limits.keep(y)
-        return sharded(kft_data.image_arrays(
-            x[keep], y[keep], augment=augment, mix=mix, shuffle=shuffle,
-            **kwargs))
+        return sharded(kft_data.image_arrays(x[keep], y[keep], **kwargs))
     from kerasft.data._split import holdout_indices
 
     # Stratified by label when every class can be in both parts.
-    train, val = holdout_indices(y, validation_split, common["seed"])
+    train, val = holdout_indices(y, validation_split, kwargs["seed"])
     train = limits.keep(y[train], index=train)
     val = limits.keep(y[val], True, val)
-    return (
-        sharded(kft_data.image_arrays(
-            x[train], y[train], augment=augment, mix=mix, shuffle=shuffle,
-            **kwargs)),
-        sharded(kft_data.image_arrays(x[val], y[val], shuffle=False, **kwargs)),
+    return sharded(
+        (
+            kft_data.image_arrays(x[train], y[train], **kwargs),
+            kft_data.image_arrays(x[val], y[val], **{**kwargs, **_HELD_OUT}),
+        )
     )
 
 
@@ -187,22 +207,26 @@ def decoded(ds):
     return x, y
 
 
-def curriculum_images(curriculum, x, y, like, run, augment, label_mode,
-                      mix=None):
-    """The training pipeline of a `Curriculum` over decoded `(x, y)`.
-
-    Each epoch yields the examples the curriculum picks for it (the
-    easiest fraction its pacing allows, in its `(seed, epoch)` order),
-    augmented and batched as every `kerasft.data` pipeline is, by
-    `(seed, epoch, batch)`: deterministic, and resumable at any epoch.
-    `like` is the same data's dataset, whose information is kept.
+def curriculum_images(
+    curriculum, x, y, like, run, augment, label_mode, mix=None
+):
+    """The training pipeline of a `Curriculum` over decoded `(x, y)`: each
+    epoch the examples it picks, augmented and batched by `(seed, epoch,
+    batch)`. `like` is the same data's dataset, whose attributes are kept.
     """
     augment = _pipeline.resolve_augment(augment)
     ds = _pipeline.finish(
-        curriculum.examples(x, y.astype("int32")), num_samples=len(y),
-        num_classes=len(like.class_names), batch_size=run.global_batch,
-        augment=augment, mix=mix, cache=False, shuffle=False,
-        seed=run.config.seed, label_mode=label_mode, drop_remainder=run.on_tpu,
+        curriculum.examples(x, y.astype("int32")),
+        num_samples=len(y),
+        num_classes=len(like.class_names),
+        batch_size=run.global_batch,
+        augment=augment,
+        mix=mix,
+        cache=False,
+        shuffle=False,
+        seed=run.config.seed,
+        label_mode=label_mode,
+        drop_remainder=run.on_tpu,
         epoch=run.epoch_variable,
     )
     info = {name: getattr(like, name) for name in _pipeline.INFO}
@@ -210,44 +234,41 @@ def curriculum_images(curriculum, x, y, like, run, augment, label_mode,
     return sharded(_pipeline.with_info(ds, **info))
 
 
-def _unsplit(run, validation_split, ds):
-    """`ds`, or `(ds, None)` where a split was asked of data that has no
-    random access (a `tfds:` name, a `tf.data.Dataset`): said in the log."""
-    if not validation_split:
-        return ds
-    run.log(
-        f"validation_split={validation_split} not applied: tfds names and "
-        "tf.data datasets cannot be split; pass `validation` to hold data out."
-    )
-    return ds, None
-
-
 def sharded(ds):
-    """Multi-worker runs shard in-memory pipelines by data (each worker
-    keeps its part of every batch); the dataset's attributes are kept."""
+    """`by_data(ds)` keeping the dataset's attributes."""
     if isinstance(ds, tuple):
         return tuple(sharded(d) for d in ds)
+    info = {name: getattr(ds, name) for name in _pipeline.INFO}
+    return _pipeline.with_info(by_data(ds), **info)
+
+
+def by_data(ds):
+    """`ds` sharded by data in multi-worker runs: in-memory sources have no
+    files to shard, so each worker keeps its part of every batch."""
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = (
         tf.data.experimental.AutoShardPolicy.DATA
     )
-    info = {name: getattr(ds, name) for name in _pipeline.INFO}
-    return _pipeline.with_info(ds.with_options(options), **info)
+    return ds.with_options(options)
 
 
 def skipped_files(*datasets):
     """The unreadable files every given dataset left out, in order."""
-    files = []
-    for ds in datasets:
-        files.extend(getattr(ds, "skipped_files", ()) if ds is not None else ())
-    return list(files)
+    return [
+        f
+        for ds in datasets
+        if ds is not None
+        for f in getattr(ds, "skipped_files", ())
+    ]
 
 
 def check_labels(source, num_classes, what):
     """`ValueError` when labels fall outside `[0, num_classes)`."""
-    if source is None or source.labels is None or not len(source.labels):
-        return
-    labels = np.asarray(source.labels)
+    if source is not None and source.labels is not None and len(source.labels):
+        _check_range(np.asarray(source.labels), num_classes, what)
+
+
+def _check_range(labels, num_classes, what):
     bad = sorted(set(labels[(labels < 0) | (labels >= num_classes)].tolist()))
     if bad:
         raise ValueError(
@@ -260,9 +281,8 @@ def check_labels(source, num_classes, what):
 class Source:
     """In-memory elements (e.g. tokenized texts) and their labels.
 
-    `dataset` yields them in order; `shuffled(seed, epoch_variable)` in an
-    order fixed by `(seed, epoch)`: a stateless permutation, so epoch `e`
-    sees the same order in every process and a resumed run repeats.
+    `shuffled` orders them by a stateless permutation of `(seed, epoch)`,
+    so epoch `e` sees the same order in every process and on resume.
     """
 
     def __init__(self, labels=None, elements=None):
@@ -271,7 +291,6 @@ class Source:
 
     @property
     def dataset(self):
-        """The elements in their order."""
         return tf.data.Dataset.from_tensor_slices(self.elements)
 
     def shuffled(self, seed, epoch_variable):

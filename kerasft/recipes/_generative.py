@@ -1,41 +1,26 @@
 """Glue shared by the generative recipes (`seq2seq`, `causal_lm`).
 
-- `resolve_task`: the KerasHub task a run trains, from the config's
-  `backbone` (a preset, `hf://` handle, local folder or a Python task, read
-  by `kerasft.backbones.load_task`), built inside the run's strategy scope
-  under its precision policy. A task given as a Python object is rebuilt
-  there from its config and weights (the object itself is left untouched).
-- `fine_tuning`: the mode (`kerasft.recipes._stages`: feature_extraction,
-  partial, progressive, full with `head_epochs`) over the groups of
-  `kerasft.backbones.from_keras_hub(task)` and the run's optimizer (AdamW,
-  `lr_schedule` with warmup, `layer_decay`; the configs refuse head-only
-  stages: GPT-2, T5 and BART have no weight outside their backbone);
-  `fit` adds the mode's `ProgressiveUnfreeze`.
-- `rematerialized`: `gradient_checkpointing` on the task's transformer
-  blocks during `fit`.
-- `enable_adapters`: `lora_rank` through `kerasft.backbones.enable_lora`.
-- `without_preprocessor`: `fit`/`evaluate` on token ids the recipe made
-  once, instead of KerasHub mapping the preprocessor over every epoch.
-- The run folder (`finish`, through `Run.finish`; read back by
-  `load_finished_task`, `kerasft.load` and `kerasft generate`):
-  `generative.json`; `model.keras` (the whole task with its preprocessor)
-  unless LoRA adapters stay unmerged, then `lora.weights.h5` (adapters
-  only) and, when the base was a Python object, `base_preset/`
-  (`task.save_to_preset`, written once before any adapter exists, in
-  float32 whatever the run's precision, so that KerasHub loads it back).
-  `--overwrite` removes these files with the others (`_io.RUN_OUTPUTS`).
+The KerasHub task a run trains (`resolve_task`: a Python task is rebuilt
+in the run's scope, the object left untouched), its mode and optimizer
+(`fine_tuning`, `fit`), `gradient_checkpointing` (`rematerialized`), LoRA
+(`enable_adapters`), and the run folder (`finish`, read back by
+`load_finished_task`): `generative.json` with `model.keras`, or, while
+adapters stay unmerged, `lora.weights.h5` (and `base_preset/` for a base
+given as a Python object).
 """
 
 import contextlib
 import json
-import warnings
 import os
 import shutil
 import tempfile
+import warnings
 
 import keras
 
 from kerasft import _io
+from kerasft import backbones
+from kerasft.recipes import _stages
 
 GENERATIVE_FILE = "generative.json"
 LORA_FILE = "lora.weights.h5"
@@ -44,31 +29,49 @@ PREDICTIONS_FILE = "predictions.csv"
 SAMPLES_FILE = "samples.json"
 
 
+# === Data ===
+
+
+def read_splits(config, needed, read):
+    """`{split: read(value)}` for the config's `train`, `validation` and
+    `test` that are set; `train` must be (`needed` says what it takes)."""
+    if config.train is None:
+        raise ValueError(f"`train` is required: {needed}.")
+    return {name: read(getattr(config, name))
+            for name in ("train", "validation", "test")
+            if getattr(config, name) is not None}
+
+
+def batches(run, elements):
+    """`(training batches, {held-out split: batches})` of `{split: elements}`,
+    the training split shuffled by `(seed, epoch)`."""
+    from kerasft.recipes import _data
+
+    sources = {name: _data.Source(elements=e) for name, e in elements.items()}
+    train = run.batched(run.shuffled(sources.pop("train")))
+    return train, {name: run.batched(s.dataset) for name, s in sources.items()}
+
+
 # === The model ===
 
 
-def resolve_task(run, source, kind, sequence_length=None):
-    """The task to train, its variables in the run's strategy and policy.
-
-    Call it inside `run.strategy.scope()`.
+def resolve_task(run, sequence_length):
+    """The task of the config's `backbone` to train, its variables in the
+    run's strategy and policy; call it inside `run.strategy.scope()`.
 
     Args:
         run: the `Run`.
-        source: the config's `backbone`: a source string for `load_task`,
-            or a KerasHub task (rebuilt from its config and weights).
-        kind: `"seq2seq"` or `"causal_lm"`.
         sequence_length: the preprocessor's length(s), checked against
             the model's maximum by `load_task` (for seq2seq a
             `(source_length, target_length)` pair).
 
     Returns:
-        `(task, base)`: `base` is the source string, or `None` for a
-        Python object.
+        `(task, base)`: `base` is the source string for `load_task`, or
+        `None` for a KerasHub task (rebuilt from its config and weights).
     """
     import keras_hub
 
-    from kerasft import backbones
-
+    source, kind = run.config.backbone, run.recipe
     if isinstance(source, keras_hub.models.Task):
         checked = backbones.load_task(source, kind, sequence_length=sequence_length)
         return _copy(checked), None
@@ -83,9 +86,7 @@ def resolve_task(run, source, kind, sequence_length=None):
 
 
 def _copy(task, dtype=None):
-    """A copy of `task` made in the current scope: the backbone from its
-    config (under `dtype`, or the current policy when `None`) and weights;
-    the same preprocessor object."""
+    """`task` rebuilt in the current scope (under `dtype` or the policy)."""
     backbone = task.backbone
     config = backbone.get_config()
     config.pop("dtype", None)
@@ -109,12 +110,8 @@ def without_preprocessor(task):
 
 
 def enable_adapters(run, task, base):
-    """LoRA of rank `lora_rank` on `task` (`kerasft.backbones.enable_lora`),
-    when the config asks: only the adapters train. Logs the trainable share.
-    Adapters that stay unmerged on a task given as a Python object (`base`
-    is `None`) need the base saved first (`save_base_preset`)."""
-    from kerasft import backbones
-
+    """LoRA of rank `lora_rank` on `task`, when the config asks; unmerged
+    adapters on a Python task (`base` is `None`) need the base saved first."""
     rank = run.config.lora_rank
     if not rank:
         return
@@ -130,45 +127,29 @@ def enable_adapters(run, task, base):
 # === Mode and optimizer ===
 
 
-def needs_groups(config):
-    """Whether the run needs the backbone groups (`from_keras_hub`): a
-    staged mode, `layer_decay` or gradient checkpointing."""
-    from kerasft.recipes import _stages
-
-    return (
-        _stages.is_staged(config) or config.layer_decay is not None
-        or config.gradient_checkpointing
-    )
-
-
 def fine_tuning(run, task, total_steps):
     """`(optimizer, backbone)`: the mode's first stage frozen on `task`
     (`kerasft.recipes._stages`) and the run's optimizer at its rate.
 
     Call it inside `run.strategy.scope()`, after any LoRA adapters exist.
     `backbone` is `kerasft.backbones.from_keras_hub(task)` when the mode,
-    `layer_decay` or `gradient_checkpointing` needs the groups, else
-    `None` (mode full with head_epochs=0 and no layer decay: everything
-    trains from the first step, as before the modes existed).
+    `layer_decay` or `gradient_checkpointing` needs the groups, else `None`.
     """
-    from kerasft.backbones import from_keras_hub
-    from kerasft.recipes import _stages
-
     config = run.config
-    backbone = from_keras_hub(task) if needs_groups(config) else None
-    if _stages.is_staged(config):
+    staged = _stages.is_staged(config)
+    decay = config.layer_decay is not None
+    backbone = backbones.from_keras_hub(task) if (
+        staged or decay or config.gradient_checkpointing) else None
+    if staged:
         _stages.freeze_first_stage(task, backbone, config)
-    groups = backbone if config.layer_decay is not None else None
+    groups = backbone if decay else None
     return _stages.optimizer(run, config, groups, total_steps), backbone
 
 
 def fit(run, task, backbone, train, validation, callbacks):
     """`run.fit` of `task` on token ids (its preprocessor detached), with
-    `gradient_checkpointing`, the mode's `ProgressiveUnfreeze` (over
-    `backbone`, when `fine_tuning` gave one) before the user's callbacks.
-    Returns the history."""
-    from kerasft.recipes import _stages
-
+    `gradient_checkpointing` and the mode's `ProgressiveUnfreeze` (over
+    `fine_tuning`'s `backbone`). Returns the history."""
     callbacks = list(callbacks or [])
     if backbone is not None:
         callbacks = _stages.with_unfreeze(run, run.config, backbone, callbacks)
@@ -180,8 +161,6 @@ def fit(run, task, backbone, train, validation, callbacks):
 
 # === Gradient checkpointing ===
 
-BLOCK_PATTERN = r"(?:layer|block)_\d+$"
-
 
 def blocks(backbone):
     """The transformer blocks of `backbone` (a `from_keras_hub` Backbone):
@@ -190,7 +169,7 @@ def blocks(backbone):
 
     names = {
         name for group in backbone.groups if group.name != "embeddings"
-        for name in group.layers if re.search(BLOCK_PATTERN, name)
+        for name in group.layers if re.search(r"(?:layer|block)_\d+$", name)
     }
     return [layer for layer in backbone.model.layers if layer.name in names]
 
@@ -200,18 +179,13 @@ def rematerialized(backbone, enabled=True):
     """Runs each transformer block of `backbone` under `keras.remat`
     (gradient checkpointing) inside the block, as it was outside.
 
-    Only each block's inputs are kept for the backward pass; its inner
-    activations are recomputed. Why not `keras.RematScope`: it marks
-    operations as they are created, so it cannot reach a task loaded
-    before, and its `tf.recompute_grad` takes no keyword arguments in
-    graph mode (KerasHub blocks take their masks and caches as keywords).
-    So each block's `call` is replaced, on the instance, by one that passes
-    the float tensors among its arguments (nested ones too) positionally
-    and closes over the rest (masks, ids, flags). It also snapshots the
-    state of every dropout seed generator in the block and restores it at
-    the start of the recomputation, so the recomputed dropout masks are the
-    forward pass's (gradients equal those without checkpointing). Nothing
-    is saved: each block's `call` is put back on exit.
+    Not `keras.RematScope`: it cannot reach a task loaded before, and its
+    `tf.recompute_grad` takes no keyword arguments in graph mode (KerasHub
+    blocks take masks and caches as keywords). So each block's `call` is
+    replaced, on the instance, by one passing the float tensors
+    positionally and closing over the rest; the dropout seed states are
+    restored before the recomputation, so gradients equal those without
+    checkpointing. Each block's `call` is put back on exit.
 
     Args:
         backbone: a `kerasft.backbones.Backbone` from `from_keras_hub`.
@@ -234,10 +208,8 @@ def rematerialized(backbone, enabled=True):
 def _seed_generators(layer):
     from kerasft import _keras_compat
 
-    found = [v for v in vars(layer).values()
-             if isinstance(v, keras.random.SeedGenerator)]
-    for sublayer in _keras_compat.sublayers(layer):
-        found.extend(_seed_generators(sublayer))
+    found = [generator for sublayer in _keras_compat.all_layers(layer)
+             for generator in _keras_compat.seed_generators(sublayer)]
     return list({id(g): g for g in found}.values())
 
 
@@ -278,14 +250,12 @@ def _remat_call(layer):
 
 
 def save_base_preset(run, task):
-    """`task.save_to_preset(run.dir/base_preset)` in float32, once (a
-    resumed run finds it), through a temporary folder renamed when complete.
+    """`task.save_to_preset(run.dir/base_preset)` once (a resumed run finds
+    it), through a temporary folder renamed when complete.
 
-    Creates the run folder if needed (a new run has none yet). A task
-    computing under another dtype policy is saved from a float32 copy:
-    KerasHub 0.32 cannot load a preset saved under a mixed policy
-    ("Invalid dtype: mixed_bfloat16"); the variables of a mixed policy
-    are float32 already, so nothing is lost.
+    In float32: KerasHub 0.32 cannot load a preset saved under a mixed
+    policy ("Invalid dtype: mixed_bfloat16"), whose variables are float32
+    anyway.
     """
     path = os.path.join(run.dir, BASE_PRESET_DIR)
     if os.path.isdir(path) or not run.chief:
@@ -307,19 +277,14 @@ def save_base_preset(run, task):
 def merge_adapters(run, task):
     """Folds the LoRA adapters into the kernels when `merge_lora` asks."""
     if run.config.lora_rank and run.config.merge_lora:
-        from kerasft import backbones
-
         backbones.merge_lora(task)
 
 
 def finish(run, task, base, history, metrics, info, files=None):
     """`Run.finish` with the generative files: `generative.json` (`kind`,
-    `base`, `lora_rank`, `merged` and `info`), the model as `model.keras`
-    or, for adapters left unmerged, `lora.weights.h5` alone, and `files`
-    (`{file name: text}`, e.g. `predictions.csv`) beside the training curves.
-
-    Returns:
-        A `RecipeResult`.
+    `base`, `lora_rank`, `merged` and `info`), `model.keras` or, for
+    adapters left unmerged, `lora.weights.h5` alone, and `files` (`{file
+    name: text}`) beside the training curves. Returns a `RecipeResult`.
     """
     from kerasft.recipes._classification import write_curves
 
@@ -330,8 +295,6 @@ def finish(run, task, base, history, metrics, info, files=None):
     }
 
     def save_adapters(directory):
-        from kerasft import backbones
-
         with _io.atomic_path(os.path.join(directory, LORA_FILE)) as tmp:
             backbones.save_lora(task, tmp)
 
@@ -369,7 +332,6 @@ def load_finished_task(directory, compile=True):
     with open(path) as f:
         info = json.load(f)
     import kerasft.optimizers  # noqa: F401 (registers the saved optimizer)
-    from kerasft import backbones
 
     model_path = os.path.join(directory, _io.MODEL_FILE)
     if os.path.isfile(model_path):
@@ -385,21 +347,20 @@ def load_finished_task(directory, compile=True):
         base = info.get("base") or os.path.join(directory, BASE_PRESET_DIR)
         task = backbones.load_task(base, info["kind"])
         backbones.load_lora(task, os.path.join(directory, LORA_FILE))
-    set_lengths(task, info)
+    # The preprocessor's lengths are the run's.
+    preprocessor = task.preprocessor
+    if info.get("kind") == "seq2seq":
+        preprocessor.encoder_sequence_length = info["source_length"]
+        preprocessor.decoder_sequence_length = info["target_length"]
+    elif info.get("sequence_length"):
+        preprocessor.sequence_length = info["sequence_length"]
     return task, info
 
 
 def _compile_as_saved(task, model_path):
-    """Compiles `task` as it was saved, optimizer state included.
-
-    KerasHub tasks override `compile` without `compile_from_config`, so
-    `keras.saving.load_model` leaves them with KerasHub's default, unbuilt
-    optimizer (it warns and skips the saved one). Here the saved compile
-    config is deserialized and passed to the task's own `compile` (keeping
-    its sampler), the optimizer is built, and `model.weights.h5` (which
-    holds the optimizer's variables) is loaded again.
-    """
-    import tempfile
+    """Compiles `task` as it was saved, optimizer state included: KerasHub
+    tasks override `compile` without `compile_from_config`, so `load_model`
+    leaves KerasHub's default optimizer and skips the saved one."""
     import zipfile
 
     with zipfile.ZipFile(model_path) as archive:
@@ -413,14 +374,3 @@ def _compile_as_saved(task, model_path):
         task.optimizer.build(task.trainable_variables)
         with tempfile.TemporaryDirectory() as folder:
             task.load_weights(archive.extract("model.weights.h5", folder))
-
-
-def set_lengths(task, info):
-    """The preprocessor's lengths from `generative.json` (`source_length`
-    and `target_length` for seq2seq, `sequence_length` otherwise)."""
-    preprocessor = task.preprocessor
-    if info.get("kind") == "seq2seq":
-        preprocessor.encoder_sequence_length = info["source_length"]
-        preprocessor.decoder_sequence_length = info["target_length"]
-    elif info.get("sequence_length"):
-        preprocessor.sequence_length = info["sequence_length"]

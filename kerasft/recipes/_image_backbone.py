@@ -1,9 +1,8 @@
-"""The image-backbone glue of the image recipes (classification, detection,
-segmentation, video, captioning): opening the run, checking and building
-the backbone in the strategy's scope, logging skipped files, and training
-end to end or a head on cached features of the frozen part (one cache for
-image features and video's per-frame vectors: `feature_cache`)."""
+"""The image recipes' backbone glue: opening the run, building the backbone
+in the strategy's scope, logging skipped files, and training end to end or
+the head alone on cached features (`feature_cache`)."""
 
+import copy
 import os
 
 import keras
@@ -19,15 +18,7 @@ MEMORY_FEATURES_BYTES = 2 << 30
 def open_run(config, overwrite, train):
     """`(run, image_size)`: the image recipe's `Run`, after the checks every
     one makes first (a known backbone, `train` given: `train` says what it
-    must be). `image_size` is `None` when the run is already complete.
-
-    Example:
-    ```python
-    run, image_size = open_run(config, overwrite, "the training images.")
-    if image_size is None:
-        return run.completed_result()
-    ```
-    """
+    must be). `image_size` is `None` when the run is already complete."""
     from kerasft.recipes._runner import Run
 
     run = Run(config, overwrite)
@@ -40,16 +31,11 @@ def open_run(config, overwrite, train):
 
 
 def check_backbone(backbone, image_size):
-    """Fails fast on an unknown backbone name or a too small image size.
-
-    Returns the image side to use (a `Backbone` fixes its own).
-    """
+    """The image side to use (a `Backbone` fixes its own); fails fast on an
+    unknown backbone name or a too small image size."""
     if hasattr(backbone, "groups") and hasattr(backbone, "model"):
-        shape = backbone.model.input_shape
-        side = shape[1]
-        if side is not None and side != image_size:
-            return int(side)
-        return image_size
+        side = backbone.model.input_shape[1]
+        return image_size if side is None else int(side)
     if not isinstance(backbone, str):
         raise TypeError(
             "`backbone` must be a registry name, a .keras file or a kerasft "
@@ -82,32 +68,28 @@ def resolve_backbone(config, strategy, image_size):
     from kerasft import backbones
 
     spec = config.backbone
-    if isinstance(spec, str) and spec.endswith(".keras"):
+    if not isinstance(spec, str):
+        return in_scope(spec, strategy)
+    if spec.endswith(".keras"):
         return backbones.from_model(keras.models.load_model(spec))
-    if isinstance(spec, str):
-        weights = config.weights
-        if isinstance(weights, str) and weights.lower() == "none":
-            weights = None
-        return backbones.get(
-            spec, weights=weights, input_shape=(image_size, image_size, 3)
-        )
-    return in_scope(spec, strategy)
+    weights = config.weights
+    if isinstance(weights, str) and weights.lower() == "none":
+        weights = None
+    return backbones.get(
+        spec, weights=weights, input_shape=(image_size, image_size, 3)
+    )
 
 
 def in_scope(backbone, strategy):
-    """`backbone` itself, or a copy whose variables live in `strategy`.
-
-    A Backbone built outside a non-default strategy's scope has plain
-    variables; the copy keeps layer names (hence groups) and weights.
-    """
+    """`backbone` itself, or (built outside a non-default strategy's scope)
+    a copy whose variables live in `strategy`, with the same layer names
+    (hence groups) and weights."""
     weights = backbone.model.weights
     if not weights or not tf.distribute.has_strategy():
         return backbone
     variable = getattr(weights[0], "value", weights[0])
     if strategy.extended.variable_created_in_scope(variable):
         return backbone
-    import copy
-
     clone = copy.copy(backbone)
     clone.model = keras.models.clone_model(backbone.model)
     clone.model.set_weights(backbone.model.get_weights())
@@ -115,6 +97,7 @@ def in_scope(backbone, strategy):
 
 
 def channels(backbone):
+    """The backbone's input channels (3 for registry names and files)."""
     if hasattr(backbone, "model") and hasattr(backbone, "groups"):
         return int(backbone.model.input_shape[-1] or 3)
     return 3
@@ -129,6 +112,12 @@ def log_skipped(run, *datasets, what="image file(s)"):
         run.log(f"Skipped {len(skipped)} unreadable {what}: "
                 f"{', '.join(skipped[:5])}{', ...' if len(skipped) > 5 else ''}")
     return skipped
+
+
+def log_training(run, what):
+    """Logs "Training `what`", then replicas, global batch and precision."""
+    run.log(f"Training {what}, {run.replicas} replica(s), global batch "
+            f"{run.global_batch}, precision {run.policy.name}.")
 
 
 # === Training: end to end, or the head on cached features ===
@@ -158,16 +147,14 @@ def caches_features(run, config, inputs="examples",
 def fit_and_predict(run, config, model, train, splits, callbacks,
                     class_weight=None, features=None, what="backbone features",
                     **compile_kwargs):
-    """Trains `model`, then predicts each split once.
+    """`(history, {prefix: (y_true, y_pred)})`: trains `model`, then
+    predicts each split once.
 
     With `features` (the frozen `Backbone`, or the name of the layer whose
     output the head reads, e.g. a video head's per-frame vectors) the
     frozen part runs once per split and only the head trains, on its cached
-    outputs (`feature_cache`: auto, memory or disk; logged as `what`);
-    where the model cannot be split there it trains end to end.
-    `compile_kwargs` (`loss`, `metrics`, `loss_weights`) compile that head.
-
-    Returns `(history, {prefix: (y_true, y_pred)})`.
+    outputs (`feature_cache`; logged as `what`), compiled with
+    `compile_kwargs`; a model that cannot be split trains end to end.
     """
     if features is not None:
         trained = _fit_on_features(run, config, model, features, train, splits,
@@ -180,14 +167,9 @@ def fit_and_predict(run, config, model, train, splits, callbacks,
 
 
 def split_at_features(model, features):
-    """`(features_model, head_model)` sharing `model`'s layers, or `None`.
-
-    `features` is the frozen `Backbone` (split at its output) or a layer
-    name (split at that layer's output). `features_model` maps the inputs
-    to the features (the preprocessing and the frozen part); `head_model`
-    maps those features to the outputs with the very layers of `model`, so
-    training it trains `model`'s head.
-    """
+    """`(features_model, head_model)` sharing `model`'s layers, or `None`:
+    split at the output of `features` (the frozen `Backbone` or a layer
+    name); training `head_model` trains `model`'s head."""
     if isinstance(features, str):
         tensor = model.get_layer(features).output
     else:
@@ -249,10 +231,8 @@ def _fit_on_features(run, config, model, features, train, splits, callbacks,
     train_features = cached(train, "train", True)
     split_features = {p: cached(ds, p, False) for p, ds in splits.items()}
     with run.strategy.scope():
-        head_model.compile(
-            optimizer=model.optimizer, loss=loss or model.loss,
-            metrics=metrics, loss_weights=loss_weights,
-        )
+        head_model.compile(optimizer=model.optimizer, loss=loss or model.loss,
+                           metrics=metrics, loss_weights=loss_weights)
     history = run.fit(
         head_model, train_features, split_features.get("val_"), callbacks,
         class_weight=class_weight,

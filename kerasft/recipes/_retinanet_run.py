@@ -1,23 +1,21 @@
-"""`object_detection(kind="retinanet")`: many boxes per image.
-
-The run: annotations (CSV, COCO JSON or a Pascal VOC folder, checked before
-anything trains) -> `kerasft.data.box_dataset` (decoded once, padded
-boxes, box-aware augmentation) -> KerasHub's label encoder in `tf.data`
--> backbone -> `kerasft.backbones.feature_pyramid` -> `RetinaNetHead` ->
-the image recipes' freezing, rates, precision and strategy -> resumable
-`fit` -> COCO metrics on decoded, NMS-filtered boxes, `predictions.csv`
-and a PNG grid of validation images with true and predicted boxes.
+"""`object_detection(kind="retinanet")`: many boxes per image, from
+`kerasft.data.box_dataset` through a feature pyramid and `RetinaNetHead`
+to COCO metrics, `predictions.csv` and a PNG grid of boxes.
 """
 
 import csv
-import os
+import functools
 
 import numpy as np
 
 from kerasft.recipes import _data
 from kerasft.recipes._runner import prefixed
-from kerasft.recipes._classification import write_curves
-from kerasft.recipes._image_backbone import log_skipped, resolve_backbone
+from kerasft.recipes._classification import plots
+from kerasft.recipes._image_backbone import (
+    log_skipped,
+    log_training,
+    resolve_backbone,
+)
 from kerasft.recipes._stages import build_and_compile, with_unfreeze
 
 PREDICTIONS_FILE = "predictions.csv"
@@ -28,23 +26,19 @@ _SCORE_SHOWN = 0.3  # boxes drawn on the grid; predictions.csv keeps all
 def run_retinanet(run, config, image_size, callbacks=None):
     """Trains and evaluates a RetinaNet run (`image_size`: the checked
     side, `_image_backbone.open_run`); returns `run.finish(...)`."""
-    from kerasft import backbones, data, heads
+    from kerasft import backbones, data, evaluation, heads
+    from kerasft.recipes._box_splits import num_classes, read_splits
 
     if image_size % 32:
         raise ValueError(
             f"The backbone's image side {image_size} is not a multiple of 32, "
             "which kind='retinanet' needs."
         )
-    from kerasft.recipes._box_splits import read_splits
-
     annotations = read_splits(run, config)
     train_ann = annotations["train"]
     names = train_ann.class_names
     split_ann = {"val_": annotations["validation"], "test_": annotations["test"]}
-    num_classes = config.num_classes or len(names)
-    if num_classes < len(names):
-        raise ValueError(f"`num_classes`={num_classes} is less than the "
-                         f"{len(names)} classes of the training data {list(names)}.")
+    classes = num_classes(config, names)
     max_boxes = config.max_boxes or max(
         [1, train_ann.max_boxes] + [a.max_boxes for a in split_ann.values() if a]
     )
@@ -61,38 +55,42 @@ def run_retinanet(run, config, image_size, callbacks=None):
         pyramid = backbones.feature_pyramid(backbone, levels=(3, 4, 5))
         run.reseed()  # the head starts the same however the backbone was made
         head = heads.detection(
-            num_classes, kind="retinanet", max_level=config.max_level,
+            classes, kind="retinanet", max_level=config.max_level,
             anchor_size=config.anchor_size, fpn_filters=config.fpn_filters,
             head_filters=config.head_filters,
             head_conv_layers=config.head_conv_layers,
         )
         model = build_and_compile(run, config, pyramid, head,
                                   total_steps=train.steps_per_epoch * config.epochs)
-    run.log(f"Training RetinaNet on {backbone.name} ({config.mode}), "
-            f"{num_classes} classes, {run.replicas} replica(s), global batch "
-            f"{run.global_batch}, precision {run.policy.name}.")
+    log_training(
+        run, f"RetinaNet on {backbone.name} ({config.mode}), {classes} classes"
+    )
+
     def targets(ds):
         return None if ds is None else _data.sharded(ds).map(head.training_targets)
 
     history = run.fit(model, targets(train), targets(splits["val_"]),
                       with_unfreeze(run, config, pyramid, callbacks))
-    metrics, shown = {}, None
+    metrics, files = {}, {}
     for prefix, ds in splits.items():
         if ds is None:
             continue
         losses = model.evaluate(targets(ds), verbose=0, return_dict=True)
         metrics.update(prefixed(losses, prefix))
         truth, found = _detect(model, head, ds, image_size)
-        from kerasft import evaluation
-
+        original = _original(found, ds, image_size)
         metrics.update(prefixed(evaluation.coco_metrics(
-            _original(found, ds, image_size), _original(truth, ds, image_size),
-            class_names=names,
+            original, _original(truth, ds, image_size), class_names=names,
         ), prefix))
-        if shown is None:
-            shown = (prefix, ds, truth, found)
+        files = files or {  # the validation (else test) predictions and grid
+            PREDICTIONS_FILE: functools.partial(
+                _write_predictions, ds=ds, found=original, class_names=names),
+            GRID_FILE: functools.partial(
+                _plot_grid, ds=ds, truth=truth, found=found, class_names=names,
+                what="validation" if prefix == "val_" else "test"),
+        }
     return run.finish(
-        model, history, metrics, plot=_outputs(history, shown, names, image_size),
+        model, history, metrics, plot=plots(history, files),
         extra_json={"labels.json": list(names)}, skipped_files=skipped,
     )
 
@@ -108,13 +106,10 @@ def _detect(model, head, ds, image_size, chunk=64):
     found = []
     for start in range(0, len(truth), chunk):
         part = {k: v[start:start + chunk] for k, v in outputs.items()}
-        decoded = head.decode(part, (image_size, image_size))
-        decoded = {k: np.asarray(v) for k, v in decoded.items()}
-        found.extend(
-            {"boxes": b, "scores": s, "labels": l}
-            for b, s, l in zip(decoded["boxes"], decoded["confidence"],
-                               decoded["labels"])
-        )
+        decoded = {k: np.asarray(v) for k, v in
+                   head.decode(part, (image_size, image_size)).items()}
+        found.extend({"boxes": b, "scores": s, "labels": l} for b, s, l in zip(
+            decoded["boxes"], decoded["confidence"], decoded["labels"]))
     return truth, found
 
 
@@ -126,24 +121,6 @@ def _original(entries, ds, image_size):
         scale = np.asarray([width, height, width, height], "float64") / image_size
         out.append({**entry, "boxes": np.asarray(entry["boxes"], "float64") * scale})
     return out
-
-
-def _outputs(history, shown, class_names, image_size):
-    """Writes training curves, `predictions.csv` and the box grid."""
-    from kerasft import _io
-
-    def write(directory):
-        write_curves(history, directory)
-        if shown is None:
-            return
-        prefix, ds, truth, found = shown
-        with _io.atomic_path(os.path.join(directory, PREDICTIONS_FILE)) as tmp:
-            _write_predictions(tmp, ds, _original(found, ds, image_size), class_names)
-        with _io.atomic_path(os.path.join(directory, GRID_FILE)) as tmp:
-            _plot_grid(tmp, ds, truth, found, class_names,
-                       "validation" if prefix == "val_" else "test")
-
-    return write
 
 
 def _write_predictions(path, ds, found, class_names):

@@ -2,7 +2,6 @@
 
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -68,7 +67,9 @@ class Run:
         self.strategy = distribute.strategy(config.strategy)
         self.chief = distribute.is_chief()
         task_type, task_id = distribute.task_info()
-        self.dir = _io.worker_dir(config.output_dir, self.chief, task_type, task_id)
+        self.dir = _io.worker_dir(
+            config.output_dir, self.chief, task_type, task_id
+        )
         # The recipe, the options and a fingerprint of the data (see
         # kerasft._io); `kerasft.load` reads the recipe back.
         self.recipe = registry.task_of_config(config)
@@ -83,8 +84,8 @@ class Run:
         from kerasft.recipes.configs import ignored_values
 
         for name, reason in ignored_values(config).items():
-            value = getattr(config, name)
-            self.notice(f"note: {_io.argument(name, value)} is ignored: {reason}.")
+            argument = _io.argument(name, getattr(config, name))
+            self.notice(f"note: {argument} is ignored: {reason}.")
         self.replicas = self.strategy.num_replicas_in_sync
         self.global_batch = distribute.global_batch_size(
             config.batch_size, self.strategy
@@ -99,7 +100,6 @@ class Run:
         self.epoch_variable = tf.Variable(0, dtype="int64", trainable=False)
 
     def reseed(self):
-        """Resets Keras/TF/numpy seeds to the config's seed."""
         keras.utils.set_random_seed(self.config.seed)
 
     @property
@@ -107,7 +107,6 @@ class Run:
         return os.path.join(self.dir, _io.BACKUP_DIR)
 
     def scaled_rate(self, learning_rate):
-        """`learning_rate` scaled by the config's rule for the replicas."""
         return distribute.scale_learning_rate(
             learning_rate, self.strategy, self.config.lr_scaling
         )
@@ -121,12 +120,14 @@ class Run:
         if self.config.verbose and self.chief:
             print(message, flush=True)
 
-    def optimizer(self, groups=None, total_steps=None, learning_rate=None,
-                  stage_rates=None):
-        """The run's optimizer (`kerasft.optimizers.make_optimizer`) from its
-        config: AdamW at the scaled rate with the config's weight decay and
-        exclusions, schedule and warmup, `layer_decay` over `groups` (a
-        `Backbone` or group list) and `accumulation_steps`.
+    def optimizer(
+        self,
+        groups=None,
+        total_steps=None,
+        learning_rate=None,
+        stage_rates=None,
+    ):
+        """The config's optimizer (`kerasft.optimizers.make_optimizer`).
 
         Args:
             groups: the groups `layer_decay` counts. Defaults to `None`.
@@ -135,32 +136,32 @@ class Run:
             learning_rate: the base rate before replica scaling. Defaults
                 to `None` (the config's `learning_rate`).
             stage_rates: `{epoch: base rate}` of a staged run: the
-                config's `lr_schedule` and `warmup_ratio` then run once per
-                stage, over the stage's own steps at its rate (epoch `e`
-                starts at update `(e * total_steps // epochs) //
-                accumulation_steps`). Defaults to `None` (one schedule over
-                the whole run at `learning_rate`).
+                schedule and warmup then run once per stage, over its own
+                steps at its rate. Defaults to `None`.
         """
         from kerasft.optimizers import make_optimizer
 
         config = self.config
-        accumulation = config.accumulation_steps
-        lr_schedule = getattr(config, "lr_schedule", "constant")
-        warmup_ratio = getattr(config, "warmup_ratio", 0.0)
-        if total_steps is None and (lr_schedule != "constant" or warmup_ratio
-                                    or stage_rates is not None):
+        if total_steps is None and (
+            config.lr_schedule != "constant"
+            or config.warmup_ratio
+            or stage_rates is not None
+        ):
             raise ValueError(
-                f"`lr_schedule={lr_schedule!r}` with "
-                f"`warmup_ratio={warmup_ratio}` needs the number of training "
-                "steps, which this run cannot tell from its training data "
-                "(its size is unknown). Use `lr_schedule='constant'` and "
+                f"`lr_schedule={config.lr_schedule!r}` with "
+                f"`warmup_ratio={config.warmup_ratio}` needs the number of "
+                "training steps, which this run cannot tell from its training "
+                "data (its size is unknown). Use `lr_schedule='constant'` and "
                 "`warmup_ratio=0`, or training data of known size."
             )
-        updates = None if total_steps is None else max(
-            1, total_steps // accumulation)
+        accumulation = config.accumulation_steps
+        updates = (
+            None if total_steps is None else max(1, total_steps // accumulation)
+        )
         if stage_rates is None:
-            rate = self.scaled_rate(config.learning_rate if learning_rate is None
-                                    else learning_rate)
+            rate = self.scaled_rate(
+                config.learning_rate if learning_rate is None else learning_rate
+            )
         else:
             rate = {}
             for epoch in sorted(stage_rates):
@@ -170,12 +171,12 @@ class Run:
                     rate[step] = self.scaled_rate(stage_rates[epoch])
         return make_optimizer(
             rate,
-            weight_decay=getattr(config, "weight_decay", 0.0),
+            weight_decay=config.weight_decay,
             no_weight_decay=config.no_weight_decay_rules(),
-            lr_schedule=lr_schedule,
-            warmup_ratio=warmup_ratio,
+            lr_schedule=config.lr_schedule,
+            warmup_ratio=config.warmup_ratio,
             total_steps=updates,
-            layer_decay=getattr(config, "layer_decay", None),
+            layer_decay=config.layer_decay,
             groups=groups,
             accumulation_steps=accumulation,
         )
@@ -187,33 +188,40 @@ class Run:
         return source.shuffled(self.config.seed, self.epoch_variable)
 
     def batched(self, dataset):
-        """Global batches; static shapes (drop_remainder) on TPU.
+        """Global batches, sharded by data (`_data.by_data`); static shapes
+        (drop_remainder) on TPU."""
+        from kerasft.recipes._data import by_data
 
-        In-memory sources have no files to shard, so multi-worker runs
-        shard by data (each worker keeps its part of every batch).
-        """
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.DATA
-        )
-        return (
-            dataset.batch(self.global_batch, drop_remainder=self.on_tpu)
-            .prefetch(tf.data.AUTOTUNE)
-            .with_options(options)
+        return by_data(
+            dataset.batch(
+                self.global_batch, drop_remainder=self.on_tpu
+            ).prefetch(tf.data.AUTOTUNE)
         )
 
     # === Training ===
 
-    def fit(self, model, train, validation=None, callbacks=(), epochs=None,
-            class_weight=None):
+    def fit(
+        self,
+        model,
+        train,
+        validation=None,
+        callbacks=(),
+        epochs=None,
+        class_weight=None,
+    ):
         """`model.fit` with resume, history log, TensorBoard, early stop.
 
         Returns the history of every epoch of the run (restarts included).
         """
         config = self.config
         _io.write_json(os.path.join(self.dir, _io.CONFIG_FILE), self.identity)
-        history_log = _resume.HistoryLog(self.backup_dir)
-        all_callbacks = [_resume.EpochSeed(self.epoch_variable), *callbacks]
+        backup = _resume.AtomicBackup(self.backup_dir, log=self.log)
+        # The pipelines seed their shuffle with it: the order of epoch `e`
+        # is the same whether or not the run restarted.
+        epoch_seed = keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs: self.epoch_variable.assign(epoch)
+        )
+        all_callbacks = [epoch_seed, *callbacks]
         if config.early_stopping and validation is not None:
             all_callbacks.append(
                 keras.callbacks.EarlyStopping(
@@ -223,35 +231,28 @@ class Run:
                 )
             )
         all_callbacks += [
-            history_log,  # before the backup: its epoch never lags the ckpt
-            _resume.AtomicBackup(self.backup_dir),
+            backup,
             keras.callbacks.TensorBoard(
                 os.path.join(self.dir, _io.LOGS_DIR), write_graph=False
             ),
         ]
-        start, _ = _resume.latest_checkpoint(
-            self.backup_dir, epochs or config.epochs
-        )
-        if start:
-            self.log(f"Resuming from the backup after epoch {start}.")
         with self._fit_scope(model, train):
+            # shuffle=False: the pipelines shuffle, seeded by the epoch.
             model.fit(
                 train,
                 validation_data=validation,
                 epochs=epochs or config.epochs,
                 callbacks=all_callbacks,
                 verbose=fit_verbosity(config.verbose),
-                shuffle=False,  # the pipelines shuffle, seeded by the epoch
+                shuffle=False,
                 class_weight=class_weight,
             )
-        return history_log.history
+        return backup.history
 
     @contextlib.contextmanager
     def _fit_scope(self, model, train):
-        """Around `model.fit`: under MultiWorkerMirroredStrategy, enters
-        `_multiworker_scope` for `model` into this run's scopes, which stay
-        open through the recipe's evaluation and close in `finish` (or
-        `close`), or at once when `fit` fails."""
+        """Enters `_multiworker_scope` for `model` under multi-worker runs;
+        it stays open until `close` (in `finish`, or when `fit` fails)."""
         if (
             isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
             and id(model) not in self._scoped_models
@@ -273,8 +274,16 @@ class Run:
 
     # === Outputs ===
 
-    def finish(self, model, history, metrics, plot=None, extra_json=None,
-               skipped_files=None, save=None):
+    def finish(
+        self,
+        model,
+        history,
+        metrics,
+        plot=None,
+        extra_json=None,
+        skipped_files=None,
+        save=None,
+    ):
         """Writes the final files atomically, `metrics.json` last.
 
         Args:
@@ -303,33 +312,31 @@ class Run:
         if plot is not None:
             plot(self.dir)
         metrics = {**metrics, **self._export(model, extra_json)}
-        metrics = with_training_metrics(metrics, history, self.log,
-                                        self.config.field_names())
+        metrics = with_training_metrics(
+            metrics, history, self.log, self.config.field_names()
+        )
         _io.write_json(os.path.join(self.dir, _io.METRICS_FILE), metrics)
         if os.path.isdir(self.backup_dir):
             shutil.rmtree(self.backup_dir)
         _io.unlock_run_folder(self.dir)  # it holds a finished run now
         if not self.chief:
             shutil.rmtree(self.dir, ignore_errors=True)
+        return self._result(model, history, metrics)
+
+    def _result(self, model, history, metrics):
+        skipped = list(metrics.get("skipped_files", []))
+        config = self.config
         return RecipeResult(
-            model=model,
-            history=history,
-            metrics=metrics,
-            output_dir=self.config.output_dir,
-            config=self.config,
-            skipped_files=list(skipped_files or []),
+            model, history, metrics, config.output_dir, config, skipped
         )
 
     def _export(self, model, extra_json):
-        """The config's `export` formats next to `model.keras` (chief only).
-
-        A format the model cannot take is reported in `metrics.json`
-        (`"export_errors"`) rather than failing the finished run.
-        """
+        """The config's `export` formats next to `model.keras` (chief only);
+        a failed format goes in `"export_errors"`, not failing the run."""
         from kerasft import exporting
         from kerasft.loading import class_names_of
 
-        formats = exporting.export_formats(getattr(self.config, "export", None))
+        formats = exporting.export_formats(self.config.export)
         if not formats or not self.chief:
             return {}
         names = class_names_of((extra_json or {}).get("labels.json"))
@@ -348,43 +355,29 @@ class Run:
         from kerasft import loading
 
         self.notice(
-            f"{self.dir!r} holds this run (same options and data), completed; "
-            f"loading it. Pass {_io.argument('overwrite', True)} to train again."
+            f"{self.dir!r} holds this run (same options and data), "
+            f"completed; loading it. Pass {_io.argument('overwrite', True)} "
+            "to train again."
         )
         loaded = loading.load(self.dir, recipe=self.recipe, compile=True)
         history = _io.read_history_csv(os.path.join(self.dir, _io.HISTORY_FILE))
         _io.unlock_run_folder(self.dir)
-        return RecipeResult(
-            model=loaded.keras_model,
-            history=history,
-            metrics=loaded.metrics,
-            output_dir=self.config.output_dir,
-            config=self.config,
-            skipped_files=list(loaded.metrics.get("skipped_files", [])),
-        )
+        return self._result(loaded.keras_model, history, loaded.metrics)
 
 
 def fit_verbosity(verbose):
-    """`fit`'s `verbose`: progress bars (1) only on a terminal; when stdout
-    is a file or a pipe, one line per epoch (2), as Keras's "auto" intends,
-    instead of bars full of backspaces and escape codes."""
-    if verbose == 1 and not _isatty(sys.stdout):
-        return 2
-    return verbose
-
-
-def _isatty(stream):
+    """`fit`'s `verbose`: one line per epoch (2) instead of progress bars
+    when stdout is not a terminal, as Keras's "auto" intends."""
     try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stdout
+        tty = False
+    return 2 if verbose == 1 and not tty else verbose
 
 
 def with_training_metrics(metrics, history, log=print, fields=()):
-    """`metrics`, or when it holds no held-out (`val_`/`test_`) metric, the
-    last epoch's training metrics (`train_<name>`) with a one-line warning,
-    also under `"warning"`, naming the options (of `fields`, the config's
-    field names) that hold data out."""
+    """`metrics`, plus the last epoch's `train_<name>` metrics and a
+    `"warning"` (also logged) when it holds no `val_`/`test_` metric."""
     if any(k.startswith(("val_", "test_")) for k in metrics) or not history:
         return metrics
     out = dict(metrics)
@@ -404,27 +397,22 @@ def with_training_metrics(metrics, history, log=print, fields=()):
 
 @contextlib.contextmanager
 def _multiworker_scope(model, dataset, strategy):
-    """Works around two Keras 3.15 multi-worker bugs for `model`'s `fit`
-    and `evaluate`; both changes are undone when the scope ends.
+    """Works around two Keras 3.15 multi-worker bugs in `fit`/`evaluate`
+    until the scope ends.
 
-    - `fit` builds the model by `strategy.reduce`-ing the first distributed
-      batch, a nested structure MultiWorkerMirroredStrategy cannot reduce
-      ("Attempt to convert a value (PerReplica...) to a Tensor"). The model
-      is built from one local batch instead (the same variables, in the
-      strategy's scope) and skips that step.
-    - Its TF trainer reduces every log with `strategy.reduce("MEAN", v,
-      axis=0)`, which fails on the scalar loss/metric values ("Invalid
-      reduction dimension 0 for input with 0 dimensions"). Scalars are
-      reduced with `axis=None`; everything else goes to Keras's function.
-
-    Functions traced inside (train, test) keep the scalar reduction.
+    - `fit` builds the model by reducing the first distributed batch, which
+      MultiWorkerMirroredStrategy cannot ("Attempt to convert a value
+      (PerReplica...)"): it is built from one local batch instead.
+    - The TF trainer reduces logs with `axis=0`, which fails on scalars
+      ("Invalid reduction dimension 0"): scalars use `axis=None`.
     """
     batch = next(iter(dataset.take(1)))
     with strategy.scope():
         _keras_compat.symbolic_build(model, batch)
-    with _keras_compat.fit_without_symbolic_build(
-        model
-    ), _keras_compat.replaced_reduce_per_replica(_scalar_logs_reducer):
+    with (
+        _keras_compat.fit_without_symbolic_build(model),
+        _keras_compat.replaced_reduce_per_replica(_scalar_logs_reducer),
+    ):
         yield
 
 
@@ -473,7 +461,9 @@ def head_scores(head, y_true, y_pred):
         scores[output] = float(keras.ops.convert_to_numpy(value))
     out = {"loss": sum(scores.values())}
     if None not in scores:
-        out.update({f"{output}_loss": value for output, value in scores.items()})
+        out.update(
+            {f"{output}_loss": value for output, value in scores.items()}
+        )
     for output, group in metrics.items():
         for metric in group:
             metric.update_state(y_true[output], y_pred[output])

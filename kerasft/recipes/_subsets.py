@@ -1,10 +1,8 @@
 """`max_train_samples` / `max_eval_samples`: every recipe's subsets, one rule.
 
-Pure numpy: `subset_indices` picks a seeded subset, stratified by label
-where the task has one integer label per example, else uniformly at random
-(the rule `validation_split` follows too: `kerasft.data._split`). The
-recipes apply it after `validation_split` has held validation data out, so
-the held-out set does not depend on the subset size.
+Pure numpy, the rule `validation_split` follows too (`kerasft.data._split`).
+The recipes apply it after `validation_split` has held validation data out,
+so the held-out set does not depend on the subset size.
 """
 
 import numpy as np
@@ -46,5 +44,24 @@ def take(values, keep):
 def log_subset(run, what, before, after):
     """One log line when a subset left examples out."""
     if after < before:
-        run.log(f"Using {after} of {before} {what} (max_train_samples / "
-                "max_eval_samples subset).")
+        run.log(
+            f"Using {after} of {before} {what} (max_train_samples / "
+            "max_eval_samples subset)."
+        )
+
+
+def hold_out_indices(run, config, labels, what):
+    """`(rest, held)` indices: `config.validation_split` of the training
+    examples (stratified by `labels`, or at random when `labels` is their
+    count; `kerasft.data._split.holdout_indices`), with one log line."""
+    from kerasft.data._split import holdout_indices
+
+    if np.ndim(labels) == 0:
+        labels = np.full(int(labels), np.nan)
+    split = config.validation_split
+    rest, held = holdout_indices(labels, split, config.seed)
+    run.log(
+        f"Holding out {len(held)} of {len(labels)} training {what} for "
+        f"validation (validation_split={split})."
+    )
+    return rest, held

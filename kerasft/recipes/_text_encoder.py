@@ -1,24 +1,21 @@
 """The text-encoder glue the BERT-family recipes share.
 
-Text classification, question answering and token classification all put a
-head on a BERT-family encoder the same way: LoRA adapters (`lora_rank`), or
-the mode's stages (`kerasft.recipes._stages`: `feature_extraction` freezes
-the encoder, `partial`/`progressive` open its top transformer layers after
-`head_epochs`, `full` trains everything), with `gradient_checkpointing`; the
-run's one optimizer. Each recipe holds only its data and its head.
-
-`unfreeze_groups` counts transformer layers (`staged_groups`): a head that
-reads tokens (question answering, token classification) never uses
-`pooled_output`, so the pooler, which would get no gradient, leaves the
-groups and stays frozen in every stage; a head on `pooled_output` (text
-classification) opens the pooler with the top transformer layer.
-
-Around the model: `resolve_backbone` (the config's encoder), `datasets`
-(tokenized splits to batches, `curriculum` where the config has it) and
-`predictions` (one pass per held-out split with the head's scores).
+Text classification, question answering and token classification put a
+head on a BERT-family encoder the same way: LoRA adapters (`lora_rank`) or
+the mode's stages (`kerasft.recipes._stages`), `gradient_checkpointing`,
+the run's one optimizer; then batches (`datasets`) and one pass of
+predictions per held-out split (`predictions`). Each recipe holds only its
+data and its head.
 """
 
+import copy
+import types
+
+import numpy as np
+
+from kerasft import _keras_compat
 from kerasft.recipes import _stages
+from kerasft.recipes._runner import head_scores, prefixed
 
 
 def resolve_backbone(config):
@@ -39,10 +36,9 @@ def staged_groups(backbone, reads_tokens):
     """The `Backbone` view whose groups the mode freezes and opens, so that
     `unfreeze_groups` counts transformer layers.
 
-    The same model, with BERT's `pooler` group either left out (the head
-    reads tokens: the pooler never trains) or merged into the top
-    transformer layer's group (the head reads `pooled_output`: they open
-    together). A backbone without a `pooler` group comes back as it is.
+    BERT's `pooler` group is left out (the head reads tokens: the pooler
+    gets no gradient and never trains) or merged into the top transformer
+    layer's group (the head reads `pooled_output`: they open together).
 
     Args:
         backbone: the text `Backbone`.
@@ -57,23 +53,16 @@ def staged_groups(backbone, reads_tokens):
     names = backbone.group_names
     if "pooler" not in names or len(names) < 2:
         return backbone
-    from kerasft.backbones.backbone import Backbone, Group
+    from kerasft.backbones.backbone import Group
 
     groups = [g for g in backbone.groups if g.name != "pooler"]
     if not reads_tokens:
         top = groups[-1]
         pooler = backbone.group("pooler")
         groups[-1] = Group(top.name, list(top.layers) + list(pooler.layers))
-    return Backbone(
-        backbone.model,
-        backbone.preprocess,
-        groups,
-        backbone.name,
-        preprocess_mode=backbone.preprocess_mode,
-        input_range=backbone.input_range,
-        task=backbone.task,
-        tokenizer=backbone.tokenizer,
-    )
+    view = copy.copy(backbone)
+    view.groups = tuple(groups)
+    return view
 
 
 def build_and_compile(run, config, backbone, head, train_examples, loss=None,
@@ -86,13 +75,10 @@ def build_and_compile(run, config, backbone, head, train_examples, loss=None,
         config: a `TextConfig` (`mode`, `lora_rank`, ...).
         backbone: the text `Backbone`.
         head: the `kerasft.heads` head.
-        train_examples: training examples per epoch (QA: windows), for
-            the run's batches (schedules, warmup).
+        train_examples: training examples per epoch (QA: windows).
         loss: a loss in place of the head's. Defaults to `None`.
         reads_tokens: the head reads token outputs, not the pooled one, so
-            the pooler (which would get no gradient) stays frozen; pass
-            `staged_groups(backbone, reads_tokens)` to
-            `_stages.with_unfreeze` too. Defaults to `False`.
+            the pooler stays frozen. Defaults to `False`.
     """
     from kerasft.model import build_model
 
@@ -126,23 +112,15 @@ def build_and_compile(run, config, backbone, head, train_examples, loss=None,
 
 def _build_for_reload(model, backbone, config):
     """Builds `model.optimizer` over the variables that train once the run's
-    `model.keras` is loaded back, so that `keras.saving.load_model` restores
-    the optimizer's state.
+    `model.keras` is loaded back, so that `load_model` restores its state.
 
-    A KerasHub backbone saves its constructor arguments, not which of its
-    layers are frozen: loaded back, all of them train (unless the backbone
-    itself is frozen); Keras builds the optimizer over them and skips the
-    saved state when the counts differ ("Skipping variable loading for
-    optimizer": 84 variables against 80 saved, a token head's frozen
-    pooler). So a backbone that never trains (`feature_extraction`) is
-    frozen as a whole, which its config keeps; otherwise the optimizer holds
-    every backbone variable, in the model's order, the frozen ones (the
-    pooler, layers `partial` never opens) with slots that stay zero. Not
-    for LoRA: Keras saves adapted kernels merged, leaving the adapters'
-    state nothing to return to.
+    A KerasHub backbone does not save which layers are frozen: loaded back,
+    all train, and Keras skips saved optimizer state whose variable count
+    differs. So `feature_extraction` freezes the backbone as a whole (its
+    config keeps that); otherwise the optimizer holds every backbone
+    variable, frozen ones with slots that stay zero. Not for LoRA: Keras
+    saves adapted kernels merged.
     """
-    from kerasft import _keras_compat
-
     if config.mode == "feature_extraction":
         backbone.model.trainable = False
         return
@@ -160,19 +138,17 @@ def _build_for_reload(model, backbone, config):
 
 
 def with_unfreeze(run, config, backbone, callbacks, reads_tokens=False):
-    """The user's callbacks with the mode's `ProgressiveUnfreeze` first,
-    over `staged_groups(backbone, reads_tokens)` (as `build_and_compile`
-    froze them)."""
+    """The user's callbacks with the mode's `ProgressiveUnfreeze` first, over
+    the groups `build_and_compile` froze."""
     staged = staged_groups(backbone, reads_tokens)
     return _stages.with_unfreeze(run, config, staged, callbacks)
 
 
 def datasets(run, config, sources, raw=None, loss=None):
-    """`(training dataset, callbacks, {split: batched dataset})` of
-    `sources` (`{split: _data.Source}`, the training split first): training
-    shuffled by `(seed, epoch)`, or ordered by the config's `curriculum`
-    (its callback; `difficulty` scores `raw`, or the compiled `loss`); the
-    held-out splits batched in order, validation first."""
+    """`(training dataset, callbacks, {split: batched dataset})` of `sources`
+    (`{split: _data.Source}`, training first): training shuffled by `(seed,
+    epoch)` or ordered by the config's `curriculum` (`difficulty` scores
+    `raw`, or the compiled `loss`); the held-out splits, validation first."""
     from kerasft.recipes import _curriculum
 
     train, *held = sources
@@ -187,17 +163,10 @@ def datasets(run, config, sources, raw=None, loss=None):
 
 
 def class_weight(config, labels, class_names):
-    """The config's `class_weight` as `{class id: weight}`, or `None`:
-    `"balanced"` from the counts of `labels` (the training examples', or
-    scored tokens' class ids), a dict keyed by class name or id
-    (`_classification.resolve_class_weight`, every classification recipe's
-    rule)."""
+    """The config's `class_weight` as `{class id: weight}` (`"balanced"` from
+    the counts of `labels`), or `None`: every classification recipe's rule."""
     if config.class_weight is None:
         return None
-    import types
-
-    import numpy as np
-
     from kerasft.recipes._classification import resolve_class_weight
 
     counts = np.bincount(np.asarray(labels, "int64"), minlength=len(class_names))
@@ -211,11 +180,9 @@ def split_prefix(name):
 
 
 def predictions(model, head, datasets):
-    """`(metrics, {split: logits})`: one pass of predictions over each
-    held-out split, and the head's scores (loss, accuracies) from it, each
-    prefixed by `split_prefix`; every other metric reads the same logits."""
+    """`(metrics, {split: logits})`: one pass of predictions per held-out
+    split and the head's scores from it, prefixed by `split_prefix`."""
     from kerasft.evaluation import collect_predictions
-    from kerasft.recipes._runner import head_scores, prefixed
 
     metrics, logits = {}, {}
     for name, dataset in datasets.items():

@@ -1,37 +1,33 @@
-"""Trainer-style options of the text recipes.
+"""The data options every text recipe shares.
 
-- `max_train_samples` / `max_eval_samples`: a stratified subset of a
-  `TextTable` (`subset_table`, by `kerasft.recipes._subsets`, the rule
-  every recipe shares), or of any recipe's `{split: part}`
-  (`subset_splits`: questions, sentences, pairs, windows).
-- `lr_schedule` with `warmup_ratio`: `kerasft.optimizers.make_optimizer`,
-  the factory every recipe trains with.
-- Text sources besides CSV files (text classification): `"tfds:NAME[:SPLIT]"` (e.g.
-  `"tfds:imdb_reviews"`, with `text`/`label` features) and Hugging Face
-  `datasets.Dataset` objects, duck-typed (anything with `column_names` whose
-  `ds[column]` is a list), so `datasets` is not a dependency.
+`validation_split` (`hold_out`) and `max_train_samples` /
+`max_eval_samples` (`subset_splits`) on any recipe's splits, and
+`read_source`: a CSV/TSV path, a `TextTable`, `(texts, labels)`,
+`"tfds:NAME[:SPLIT]"` or a Hugging Face `datasets.Dataset`, duck-typed
+(`column_names`, `ds[column]` a list) so `datasets` is not a dependency.
 """
+
+import os
 
 import numpy as np
 
-from kerasft.recipes._subsets import subset_indices  # noqa: F401 (re-exported)
-from kerasft.recipes._subsets import take
+from kerasft.data import text as text_data
+from kerasft.recipes._subsets import (
+    hold_out_indices, log_subset, subset_indices, take)
 
-# === Subsets ===
+# === Splits ===
 
 
-def subset_table(table, k, seed):
-    """A `TextTable` of at most `k` rows, stratified by label."""
-    if table is None or k is None or k >= len(table.texts):
-        return table
-    labels = table.labels if table.labels is not None else np.zeros(len(table.texts))
-    return take_rows(table, subset_indices(labels, k, seed))
+def hold_out(run, config, part, what, take, labels=len):
+    """`(rest, held)`: `validation_split` of the training `part`
+    (`holdout_indices`, stratified by `labels(part)`, at random when it
+    gives a count), with one log line."""
+    rest, held = hold_out_indices(run, config, labels(part), what)
+    return take(part, rest), take(part, held)
 
 
 def take_rows(table, keep):
     """The rows `keep` (indices) of a `TextTable`."""
-    from kerasft.data import text as text_data
-
     return text_data.TextTable(
         take(table.texts, keep),
         None if table.labels is None else np.asarray(table.labels)[keep],
@@ -45,8 +41,6 @@ def subset_splits(run, splits, what, take, labels=len):
     others) on `{split name: part}`, in place: `take(part, indices)` keeps
     a seeded subset, stratified by `labels(part)` (or random when it gives
     a count), and one line logs what was left out."""
-    from kerasft.recipes._subsets import log_subset
-
     config = run.config
     for name, part in splits.items():
         training = name.lower() in ("train", "training")
@@ -63,30 +57,40 @@ def subset_splits(run, splits, what, take, labels=len):
 # === Sources ===
 
 
-def is_hf_dataset(value):
-    """Whether `value` looks like a Hugging Face `datasets.Dataset`."""
-    return hasattr(value, "column_names") and hasattr(value, "__getitem__") and (
-        not isinstance(value, (str, dict, tuple, list))
-    )
-
-
 def read_source(value, config, label_mapping=None):
-    """A `TextTable` from a `tfds:` name or a `datasets.Dataset`; `None` for
-    other values (CSV paths, tables and tuples are read elsewhere)."""
+    """A `TextTable` of `value` (see the module docstring), or `None` for
+    `None`; string labels are mapped by `label_mapping` when given."""
+    if value is None or isinstance(value, text_data.TextTable):
+        return value
+    if isinstance(value, tuple) and len(value) == 2:
+        texts, labels = value
+        labels, mapping = text_data.encode_labels(list(labels), label_mapping)
+        return text_data.TextTable(list(texts), np.asarray(labels), None, mapping)
     if isinstance(value, str) and value.startswith("tfds:"):
         return _from_tfds(value, config, label_mapping)
-    if is_hf_dataset(value):
+    if hasattr(value, "column_names") and hasattr(value, "__getitem__") and (
+            not isinstance(value, (str, dict, list))):
+        names = _label_names(getattr(value, "features", None) or {},
+                             config.label_column)
         return _from_columns(value, list(value.column_names), config,
-                             label_mapping, _hf_label_names(value, config))
-    return None
+                             label_mapping, names)
+    if not isinstance(value, str):
+        raise TypeError(
+            "Text data must be a CSV/TSV path, `tfds:NAME[:SPLIT]`, a Hugging "
+            "Face `datasets.Dataset`, a TextTable or (texts, "
+            f"labels). Received: {type(value).__name__}"
+        )
+    if not os.path.exists(value):
+        raise ValueError(f"CSV file {value!r} does not exist.")
+    return text_data.read_text_csv(
+        value, text_column=config.text_column,
+        label_column=config.label_column, pair_column=config.pair_column,
+        label_mapping=label_mapping)
 
 
 def _from_columns(columns, names, config, label_mapping, label_names=None):
-    from kerasft.data import text as text_data
-
     text_column, label_column = config.text_column, config.label_column
-    missing = [c for c in (text_column,) if c not in names]
-    if missing:
+    if text_column not in names:
         raise ValueError(
             f"The text source has no column {text_column!r} (`text_column`). "
             f"Columns: {names}"
@@ -107,9 +111,9 @@ def _from_columns(columns, names, config, label_mapping, label_names=None):
     return text_data.TextTable(texts, np.asarray(ids), pairs, mapping)
 
 
-def _hf_label_names(dataset, config):
-    feature = getattr(dataset, "features", {}).get(config.label_column) if hasattr(
-        getattr(dataset, "features", None), "get") else None
+def _label_names(features, column):
+    """The names of a class-label feature (tfds or `datasets`), or `None`."""
+    feature = features[column] if column in features else None
     return list(getattr(feature, "names", None) or []) or None
 
 
@@ -136,6 +140,5 @@ def _from_tfds(value, config, label_mapping):
         for k in columns:
             v = example[k]
             columns[k].append(v.decode("utf-8") if isinstance(v, bytes) else v)
-    label = features[config.label_column] if config.label_column in features else None
-    names = list(getattr(label, "names", None) or []) or None
-    return _from_columns(columns, list(columns), config, label_mapping, names)
+    return _from_columns(columns, list(columns), config, label_mapping,
+                         _label_names(features, config.label_column))

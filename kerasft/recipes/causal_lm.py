@@ -1,33 +1,23 @@
 """`causal_lm`: adapt a GPT-2-family model to a domain corpus.
 
-What the `TFGPT2LMHeadModel` tutorials meant to do, on KerasHub's
-`GPT2CausalLM` (or any KerasHub `CausalLM`). The corpus is a text file, a
-folder of `.txt` files or a CSV/TSV column (`kerasft.data.corpus`, checked
-before any model loads). Documents are tokenized once and packed with the
-end-of-text separator into `sequence_length` windows every `stride` tokens:
-a corpus longer than the context is used in full, the last window padded
-and masked, never cut. The number of tokens and windows is logged and
-recorded in `metrics.json`.
-
-Training feeds the packed token ids straight to the task (its preprocessor
-detached), the loss masked to real tokens and averaged per scored token
-(`loss_weights`), so the logged `val_loss` is `log(val_perplexity)`. AdamW with warmup and linear
-decay, optionally layer-wise rate decay or LoRA adapters
-(`kerasft.recipes._generative`). Validation reports the loss and the
-perplexity over the validation windows, each token scored once (with
-overlapping windows, only the tokens a window adds), as one
-`keras_hub.metrics.Perplexity` over the whole set; a `test` corpus is
-scored the same way (`test_loss`, `test_perplexity`, ...).
-`max_train_samples` / `max_eval_samples` keep seeded subsets of the
-training / validation and test windows. After training the model
-samples a continuation of each of `prompts` (top-k / top-p with the run's
-seed), written to `samples.json`.
+Documents (`kerasft.data.corpus`, checked before any model loads) are
+tokenized once and packed with the end-of-text separator into
+`sequence_length` windows every `stride` tokens, never cut. The loss is
+averaged per scored token (`loss_weights`), so `val_loss` is
+`log(val_perplexity)`, each held-out token scored once. The model then
+samples a continuation of each of `prompts` into `samples.json`.
 """
 
+import json
+
+import keras
+import keras_hub
 import numpy as np
 
+from kerasft.data import corpus
 from kerasft.recipes import _generative
 from kerasft.recipes._runner import Run
+from kerasft.recipes._text_options import subset_splits
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import CausalLMConfig  # noqa: F401 (re-exported)
 from kerasft.recipes.configs import prompt_list
@@ -35,22 +25,6 @@ from kerasft.recipes.configs import prompt_list
 __all__ = ["CausalLMConfig", "causal_lm"]
 
 SAMPLES_FILE = _generative.SAMPLES_FILE
-
-
-def _read_corpora(config):
-    """`{"train": documents, "validation": ..., "test": documents or None}`."""
-    from kerasft.data.corpus import read_corpus
-
-    if config.train is None:
-        raise ValueError(
-            "`train` is required: a text file, a folder of .txt files or a "
-            "CSV/TSV column of documents."
-        )
-    return {
-        name: None if getattr(config, name) is None
-        else read_corpus(getattr(config, name), config.text_column)
-        for name in ("train", "validation", "test")
-    }
 
 
 def token_ids(tokenizer, texts):
@@ -64,11 +38,8 @@ def token_ids(tokenizer, texts):
 
 
 def _pack(run, config, task, corpora):
-    """`{split: PackedCorpus}`: validation held out of train when asked,
-    then subsets of windows by `max_train_samples` (training windows) and
-    `max_eval_samples` (validation and test windows), logged."""
-    from kerasft.data import corpus
-
+    """`{split: PackedCorpus}`: validation held out of train when asked, then
+    seeded subsets of windows (`max_train_samples` / `max_eval_samples`)."""
     tokenizer = task.preprocessor.tokenizer
     separator = getattr(tokenizer, "end_token_id", None)
     if separator is None:
@@ -79,7 +50,7 @@ def _pack(run, config, task, corpora):
     pad = getattr(tokenizer, "pad_token_id", None)
     documents = {
         name: corpus.tokenize_documents(texts, lambda b: token_ids(tokenizer, b))
-        for name, texts in corpora.items() if texts is not None
+        for name, texts in corpora.items()
     }
     if "validation" not in documents and config.validation_split:
         documents["train"], documents["validation"] = corpus.split_documents(
@@ -98,10 +69,7 @@ def _pack(run, config, task, corpora):
         )
         for name, docs in documents.items()
     }
-    from kerasft.recipes._text_options import subset_splits
-
-    subset_splits(run, packed, "windows", corpus.take_windows,
-                  lambda part: part.num_windows)
+    subset_splits(run, packed, "windows", corpus.take_windows)
     for name, p in packed.items():
         run.log(
             f"{name}: {p.num_documents} document(s), {p.num_tokens:,} tokens "
@@ -113,7 +81,7 @@ def _pack(run, config, task, corpora):
 
 def _elements(packed):
     x = {"token_ids": packed.token_ids, "padding_mask": packed.padding_mask}
-    return (x, packed.labels, loss_weights(packed))
+    return x, packed.labels, loss_weights(packed)
 
 
 def loss_weights(packed):
@@ -121,13 +89,11 @@ def loss_weights(packed):
     tokens, the same number as `log(perplexity)`.
 
     Keras divides a batch's weighted loss sum by every label position,
-    masked ones included, and averages batches by their window count: with
-    a padded last window, or overlapping validation windows that score only
-    the tokens they add, that mean counts masked positions as zero loss
-    (the epoch log read 4.67 where the perplexity meant 7.38). Scaling the
-    mask by `positions / scored tokens` of the split makes Keras's mean the
-    per-token mean over the whole split; the perplexity metric divides by
-    the weights' sum, so it is unchanged.
+    masked ones included (a padded last window, overlapping validation
+    windows scoring only the tokens they add), and averages batches by
+    their window count. Scaling the mask by `positions / scored tokens` of
+    the split makes that the per-token mean over the whole split; the
+    perplexity metric divides by the weights' sum, so it is unchanged.
 
     Args:
         packed: a `kerasft.data.corpus.PackedCorpus`.
@@ -142,28 +108,23 @@ def loss_weights(packed):
 
 def _check_lengths(task, config):
     """`sequence_length` and `sample_length` against the model's positions
-    (a task given as a Python object has no checkpoint metadata for
-    `load_task` to check)."""
+    (a Python task has no checkpoint metadata for `load_task` to check)."""
     maximum = getattr(task.backbone, "max_sequence_length", None)
-    if maximum and config.sequence_length > maximum:
-        raise ValueError(
-            f"`sequence_length` must be at most the model's maximum of "
-            f"{maximum} positions. Received: sequence_length="
-            f"{config.sequence_length}. Use a shorter length; `stride` "
-            "overlaps the windows for more context per token."
-        )
-    if maximum and (config.sample_length or 0) > maximum:
-        raise ValueError(
-            f"`sample_length` must be at most the model's maximum of "
-            f"{maximum} positions. Received: sample_length="
-            f"{config.sample_length}"
-        )
+    for name, fix in (
+        ("sequence_length", ". Use a shorter length; `stride` overlaps the "
+         "windows for more context per token."),
+        ("sample_length", ""),
+    ):
+        if maximum and (getattr(config, name) or 0) > maximum:
+            raise ValueError(
+                f"`{name}` must be at most the model's maximum of {maximum} "
+                f"positions. Received: {name}={getattr(config, name)}{fix}"
+            )
 
 
 def _validation_metrics(task, dataset, packed, prefix="val_"):
     """`val_loss` (mean cross-entropy per scored token, in nats) and
-    `val_perplexity` (its exponential), over every validation window;
-    `prefix="test_"` for the test corpus."""
+    `val_perplexity` (its exponential), over every window of the split."""
     with _generative.without_preprocessor(task):
         scores = task.evaluate(dataset, verbose=0, return_dict=True)
     perplexity = float(scores["perplexity"])
@@ -176,19 +137,11 @@ def _validation_metrics(task, dataset, packed, prefix="val_"):
 
 
 def _build(run, config, corpora):
-    """`(task, base, packed, backbone)` made in the run's strategy scope:
-    the task compiled for training (adapters only with `lora_rank`, the
-    mode's first stage frozen), its source string (`None` for a Python
-    object), the packed splits and the task's `from_keras_hub` Backbone
-    (`None` when nothing needs its groups)."""
-    import keras
-    import keras_hub
-
+    """`(task, base, packed, backbone)` made in the run's strategy scope: the
+    task compiled for training, its source string (`resolve_task`), the
+    packed splits and `fine_tuning`'s backbone."""
     with run.strategy.scope():
-        task, base = _generative.resolve_task(
-            run, config.backbone, "causal_lm",
-            sequence_length=config.sequence_length,
-        )
+        task, base = _generative.resolve_task(run, config.sequence_length)
         _check_lengths(task, config)
         task.preprocessor.sequence_length = config.sequence_length
         packed = _pack(run, config, task, corpora)
@@ -234,30 +187,24 @@ def causal_lm(config=None, *, overwrite=False, callbacks=None, **fields):
     run = Run(config, overwrite)
     if run.state == "complete":
         return run.completed_result()
-    corpora = _read_corpora(config)  # bad data fails before any loading
+    corpora = _generative.read_splits(  # bad data fails before any loading
+        config, "a text file, a folder of .txt files or a CSV/TSV column of "
+        "documents", lambda value: corpus.read_corpus(value, config.text_column))
     task, base, packed, backbone = _build(run, config, corpora)
-    from kerasft.recipes import _data
-
-    train = run.batched(run.shuffled(_data.Source(elements=_elements(packed["train"]))))
-    held_out = {
-        name: run.batched(_data.Source(elements=_elements(packed[name])).dataset)
-        for name in ("validation", "test") if name in packed
-    }
+    train, held_out = _generative.batches(
+        run, {name: _elements(part) for name, part in packed.items()})
     run.log(
         f"Fine-tuning {type(task).__name__} on {packed['train'].num_windows:,} "
         f"windows, {run.replicas} replica(s), precision {run.policy.name}."
     )
     history = _generative.fit(run, task, backbone, train,
                               held_out.get("validation"), callbacks)
-    metrics = {
-        "train_tokens": packed["train"].num_tokens,
-        "train_windows": packed["train"].num_windows,
-        "train_documents": packed["train"].num_documents,
-    }
+    metrics = {f"train_{count}": getattr(packed["train"], f"num_{count}")
+               for count in ("tokens", "windows", "documents")}
     for name, prefix in (("validation", "val_"), ("test", "test_")):
         if name in held_out:
-            metrics.update(_validation_metrics(task, held_out[name],
-                                               packed[name], prefix))
+            metrics.update(_validation_metrics(
+                task, held_out[name], packed[name], prefix))
     _generative.merge_adapters(run, task)
     files = {}
     prompts = prompt_list(config.prompts)
@@ -274,8 +221,6 @@ def causal_lm(config=None, *, overwrite=False, callbacks=None, **fields):
 
 
 def _samples_json(prompts, samples, config):
-    import json
-
     data = {
         "sampler": config.sampler,
         "top_k": config.top_k if config.sampler == "top_k" else None,

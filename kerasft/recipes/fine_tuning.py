@@ -1,12 +1,5 @@
-"""The tutorial's four fine-tuning strategies, as correct code.
-
-Each is `image_classification` with its `mode` fixed. What the tutorial's
-snippets got wrong and these do right: the backbone's own preprocessing is
-inside the model (no `/255` for EfficientNet), BatchNorm stays in inference
-mode when layers unfreeze, unfreezing happens inside one `fit` without a
-recompile that resets the optimizer, the head is trained before the
-backbone opens (a random head's large gradients would wreck the pretrained
-features), and the run is resumable and distributed.
+"""The tutorial's four fine-tuning strategies: `image_classification` with
+its `mode` fixed (`kerasft.recipes._stages` says what each mode trains).
 """
 
 from kerasft.recipes.config import resolve_config

@@ -1,41 +1,18 @@
 """`image_captioning`: an image backbone encoder + a Transformer decoder.
 
-The tutorial's `TFVisionEncoderDecoderModel` (ViT + GPT-2) is gone from
-transformers 5; this is its Keras 3 replacement. The run, in
-`strategy.scope()` under the chosen precision policy:
-
-- captions from a CSV of `image,caption` rows or a COCO captions JSON
-  (`kerasft.data.read_captions`: missing images, columns and empty captions
-  fail before anything loads), subsets of images with all their captions
-  (`max_train_samples`, `max_eval_samples`, after `validation_split`),
-  images decoded once into cached uint8 tensors (`load_caption_images`),
-  training images augmented per batch (`augment`; MixUp/CutMix refused);
-- a WordPiece vocabulary built from the training captions (KerasHub's
-  `compute_word_piece_vocabulary`) or read from `vocabulary`, written to
-  `vocabulary.txt` in the run folder (a resumed run reads it back);
-- `kerasft.heads.captioning.caption_model`: the backbone's feature-map
-  tokens, projected, cross-attended by `TransformerDecoder` blocks;
-- the backbone frozen first, then opened as the image recipes open it
-  (`mode`: `feature_extraction`, `partial`, `progressive`, `full`, through
-  `ProgressiveUnfreeze` at `fine_tune_learning_rate`, optionally with
-  `layer_decay`), teacher forcing with one random caption per image and
-  epoch, resumable from `output_dir/backup`; or LoRA adapters on a ViT
-  encoder (`lora_rank`); the encoder's groups rematerialized with
-  `gradient_checkpointing`;
-- evaluation: loss and token accuracy, then greedy (and with `num_beams >
-  1` beam-search) captions scored with BLEU-1..4 (sacreBLEU, all
-  references), ROUGE-L and CIDEr-D (`kerasft.evaluation.captioning`);
-  `predictions.csv` (image, references, predictions) and `captions.png`
-  (images with generated and reference captions).
-
-`load_captioner(run_dir)` gives a `CaptionGenerator` for a finished run.
+The Keras 3 replacement of the tutorial's `TFVisionEncoderDecoderModel`
+(gone from transformers 5): captions from a CSV or COCO JSON
+(`kerasft.data.captions`), a WordPiece vocabulary (`vocabulary.txt`),
+`kerasft.heads.captioning.caption_model`, the image recipes' freezing modes
+or LoRA on a ViT (`lora_rank`), then BLEU, ROUGE-L and CIDEr-D of greedy
+and beam-search captions. `load_captioner(run_dir)` reloads a finished run.
 """
 
 import csv
+import functools
 import io
 import os
 
-import numpy as np
 
 from kerasft import _io
 from kerasft.recipes.config import resolve_config
@@ -78,9 +55,10 @@ def image_captioning(config=None, *, overwrite=False, callbacks=None, **kwargs):
     """
     import keras_hub  # noqa: F401 (registers the decoder layers for loading)
 
-    import kerasft.layers  # noqa: F401 (registers Preprocess for loading)
+    import kerasft
     from kerasft.recipes._image_backbone import open_run
 
+    kerasft.register_keras_objects()  # for loading: Preprocess, RematSegment
     config = resolve_config(ImageCaptioningConfig, config, **kwargs)
     run, image_size = open_run(config, overwrite, "a CSV of image,caption "
                                "rows or a COCO captions JSON.")
@@ -94,27 +72,32 @@ def image_captioning(config=None, *, overwrite=False, callbacks=None, **kwargs):
         _clear_outputs(run.dir)
     tokenizer = _tokenizer(run, config, tables["train"])
     data = _data(run, config, tables, tokenizer, image_size)
-    steps = data["train"][1].cardinality().numpy()
+    steps = int(data["train"][1].cardinality().numpy())
     model, backbone = _build(run, config, len(tokenizer.get_vocabulary()),
-                             image_size, total_steps=int(steps) * config.epochs)
+                             image_size, total_steps=steps * config.epochs)
     from kerasft.recipes._stages import with_unfreeze
 
-    all_callbacks = with_unfreeze(run, config, backbone, callbacks)
     run.log(
         f"Training {backbone.name} + {config.decoder_layers} decoder block(s) "
         f"({config.mode}) on {len(data['train'][0].table)} images, "
         f"{run.replicas} replica(s), precision {run.policy.name}."
     )
     history = run.fit(model, data["train"][1],
-                      data.get("validation", (None, None))[1], all_callbacks)
+                      data.get("validation", (None, None))[1],
+                      with_unfreeze(run, config, backbone, callbacks))
     metrics, shown = _evaluate(run, config, model, tokenizer, data)
     metrics["truncated"] = data["truncated"]
     skipped += [p for name in ("train", "validation", "test") if name in data
                 for p in data[name][0].skipped]
-    return run.finish(
-        model, history, metrics, plot=_plotter(history, shown, config.samples),
-        skipped_files=skipped,
-    )
+    from kerasft.recipes._caption_grid import plot_caption_grid
+    from kerasft.recipes._classification import plots
+
+    grid = {}
+    if shown is not None and config.samples:
+        grid[GRID_FILE] = functools.partial(plot_caption_grid, *shown,
+                                            samples=config.samples)
+    return run.finish(model, history, metrics, skipped_files=skipped,
+                      plot=plots(history, grid))
 
 
 def load_captioner(directory, compile=True):
@@ -123,12 +106,11 @@ def load_captioner(directory, compile=True):
     import keras
     import keras_hub  # noqa: F401
 
-    import kerasft.layers  # noqa: F401 (registers Preprocess)
-    import kerasft.optimizers  # noqa: F401 (registers LayerwiseLR)
-    import kerasft.remat  # noqa: F401 (registers RematSegment)
+    import kerasft
     from kerasft.heads.caption_decoding import CaptionGenerator
     from kerasft.heads.captioning import caption_tokenizer
 
+    kerasft.register_keras_objects()  # Preprocess, LayerwiseLR, RematSegment
     paths = [os.path.join(directory, n) for n in (_io.MODEL_FILE, VOCABULARY_FILE)]
     for path in paths:
         if not os.path.isfile(path):
@@ -144,45 +126,36 @@ def load_captioner(directory, compile=True):
 
 
 def _read_splits(run, config):
+    """The caption tables of each split: validation held out of train when
+    not given (`validation_split`), then seeded subsets of images, each with
+    all its captions (`max_train_samples`, `max_eval_samples`)."""
     from kerasft.data.captions import read_captions
+    from kerasft.recipes._subsets import log_subset, subset_indices
 
     read = dict(image_dir=config.image_dir, image_column=config.image_column,
                 caption_column=config.caption_column)
     tables = {name: read_captions(getattr(config, name), **read)
               for name in ("train", "validation", "test")
               if getattr(config, name) is not None}
-    if "validation" not in tables and config.validation_split:
-        from kerasft.data._split import holdout_indices
+    split = config.validation_split
+    if "validation" not in tables and split:
         from kerasft.data.captions import readable_images
+        from kerasft.recipes._subsets import hold_out_indices
 
         # Split the readable images: a corrupt one drawn alone into
         # validation would otherwise leave it empty.
         train, tables["skipped"] = readable_images(tables["train"])
-        rest, held = holdout_indices(
-            np.full(len(train), np.nan), config.validation_split, config.seed
-        )
+        rest, held = hold_out_indices(run, config, len(train), "images")
         if len(held) == 0 or len(rest) == 0:
             raise ValueError(
-                f"validation_split={config.validation_split} of {len(train)} "
-                "readable images leaves no image on one side; pass `validation` or "
-                "change `validation_split`."
+                f"validation_split={split} of {len(train)} readable images "
+                "leaves no image on one side; pass `validation` or change "
+                "`validation_split`."
             )
         tables["train"], tables["validation"] = train.take(rest), train.take(held)
-        run.log(f"Holding out {len(held)} of {len(train)} training images "
-                f"for validation (validation_split={config.validation_split}).")
-    return _subsets(run, config, tables)
-
-
-def _subsets(run, config, tables):
-    """`tables` with seeded random subsets of images (each with all its
-    captions): `max_train_samples` of train, `max_eval_samples` of
-    validation and test (`kerasft.recipes._subsets`; taken after the
-    validation split)."""
-    from kerasft.recipes._subsets import log_subset, subset_indices
-
-    for name, limit in (("train", config.max_train_samples),
-                        ("validation", config.max_eval_samples),
-                        ("test", config.max_eval_samples)):
+    for name in ("train", "validation", "test"):
+        limit = (config.max_train_samples if name == "train"
+                 else config.max_eval_samples)
         if name in tables and limit is not None:
             before = len(tables[name])
             tables[name] = tables[name].take(
@@ -220,10 +193,7 @@ def _read_vocabulary(path):
 
 def _data(run, config, tables, tokenizer, image_size):
     """`{split: (CaptionImages, batches)}` and `"truncated"` counts."""
-    from kerasft.data.captions import (
-        caption_batches,
-        load_caption_images,
-    )
+    from kerasft.data.captions import caption_batches, load_caption_images
     from kerasft.heads.captioning import encode_table
 
     out, truncated = {}, {}
@@ -239,13 +209,12 @@ def _data(run, config, tables, tokenizer, image_size):
                 "allows; their ends are cut."
             )
         train = name == "train"
-        batches = caption_batches(
+        out[name] = (images, caption_batches(
             images, ids, run.global_batch, shuffle=train, seed=config.seed,
             epoch=run.epoch_variable, drop_remainder=run.on_tpu,
             captions="random" if train else "first",
             augment=config.augment if train else None,
-        )
-        out[name] = (images, batches)
+        ))
     out["truncated"] = truncated
     return out
 
@@ -259,14 +228,19 @@ def _build(run, config, vocabulary_size, image_size, total_steps=None):
     rematerialized with `gradient_checkpointing`."""
     import keras
 
+    from kerasft import backbones
     from kerasft.heads.captioning import caption_loss, caption_model
     from kerasft.recipes import _stages
     from kerasft.recipes._image_backbone import resolve_backbone
 
     with run.strategy.scope():
         backbone = resolve_backbone(config, run.strategy, image_size)
-        if config.lora_rank:
-            _enable_lora(run, config, backbone)
+        if config.lora_rank:  # query and value projections; the rest freezes
+            _check_lora(config, backbone)
+            total, trainable = backbones.enable_lora(backbone, config.lora_rank,
+                                                     verbose=False)
+            run.log(f"LoRA rank {config.lora_rank}: {trainable:,} of {total:,} "
+                    "encoder parameters train.")
         run.reseed()
         model = caption_model(
             backbone, vocabulary_size, config.max_length,
@@ -287,29 +261,13 @@ def _build(run, config, vocabulary_size, image_size, total_steps=None):
     return model, backbone
 
 
-def _enable_lora(run, config, backbone):
-    """LoRA of rank `config.lora_rank` on the encoder's attention query and
-    value projections (`kerasft.backbones.enable_lora`); the rest of the
-    encoder freezes. A convnet (no such projections) is refused."""
-    from kerasft import backbones
-
-    _check_lora(config, backbone)
-    total, trainable = backbones.enable_lora(backbone, config.lora_rank,
-                                             verbose=False)
-    run.log(f"LoRA rank {config.lora_rank}: {trainable:,} of {total:,} "
-            "encoder parameters train.")
-
-
 def _check_lora(config, backbone):
     """`ValueError` when `backbone` has no attention projections to adapt."""
     from kerasft import _keras_compat
     from kerasft.backbones.lora import DEFAULT_TARGET
 
-    projections = [
-        layer for layer in _keras_compat.all_layers(backbone.model)
-        if layer.name in DEFAULT_TARGET and hasattr(layer, "enable_lora")
-    ]
-    if not projections:
+    if not any(layer.name in DEFAULT_TARGET and hasattr(layer, "enable_lora")
+               for layer in _keras_compat.all_layers(backbone.model)):
         raise ValueError(
             f"`lora_rank` needs a transformer (ViT) image encoder, but "
             f"backbone {backbone.name!r} has no attention projections "
@@ -365,20 +323,6 @@ def _predictions_csv(table, columns):
         writer.writerow([path, " | ".join(refs),
                          *(c[i] for c in columns.values())])
     return out.getvalue()
-
-
-def _plotter(history, shown, samples):
-    def plot(directory):
-        from kerasft.recipes._caption_grid import plot_caption_grid
-        from kerasft.recipes._classification import write_curves
-
-        write_curves(history, directory)
-        if shown is not None and samples:
-            images, references, predictions = shown
-            with _io.atomic_path(os.path.join(directory, GRID_FILE)) as tmp:
-                plot_caption_grid(images, references, predictions, tmp, samples)
-
-    return plot
 
 
 def _clear_outputs(directory):

@@ -1,30 +1,11 @@
 """`image_classification`: fine-tune an image backbone on labelled images.
 
-The run, in `strategy.scope()` under the chosen precision policy:
-backbone (+ its preprocessing inside the model) -> classification head ->
-`kerasft.freeze` (BatchNorm stays in inference mode) -> AdamW
-(`kerasft.optimizers.make_optimizer`: `lr_schedule` with `warmup_ratio`,
-run once per stage in staged modes; `LayerwiseLR` when `layer_decay` is
-set) -> `fit` with `ProgressiveUnfreeze` opening backbone groups at the
-stage epochs, resumable from `output_dir/backup` -> metrics, plots and
-`model.keras`.
-
-Modes (`mode=`), the tutorial's four strategies done right:
-
-- `"feature_extraction"`: the backbone stays frozen; only the head trains.
-- `"partial"`: head only for `head_epochs`, then the top `unfreeze_groups`
-  backbone groups train too at `fine_tune_learning_rate`.
-- `"progressive"`: head only, then the top `unfreeze_groups` groups at
-  `fine_tune_learning_rate`, then every group at a tenth of it.
-- `"full"`: head only for `head_epochs`, then everything at
-  `fine_tune_learning_rate` (`head_epochs=0`: everything from the start).
-
-Options from `docs/data_strategies.md`: stratified `max_train_samples` /
-`max_eval_samples` (chosen from the file list or arrays before decoding),
-and `curriculum` with `difficulty` (the easiest images first).
+Backbone (its preprocessing inside the model) -> classification head ->
+the freezing modes of `kerasft.recipes._stages` (`feature_extraction`,
+`partial`, `progressive`, `full`) in one resumable `fit` -> metrics, plots
+and `model.keras`; with stratified `max_train_samples` /
+`max_eval_samples` and `curriculum` (`docs/data_strategies.md`).
 """
-
-import os
 
 from kerasft.recipes import _curriculum, _data, _stages
 from kerasft.recipes._classification import (
@@ -42,15 +23,15 @@ from kerasft.recipes._image_backbone import (
     channels,
     fit_and_predict,
     log_skipped,
+    log_training,
     open_run,
     resolve_backbone,
 )
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import (  # noqa: F401 (re-exported)
-    MODES,
-    ImageBackboneConfig,
     ImageClassificationConfig,
 )
+
 
 def image_classification(config=None, *, overwrite=False, callbacks=None, **kwargs):
     """Fine-tunes an image backbone (EfficientNetB0 by default) for classes.
@@ -94,9 +75,9 @@ def run_image_classification(config, overwrite=False, callbacks=None):
     on_features = caches_features(run, config)
     label_mode = classification_label_mode(config)
     curriculum = _curriculum.pacing_options(config.curriculum) is not None
-    # Shuffled either way: if the model cannot be split at the backbone,
-    # the end-to-end fallback trains on this very dataset. A curriculum
-    # reads the training images in order, then picks them per epoch.
+    # A curriculum reads the training images in order, then picks them per
+    # epoch. Else shuffled even for cached features: a model that cannot be
+    # split at the backbone trains end to end on this very dataset.
     augment, mix = split_mixing(config.augment, config.seed)
     train, validation, test = read_splits(
         run, config, image_size, label_mode,
@@ -108,6 +89,8 @@ def run_image_classification(config, overwrite=False, callbacks=None):
     skipped = log_skipped(run, train, validation, test)
 
     from kerasft import heads
+
+    loss = classification_loss(config)
     with run.strategy.scope():
         backbone = resolve_backbone(config, run.strategy, image_size)
         run.reseed()  # the head starts the same however the backbone was made
@@ -116,15 +99,14 @@ def run_image_classification(config, overwrite=False, callbacks=None):
             dropout=config.dropout, label_mode=label_mode,
         )
         model = _stages.build_and_compile(
-            run, config, backbone, head, loss=classification_loss(config),
+            run, config, backbone, head, loss=loss,
             total_steps=total_steps(config, train),
         )
 
     all_callbacks = _stages.with_unfreeze(run, config, backbone, callbacks)
     if curriculum:
         train, picker = curriculum_data(
-            run, config, train, label_mode,
-            classification_loss(config) or head.compile_kwargs()["loss"],
+            run, config, train, label_mode, model.loss
         )
         all_callbacks = [picker, *all_callbacks]
     if config.mode == "feature_extraction" or config.head_epochs:
@@ -132,69 +114,42 @@ def run_image_classification(config, overwrite=False, callbacks=None):
 
         check_frozen_features(backbone, train, run.notice)
     class_weight = resolve_class_weight(config.class_weight, train)
-    run.log(
-        f"Training {backbone.name} ({config.mode}) on {num_classes} classes, "
-        f"{run.replicas} replica(s), global batch {run.global_batch}, "
-        f"precision {run.policy.name}."
+    log_training(
+        run, f"{backbone.name} ({config.mode}) on {num_classes} classes"
     )
     history, results = fit_and_predict(
         run, config, model, train, {"val_": validation, "test_": test},
         all_callbacks, class_weight, features=backbone if on_features else None,
-        loss=classification_loss(config),
-        metrics=head.compile_kwargs()["metrics"],
+        loss=loss, metrics=head.compile_kwargs()["metrics"],
     )
     metrics = classification_metrics(model, results, class_names)
     shown = results.get("val_") or results.get("test_")
     return run.finish(
-        model,
-        history,
-        metrics,
-        plot=plotter(history, shown, class_names),
-        extra_json={"labels.json": class_names},
-        skipped_files=skipped,
+        model, history, metrics, plot=plotter(history, shown, class_names),
+        extra_json={"labels.json": class_names}, skipped_files=skipped,
     )
 
 
-_curriculum_data = curriculum_data  # the name tests/recipes/test_data_options.py imports
-
-
 def total_steps(config, train):
-    """Batches of the whole run (`lr_schedule`, `warmup_ratio`): the
-    training dataset's batches per epoch times `epochs` (a curriculum's
-    epochs are as long: it repeats its easy examples), or `None` when the
-    data's size is unknown."""
+    """Batches of the whole run (`lr_schedule`, `warmup_ratio`; a
+    curriculum's epochs are as long), or `None` when the size is unknown."""
     steps = getattr(train, "steps_per_epoch", None)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    if not isinstance(steps, int) or steps < 1:
         return None
     return steps * config.epochs
-
-
-def _splittable(value):
-    """Whether `validation_split` can hold data out of `value` (a folder,
-    a CSV or arrays; not `tfds:` names or datasets)."""
-    if isinstance(value, tuple):
-        return True
-    return isinstance(value, (str, os.PathLike)) and not os.fspath(
-        value
-    ).startswith("tfds:")
 
 
 def read_splits(run, config, image_size, label_mode, augment=None,
                 shuffle_train=True, mix=None):
     """`(train, validation, test)` `kerasft.data` datasets (`None` where
-    not given); `validation_split` holds validation out of `train`; only
+    not given); `validation_split` holds validation out of `train` (not
+    of `tfds:` names or datasets: `_data.images` says so in the log); only
     the training part is augmented and mixed (`mix`: MixUp/CutMix)."""
     read = dict(run=run, image_size=(image_size, image_size),
                 channels=channels(config.backbone), label_mode=label_mode)
-    validation_split = None
-    if config.validation is None and getattr(config, "validation_split", 0):
-        if _splittable(config.train):
-            validation_split = config.validation_split
-        else:
-            run.log(
-                "No validation data: validation_split needs a folder, a CSV "
-                "or arrays as train; pass validation data to hold some out."
-            )
+    validation_split = (
+        config.validation_split if config.validation is None else None
+    )
     max_eval = config.max_eval_samples
     train = _data.images(
         config.train, augment=augment, mix=mix, shuffle=shuffle_train,
@@ -203,7 +158,7 @@ def read_splits(run, config, image_size, label_mode, augment=None,
         max_held_out=max_eval, **read,
     )
     if validation_split:
-        train, validation = train
+        train, validation = train  # validation is None for tfds/datasets
     else:
         validation = _data.images(
             config.validation, class_names=train.class_names,

@@ -1,17 +1,11 @@
-"""`object_detection`: one box and one class per image (the tutorial's head),
-or, with `kind="retinanet"`, any number of boxes per image
-(`kerasft.recipes._retinanet_run`: CSV, COCO JSON or Pascal VOC data,
-COCO mAP, `predictions.csv` and a PNG grid of boxes).
+"""`object_detection`: one box and one class per image (the tutorial's
+head), or any number of boxes with `kind="retinanet"`
+(`kerasft.recipes._retinanet_run`).
 
-Data is a CSV with the header `filename,xmin,ymin,xmax,ymax,label`: image
-paths relative to the CSV's folder, box corners in pixels of the original
-image, and a class label (name or integer id). With `kind="single"` each
-image has exactly one box row; data with several boxes for an image is
-refused, naming `kind="retinanet"`. Boxes are normalized to
-[0, 1] by each image's width and height, so resizing does not move them.
-The model (MobileNetV2 by default + `kerasft.heads.detection`) has two
-outputs, `bbox_regression` (sigmoid, `xyxy`) and `classification`, with a
-loss each. Metrics: mean IoU and mAP@0.5 (`kerasft.evaluation`).
+`kind="single"` reads a CSV with the header
+`filename,xmin,ymin,xmax,ymax,label` (paths relative to the CSV, corners in
+the original image's pixels, normalized to [0, 1] by its size) with one box
+per image; metrics are mean IoU and mAP@0.5 (`kerasft.evaluation`).
 """
 
 import os
@@ -26,7 +20,7 @@ from kerasft.recipes import _data
 from kerasft.recipes._runner import prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import ObjectDetectionConfig  # noqa: F401 (re-exported)
-from kerasft.recipes._classification import write_curves
+from kerasft.recipes._classification import plots
 from kerasft.recipes._image_backbone import (
     fit_and_predict,
     log_skipped,
@@ -36,21 +30,10 @@ from kerasft.recipes._image_backbone import (
 from kerasft.recipes._stages import build_and_compile, with_unfreeze
 
 
-def _rows(annotations):
-    """`(files, boxes, labels)`, one row per image of `annotations` (each
-    has one box: `_one_box_images`)."""
-    boxes = [b[0] for b in annotations.boxes]
-    labels = [int(l[0]) for l in annotations.labels]
-    return (list(annotations.paths), np.asarray(boxes, "float32").reshape(-1, 4),
-            np.asarray(labels, "int64"))
-
-
 def _one_box_images(path, annotations):
-    """The images of `annotations` with their one box (images without a
-    box left out: the head has nothing to learn from them); refuses a
-    split with no box, or with several boxes for an image (the one-box
-    head would train on each box as its own image, teaching it to guess
-    among them)."""
+    """The images of `annotations` with their one box (images without one
+    left out); refuses a split with no box, or with several boxes for an
+    image (the head would learn to guess among them)."""
     counts = [len(b) for b in annotations.boxes]
     several = [(p, n) for p, n in zip(annotations.paths, counts) if n > 1]
     if several:
@@ -73,38 +56,31 @@ def _boxes_data(annotations, where, run, image_size, shuffle=False):
     once (unreadable ones skipped), boxes normalized by each image's size."""
     if annotations is None:
         return None
-    files, boxes, labels = _rows(annotations)
     names = list(annotations.class_names)
-    loaded = load_files(files, (boxes, labels.astype("int32")), image_size,
-                        where=where)
+    boxes = np.asarray([b[0] for b in annotations.boxes], "float32")
+    labels = np.asarray([int(l[0]) for l in annotations.labels], "int32")
+    loaded = load_files(list(annotations.paths), (boxes.reshape(-1, 4), labels),
+                        image_size, where=where)
 
     def targets(image, target, size):
         box, label = target
         size = tf.cast(size, "float32")
-        scale = tf.stack([size[1], size[0], size[1], size[0]])
-        box = tf.clip_by_value(box / scale, 0.0, 1.0)
+        box = tf.clip_by_value(box / tf.stack([size[1], size[0]] * 2), 0.0, 1.0)
         return image, {"bbox_regression": box, "classification": label}
 
     kept_labels = loaded.targets[1]
     ds = _pipeline.finish(
-        loaded.dataset.map(targets),
-        num_samples=len(kept_labels),
-        num_classes=len(names),
-        batch_size=run.global_batch,
+        loaded.dataset.map(targets), num_samples=len(kept_labels),
+        num_classes=len(names), batch_size=run.global_batch,
         cache=False,  # load_files cached the decoded images
-        shuffle=shuffle,
-        seed=run.config.seed,
-        drop_remainder=run.on_tpu,
+        shuffle=shuffle, seed=run.config.seed, drop_remainder=run.on_tpu,
         epoch=run.epoch_variable,
     )
     return _data.sharded(_pipeline.with_info(
-        ds,
-        class_names=names,
+        ds, class_names=names,
         class_counts=np.bincount(kept_labels, minlength=len(names)),
-        num_samples=len(kept_labels),
-        batch_size=run.global_batch,
-        drop_remainder=run.on_tpu,
-        file_paths=loaded.paths,
+        num_samples=len(kept_labels), batch_size=run.global_batch,
+        drop_remainder=run.on_tpu, file_paths=loaded.paths,
         skipped_files=loaded.skipped,
     ))
 
@@ -153,8 +129,7 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
         from kerasft.recipes._retinanet_run import run_retinanet
 
         return run_retinanet(run, config, image_size, callbacks)
-    size = (image_size, image_size)
-    from kerasft.recipes._box_splits import read_splits
+    from kerasft.recipes._box_splits import num_classes, read_splits
 
     annotations = read_splits(run, config, prepare=_one_box_images,
                               what="rows of {source}")
@@ -162,17 +137,12 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
              "validation": config.validation or
              f"validation images held out of {config.train}"}
     train, validation, test = (
-        _boxes_data(annotations[split], where[split], run, size,
-                    shuffle=split == "train")
+        _boxes_data(annotations[split], where[split], run,
+                    (image_size, image_size), shuffle=split == "train")
         for split in ("train", "validation", "test")
     )
     class_names = list(train.class_names)
-    num_classes = config.num_classes or len(class_names)
-    if num_classes < len(class_names):
-        raise ValueError(
-            f"`num_classes`={num_classes} is less than the "
-            f"{len(class_names)} classes of the training data."
-        )
+    classes = num_classes(config, class_names)
     skipped = log_skipped(run, train, validation, test)
 
     from kerasft import heads
@@ -180,10 +150,8 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
         backbone = resolve_backbone(config, run.strategy, image_size)
         run.reseed()  # the head starts the same however the backbone was made
         head = heads.detection(
-            num_classes,
-            conv_filters=tuple(config.conv_filters),
-            dropout=config.dropout,
-            bbox_loss=config.bbox_loss,
+            classes, conv_filters=tuple(config.conv_filters),
+            dropout=config.dropout, bbox_loss=config.bbox_loss,
             bbox_loss_weight=config.bbox_loss_weight,
         )
         model = build_and_compile(
@@ -200,12 +168,10 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
         metrics=compile_kwargs["metrics"],
         loss_weights=compile_kwargs["loss_weights"],
     )
-    metrics = _detection_metrics(
-        model, compile_kwargs["loss_weights"], results, class_names
-    )
+    metrics = _detection_metrics(model, compile_kwargs["loss_weights"], results,
+                                 class_names)
     return run.finish(
-        model, history, metrics,
-        plot=lambda directory: write_curves(history, directory),
+        model, history, metrics, plot=plots(history),
         extra_json={"labels.json": class_names}, skipped_files=skipped,
     )
 
@@ -219,16 +185,10 @@ def _detection_metrics(model, loss_weights, results, class_names):
     for prefix, result in results.items():
         if result is None:
             continue
-        y_true, y_pred = result
-        metrics.update(prefixed(
-            _losses(model.loss, loss_weights, y_true, y_pred), prefix
-        ))
-        metrics.update(prefixed(
-            evaluation.compute_metrics(
-                y_true, y_pred, task="detection", class_names=class_names
-            ),
-            prefix,
-        ))
+        scores = _losses(model.loss, loss_weights, *result)
+        scores.update(evaluation.compute_metrics(*result, task="detection",
+                                                 class_names=class_names))
+        metrics.update(prefixed(scores, prefix))
     return metrics
 
 

@@ -1,69 +1,55 @@
 """`question_answering`: extractive QA (SQuAD format) with a BERT encoder.
 
-`[CLS] question [SEP] context [SEP]` windows of `max_length` tokens; a
-context longer than one window is split into overlapping windows sharing
-`doc_stride` tokens (as Hugging Face's `run_qa.py`). The
-`question_answering` head predicts start and end logits per window;
-`kerasft.data.postprocess_predictions` picks each question's best span
-over all its windows (at most `max_answer_length` tokens, inside the
-context) with an `n_best` list, and with `version_2_with_negative` may
-answer nothing (SQuAD v2.0). Metrics, all from one pass of predictions
-over the validation windows: exact match and F1 by the official SQuAD
-rules (`kerasft.evaluation.squad_scores`; HasAns/NoAns parts for v2.0),
-plus the head's loss and start/end token accuracies. The run folder also
-holds `predictions.json`, `nbest_predictions.json` and, for v2.0,
-`null_odds.json`, as `run_qa.py` writes them.
+Windows of `max_length` tokens overlapping by `doc_stride` on a long
+context, each question's best span over its windows, or no answer with
+`version_2_with_negative` (SQuAD v2.0), all as Hugging Face's `run_qa.py`,
+whose prediction files the run folder holds too; exact match and F1 by the
+official SQuAD rules (`kerasft.evaluation.squad_scores`).
 """
 
 import math
 import os
 
+import numpy as np
+
 from kerasft import _io
+from kerasft.data import squad
+from kerasft.data._split import holdout_indices
 from kerasft.evaluation.squad import squad_scores  # noqa: F401 (re-exported)
 from kerasft.recipes import _data
 from kerasft.recipes import _text_encoder
 from kerasft.recipes._runner import Run, prefixed
+from kerasft.recipes._subsets import take
+from kerasft.recipes._text_options import subset_splits
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import QuestionAnsweringConfig  # noqa: F401 (re-exported)
 
 
-def _examples(path):
-    from kerasft.data.squad import read_squad
-
+def _examples(path, config, name):
+    """The questions of a SQuAD file; unanswerable ones need SQuAD v2.0 mode."""
     if not isinstance(path, str):
         raise TypeError(
             f"QA data must be a SQuAD JSON path. Received: {type(path).__name__}"
         )
     if not os.path.exists(path):
         raise ValueError(f"SQuAD file {path!r} does not exist.")
-    examples = read_squad(path)
+    examples = squad.read_squad(path)
     if not examples:
         raise ValueError(f"SQuAD file {path!r} holds no questions.")
+    missing = [e.id for e in examples if e.answer_start < 0]
+    if missing and not config.version_2_with_negative:
+        raise ValueError(
+            f"{name.capitalize()} data has {len(missing)} question(s) "
+            f"without an answer (e.g. {missing[:3]}): SQuAD v2.0 data needs "
+            f"{_io.argument('version_2_with_negative', True)}."
+        )
     return examples
 
 
-def _check_answers(examples, config, name):
-    """Unanswerable questions need SQuAD v2.0 mode."""
-    if config.version_2_with_negative:
-        return
-    missing = [e.id for e in examples if e.answer_start < 0]
-    if missing:
-        raise ValueError(
-            f"{name} data has {len(missing)} question(s) without an answer "
-            f"(e.g. {missing[:3]}): SQuAD v2.0 data needs "
-            f"{_io.argument('version_2_with_negative', True)}."
-        )
-
-
 def _hold_out(examples, fraction, seed):
-    """`(train, validation)` questions for `validation_split`: whole
-    contexts held out, with all their questions, so no context's windows
-    fall on both sides; a seeded random share of the distinct contexts
-    (`kerasft.data._split.holdout_indices`, the rule every recipe shares)."""
-    import numpy as np
-
-    from kerasft.data._split import holdout_indices
-
+    """`(train, validation)` questions for `validation_split`: a seeded random
+    share of the distinct contexts held out with all their questions, so no
+    context's windows fall on both sides."""
     contexts = list(dict.fromkeys(e.context for e in examples))
     try:
         # No label to stratify contexts by: float zeros split at random.
@@ -105,12 +91,9 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
         return run.completed_result()
     if config.train is None:
         raise ValueError("`train` is required: a SQuAD-format JSON file.")
-    examples = {"training": _examples(config.train)}
-    for name in ("validation", "test"):
-        if getattr(config, name):
-            examples[name] = _examples(getattr(config, name))
-    for name, part in examples.items():
-        _check_answers(part, config, name.capitalize())
+    examples = {name: _examples(value, config, name) for name, value in (
+        ("training", config.train), ("validation", config.validation),
+        ("test", config.test)) if value}
     if "validation" not in examples and config.validation_split:
         train, held = _hold_out(examples["training"], config.validation_split,
                                 config.seed)
@@ -120,20 +103,16 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
             f"validation (validation_split={config.validation_split})."
         )
         examples["training"], examples["validation"] = train, held
-    from kerasft.recipes._subsets import take
-    from kerasft.recipes._text_options import subset_splits
-
     # Stratified by answerable / unanswerable.
     subset_splits(run, examples, "questions", take, lambda part: [
         int(e.answer_start >= 0) for e in part])
 
     from kerasft import heads
-    from kerasft.data.squad import squad_features
 
     with run.strategy.scope():
         backbone = _text_encoder.resolve_backbone(config)
         features = {
-            name: squad_features(part, backbone, config.max_length,
+            name: squad.squad_features(part, backbone, config.max_length,
                                  doc_stride=config.doc_stride)
             for name, part in examples.items()
         }
@@ -172,9 +151,9 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
     version = "2.0" if config.version_2_with_negative else "1.1"
     for name in eval_ds:
         prefix = _text_encoder.split_prefix(name)
-        answers, files = _answers(logits[name], examples[name], features[name],
-                                  config)
-        scores = squad_scores({a.id: a.text for a in answers}, examples[name],
+        files = _answer_files(logits[name], examples[name], features[name],
+                              config)
+        scores = squad_scores(files["predictions.json"], examples[name],
                               version)
         metrics.update(prefixed(scores, prefix))
         metrics[f"{prefix}windows"] = len(features[name].context_mask)
@@ -185,15 +164,10 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
                       extra_json=outputs)
 
 
-def _answers(logits, examples, features, config):
-    """Decoded answers and the `run_qa.py`-style prediction files."""
-    from kerasft.data.squad import postprocess_predictions
-
-    answers = postprocess_predictions(
-        examples,
-        features,
-        logits["start_logits"],
-        logits["end_logits"],
+def _answer_files(logits, examples, features, config):
+    """The decoded answers as `run_qa.py`'s prediction files."""
+    answers = squad.postprocess_predictions(
+        examples, features, logits["start_logits"], logits["end_logits"],
         n_best=config.n_best,
         max_answer_length=config.max_answer_length,
         version_2_with_negative=config.version_2_with_negative,
@@ -208,4 +182,4 @@ def _answers(logits, examples, features, config):
             a.id: a.null_score - a.score if math.isfinite(a.score) else None
             for a in answers
         }
-    return answers, files
+    return files

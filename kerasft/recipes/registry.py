@@ -1,15 +1,9 @@
 """The one registry of kerasft's recipes.
 
-Everything that lists or dispatches on recipes reads it: the `kerasft`
-subcommands, `kerasft.recipes.<name>`, `kerasft.load` (which reader and
-which task a run folder holds), `kerasft predict`, `kerasft export`,
-`kerasft generate` and `kerasft tune`, and the option table of
-`docs/recipes.md`. It imports neither TensorFlow nor Keras, and nothing
-of kerasft but the TensorFlow-free configs, so `kerasft --help` stays fast
-and no import cycle can run through it.
-
-Each entry names its pieces as `"module:attribute"` strings, imported only
-when used.
+Everything that lists or dispatches on recipes reads it (CLI, `kerasft.load`,
+`predict`, `tune`, the docs' option table). Pieces are `"module:attribute"`
+strings imported when used, so the registry imports neither TensorFlow nor
+Keras: `kerasft --help` stays fast and no import cycle runs through it.
 
 Example:
 ```python
@@ -58,6 +52,8 @@ class Recipe:
         predictor: `"module:function"` that `kerasft predict` calls.
         generative: whether `kerasft generate` reads its runs (and
             `kerasft export` refuses them).
+        short: its column title in the option table (recipes that fix
+            nothing).
     """
 
     name: str
@@ -68,6 +64,7 @@ class Recipe:
     predictor: str
     fixed: dict = dataclasses.field(default_factory=dict)
     generative: bool = False
+    short: str = ""
 
     @property
     def command(self):
@@ -89,115 +86,120 @@ def _attribute(target):
     return getattr(importlib.import_module(module), name)
 
 
-_P = "kerasft.predictors."
-_IMAGE = dict(
-    config="ImageClassificationConfig",
-    task="image_classification",
-    predictor=_P + "classification:predict_images",
-)
-# The tutorial's four strategies: image classification with `mode` fixed.
+def _family(name, short, config, predictor, help, generative=False):
+    """A recipe named like its module, writing its own run-folder format."""
+    return Recipe(
+        name,
+        f"kerasft.recipes.{name}:{name}",
+        config,
+        help,
+        task=name,
+        predictor="kerasft.predictors." + predictor,
+        generative=generative,
+        short=short,
+    )
+
+
+# The tutorial's four strategies: image classification with `mode` fixed
+# (the name less "_fine_tuning").
 _TUTORIAL = {
-    "feature_extraction": (
-        "feature_extraction", "Train a new head on a frozen image backbone."),
-    "partial_fine_tuning": (
-        "partial", "Head first, then the top backbone groups."),
+    "feature_extraction": "Train a new head on a frozen image backbone.",
+    "partial_fine_tuning": "Head first, then the top backbone groups.",
     "progressive_fine_tuning": (
-        "progressive",
-        "Head, then top groups, then everything, at lower rates."),
-    "full_fine_tuning": ("full", "Head first, then every backbone group."),
+        "Head, then top groups, then everything, at lower rates."
+    ),
+    "full_fine_tuning": "Head first, then every backbone group.",
 }
+_IMAGE = _family(
+    "image_classification",
+    "image",
+    "ImageClassificationConfig",
+    "classification:predict_images",
+    "Fine-tune an image backbone (EfficientNetB0 by default).",
+)
 
 RECIPES = {
     r.name: r
     for r in (
-        Recipe(
-            "image_classification",
-            "kerasft.recipes.image_classification:image_classification",
-            help="Fine-tune an image backbone (EfficientNetB0 by default).",
-            **_IMAGE,
-        ),
+        _IMAGE,
         *(
-            Recipe(name, "kerasft.recipes.fine_tuning:" + name, help=help,
-                   fixed={"mode": mode}, **_IMAGE)
-            for name, (mode, help) in _TUTORIAL.items()
+            dataclasses.replace(
+                _IMAGE,
+                name=name,
+                help=help,
+                fixed={"mode": name.removesuffix("_fine_tuning")},
+                function="kerasft.recipes.fine_tuning:" + name,
+            )
+            for name, help in _TUTORIAL.items()
         ),
-        Recipe(
+        _family(
             "object_detection",
-            "kerasft.recipes.object_detection:object_detection",
+            "detection",
             "ObjectDetectionConfig",
+            "detection:predict",
             "One box + class per image (MobileNetV2 + detection head), or "
             "--kind retinanet: many boxes per image from CSV, COCO or VOC.",
-            task="object_detection",
-            predictor=_P + "detection:predict",
         ),
-        Recipe(
+        _family(
             "segmentation",
-            "kerasft.recipes.segmentation:segmentation",
+            "segmentation",
             "SegmentationConfig",
+            "segmentation:predict",
             "Per-pixel classes: a backbone's feature pyramid + U-Net or "
             "DeepLabV3+ decoder, from images/ + masks/ folders.",
-            task="segmentation",
-            predictor=_P + "segmentation:predict",
         ),
-        Recipe(
+        _family(
             "text_classification",
-            "kerasft.recipes.text_classification:text_classification",
+            "text",
             "TextClassificationConfig",
+            "classification:predict_texts",
             "Fine-tune a BERT-family encoder on a CSV of text,label.",
-            task="text_classification",
-            predictor=_P + "classification:predict_texts",
         ),
-        Recipe(
+        _family(
             "question_answering",
-            "kerasft.recipes.question_answering:question_answering",
+            "QA",
             "QuestionAnsweringConfig",
+            "question_answering:predict",
             "Extractive QA on SQuAD-format JSON with a BERT-family encoder.",
-            task="question_answering",
-            predictor=_P + "question_answering:predict",
         ),
-        Recipe(
+        _family(
             "token_classification",
-            "kerasft.recipes.token_classification:token_classification",
+            "NER",
             "TokenClassificationConfig",
+            "tokens:predict",
             "NER / word tagging on CoNLL or JSON-lines data with a "
             "BERT-family encoder.",
-            task="token_classification",
-            predictor=_P + "tokens:predict",
         ),
-        Recipe(
+        _family(
             "video_classification",
-            "kerasft.recipes.video_classification:video_classification",
+            "video",
             "VideoClassificationConfig",
+            "classification:predict_videos",
             "Video clips: an image backbone per frame + a temporal head (GRU).",
-            task="video_classification",
-            predictor=_P + "classification:predict_videos",
         ),
-        Recipe(
+        _family(
             "image_captioning",
-            "kerasft.recipes.image_captioning:image_captioning",
+            "captioning",
             "ImageCaptioningConfig",
+            "captioning:predict",
             "Image captioning: an image backbone encoder + a Transformer "
             "decoder, from image,caption CSV or COCO captions JSON.",
-            task="image_captioning",
-            predictor=_P + "captioning:predict",
         ),
-        Recipe(
+        _family(
             "seq2seq",
-            "kerasft.recipes.seq2seq:seq2seq",
+            "seq2seq",
             "Seq2SeqConfig",
+            "generative:predict",
             "Translation / summarization: fine-tune T5 or BART on "
             "source,target pairs.",
-            task="seq2seq",
-            predictor=_P + "generative:predict",
             generative=True,
         ),
-        Recipe(
+        _family(
             "causal_lm",
-            "kerasft.recipes.causal_lm:causal_lm",
+            "causal LM",
             "CausalLMConfig",
+            "generative:predict",
             "Domain adaptation of a GPT-2-family model on a text corpus.",
-            task="causal_lm",
-            predictor=_P + "generative:predict",
             generative=True,
         ),
     )
@@ -232,10 +234,7 @@ def get(name):
 def of_function(function):
     """The `Recipe` whose function is `function`, or `None`."""
     target = f"{function.__module__}:{function.__name__}"
-    for recipe in RECIPES.values():
-        if recipe.function == target:
-            return recipe
-    return None
+    return next((r for r in RECIPES.values() if r.function == target), None)
 
 
 def task_of_config(config):
@@ -257,19 +256,6 @@ def predictor(name):
 
 # === The option table of docs/recipes.md ===
 
-_SHORT = {
-    "image_classification": "image",
-    "object_detection": "detection",
-    "segmentation": "segmentation",
-    "video_classification": "video",
-    "image_captioning": "captioning",
-    "text_classification": "text",
-    "question_answering": "QA",
-    "token_classification": "NER",
-    "seq2seq": "seq2seq",
-    "causal_lm": "causal LM",
-}
-
 
 def option_table():
     """The markdown table of which recipe takes which option, made from the
@@ -280,14 +266,17 @@ def option_table():
     take `image_classification`'s options with `mode` fixed.
     """
     families = [r for r in RECIPES.values() if not r.fixed]
-    fields = {r.name: _cli_fields(r.config_class()) for r in families}
-    shared = []
-    for r in families:
-        for name in fields[r.name]:
-            users = sum(name in f for f in fields.values())
-            if users >= 2 and name not in shared:
-                shared.append(name)
-    header = "| option | " + " | ".join(_SHORT[r.name] for r in families) + " |"
+    fields = {
+        r.name: [
+            f.name
+            for f in dataclasses.fields(r.config_class())
+            if f.metadata.get("cli", True)
+        ]
+        for r in families
+    }
+    every = [name for r in families for name in fields[r.name]]
+    shared = [name for name in dict.fromkeys(every) if every.count(name) >= 2]
+    header = "| option | " + " | ".join(r.short for r in families) + " |"
     lines = [header, "|---" * (len(families) + 1) + "|"]
     for name in shared:
         cells = ["✓" if name in fields[r.name] else "" for r in families]
@@ -298,8 +287,3 @@ def option_table():
         flags = ", ".join(f"`{flag(n)}`" for n in own)
         lines.append(f"- `{r.command}` also: {flags or 'nothing else'}.")
     return "\n".join(lines) + "\n"
-
-
-def _cli_fields(config_class):
-    return [f.name for f in dataclasses.fields(config_class)
-            if f.metadata.get("cli", True)]

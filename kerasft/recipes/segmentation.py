@@ -1,18 +1,13 @@
 """`segmentation`: per-pixel classes from a backbone's feature pyramid.
 
-The run: images and masks (a folder with `images/` and `masks/`, tfds, or
-arrays; sizes, missing masks and labels checked before anything trains),
-`validation_split` held out, then subsets (`max_train_samples`,
-`max_eval_samples`) of the listed pairs -> `kerasft.data.masks` (only the
-kept pairs decoded, once; masks resized with nearest neighbour,
-augmentation moving masks with the pixels) -> backbone ->
-`kerasft.backbones.feature_pyramid` -> `kerasft.heads.segmentation` (U-Net
-or DeepLabV3+) -> the image recipes' freezing modes, layer-wise rates,
-precision and strategy -> resumable `fit` -> pixel accuracy, mean and
-per-class IoU and Dice from one confusion matrix per split, and a PNG grid
-of validation images overlaid with their true and predicted masks.
+Images and masks (a folder with `images/` and `masks/`, tfds or arrays)
+-> `kerasft.data.masks` -> backbone -> `kerasft.backbones.feature_pyramid`
+-> `kerasft.heads.segmentation` (U-Net or DeepLabV3+) with the image
+recipes' freezing modes -> pixel accuracy, IoU and Dice from one confusion
+matrix per split, and a PNG grid of true and predicted masks.
 """
 
+import functools
 import os
 
 import numpy as np
@@ -21,12 +16,16 @@ from kerasft.recipes import _data
 from kerasft.recipes._runner import prefixed
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import SegmentationConfig  # noqa: F401 (re-exported)
-from kerasft.recipes._classification import write_curves
-from kerasft.recipes._image_backbone import log_skipped, open_run, resolve_backbone
+from kerasft.recipes._classification import plots
+from kerasft.recipes._image_backbone import (
+    log_skipped,
+    log_training,
+    open_run,
+    resolve_backbone,
+)
 from kerasft.recipes._stages import build_and_compile, with_unfreeze
 
 GRID_FILE = "validation_masks.png"
-_LEVELS = (1, 2, 3, 4, 5)  # strides 2 to 32
 
 
 def segmentation(config=None, *, overwrite=False, callbacks=None, **kwargs):
@@ -72,53 +71,48 @@ def segmentation(config=None, *, overwrite=False, callbacks=None, **kwargs):
         pyramid = backbones.feature_pyramid(backbone, levels=levels)
         run.reseed()  # the head starts the same however the backbone was made
         head = heads.segmentation(
-            num_classes,
-            kind=config.kind,
-            filters=config.decoder_filters,
+            num_classes, kind=config.kind, filters=config.decoder_filters,
             dice_weight=config.dice_weight if config.loss == "crossentropy_dice" else 0.0,
-            ignore_index=config.ignore_index,
-            dropout=config.dropout,
+            ignore_index=config.ignore_index, dropout=config.dropout,
             output_size=_output_size(pyramid, image_size),
         )
         model = build_and_compile(
             run, config, pyramid, head,
             total_steps=train.steps_per_epoch * config.epochs,
         )
-    run.log(
-        f"Training {config.kind} on {backbone.name} ({config.mode}, levels "
-        f"{list(levels)}), {num_classes} classes, {run.replicas} replica(s), "
-        f"global batch {run.global_batch}, precision {run.policy.name}."
-    )
+    log_training(run, f"{config.kind} on {backbone.name} ({config.mode}, "
+                      f"levels {list(levels)}), {num_classes} classes")
     history = run.fit(
         model, _data.sharded(train),
         _data.sharded(validation) if validation is not None else None,
         with_unfreeze(run, config, pyramid, callbacks),
     )
-    metrics, shown = {}, None
+    metrics, grid = {}, {}
     for prefix, ds in (("val_", validation), ("test_", test)):
         if ds is None:
             continue
         metrics.update(_split_metrics(model, ds, num_classes, config.ignore_index,
                                       class_names, prefix))
-        shown = shown or (prefix, ds)
+        grid = grid or {GRID_FILE: functools.partial(
+            plot_overlays, model=model, ds=ds, ignore_index=config.ignore_index,
+            what="validation" if prefix == "val_" else "test",
+            class_names=class_names,
+        )}
     return run.finish(
-        model, history, metrics,
-        plot=_outputs(history, model, shown, config.ignore_index, class_names),
+        model, history, metrics, plot=plots(history, grid),
         extra_json={"labels.json": class_names}, skipped_files=skipped,
     )
 
 
 def default_levels(backbone, kind):
-    """The pyramid levels a `kind` uses by default that `backbone` has.
-
-    U-Net: levels 1 to 5 (without the stride-2 level of stems that have
-    none, e.g. ConvNeXt). DeepLabV3+: level 2 for the low-level skip and
-    the deepest level up to 5 for ASPP.
+    """The pyramid levels a `kind` uses by default that `backbone` has:
+    U-Net 1 to 5 (no stride-2 level for stems without one, e.g. ConvNeXt);
+    DeepLabV3+ level 2 (the low-level skip) and the deepest up to 5 (ASPP).
     """
     from kerasft.backbones.feature_pyramid import layer_strides
 
     strides = set(layer_strides(backbone.model).values())
-    reached = [l for l in _LEVELS if 2**l in strides]
+    reached = [l for l in range(1, 6) if 2**l in strides]  # strides 2 to 32
     if kind == "unet" or not reached:
         return tuple(reached)
     return tuple(sorted({l for l in (2, reached[-1]) if l in reached}))
@@ -139,10 +133,9 @@ def _output_size(pyramid, image_size):
 
 
 def _read_splits(run, config, image_size):
-    """`(train, validation, test)` datasets; validation split off `train`
-    when none is given and `validation_split` is set, then each split
-    subset (`max_train_samples`, `max_eval_samples`) before decoding."""
-    from kerasft.data._split import holdout_indices
+    """`(train, validation, test)` datasets: `validation_split` of `train`
+    held out when no validation is given, each subset before decoding."""
+    from kerasft.recipes._subsets import hold_out_indices
 
     common = dict(
         image_size=image_size, batch_size=run.global_batch,
@@ -151,34 +144,27 @@ def _read_splits(run, config, image_size):
         drop_remainder=run.on_tpu, epoch=run.epoch_variable,
     )
     source = _source(config.train, config)
-    parts = {"training": np.arange(len(source))}
+    index = np.arange(len(source))
     split = config.validation_split if config.validation is None else 0
     if split:
-        parts["training"], parts["validation"] = holdout_indices(
-            np.full(len(source), np.nan), split, config.seed
-        )
-        run.log(f"Holding out {len(parts['validation'])} of {len(source)} "
-                f"training images for validation (validation_split={split}).")
+        index, held = hold_out_indices(run, config, len(source), "images")
     train = source.dataset(
-        _subset(run, parts["training"], config.max_train_samples, "training"),
+        _subset(run, index, config.max_train_samples, "training"),
         augment=config.augment, shuffle=True, **common,
     )
-    # Later splits must use the training data's classes.
-    common["num_classes"] = train.num_classes
-    validation = test = None
+    common["num_classes"] = train.num_classes  # later splits: train's classes
     if split:
-        keep = _subset(run, parts["validation"], config.max_eval_samples,
-                       "validation")
+        keep = _subset(run, held, config.max_eval_samples, "validation")
         validation = source.dataset(keep, shuffle=False, skipped=False, **common)
-    elif config.validation is not None:
+    else:
         validation = _read(run, config.validation, config, "validation", common)
-    if config.test is not None:
-        test = _read(run, config.test, config, "test", common)
-    return train, validation, test
+    return train, validation, _read(run, config.test, config, "test", common)
 
 
 def _read(run, value, config, what, common):
-    """A held-out split's dataset, subset by `max_eval_samples`."""
+    """A held-out split's dataset, subset (`None` without data)."""
+    if value is None:
+        return None
     source = _source(value, config)
     keep = _subset(run, np.arange(len(source)), config.max_eval_samples, what)
     return source.dataset(keep, shuffle=False, **common)
@@ -186,7 +172,7 @@ def _read(run, value, config, what, common):
 
 def _subset(run, index, limit, what):
     """`index` at a seeded random subset of `limit` (images have no single
-    label to stratify by: `kerasft.recipes._subsets`), logged."""
+    label to stratify by), logged."""
     from kerasft.recipes._subsets import log_subset, subset_indices
 
     keep = index[subset_indices(len(index), limit, run.config.seed)]
@@ -195,9 +181,8 @@ def _subset(run, index, limit, what):
 
 
 class _Source:
-    """Images and masks listed, not yet decoded: file paths (a folder) or
-    arrays (in memory, or read from tfds). `dataset(keep)` decodes and
-    batches the pairs at `keep` only."""
+    """Image/mask pairs listed, not yet decoded: file paths or arrays;
+    `dataset(keep)` decodes and batches the pairs at `keep` only."""
 
     def __init__(self, images, masks, files=False, skipped=(), where=None):
         self.images, self.masks, self.files = images, masks, files
@@ -268,39 +253,18 @@ def _split_metrics(model, ds, num_classes, ignore_index, class_names, prefix):
         # latter returned a batch twice its size here (Keras 3.15).
         logits = model.predict(images, batch_size=len(images), verbose=0)
         confusion += evaluation.segmentation_confusion_matrix(
-            masks.numpy(), logits, num_classes, ignore_index
-        )
+            masks.numpy(), logits, num_classes, ignore_index)
     scores = evaluation.segmentation_scores(confusion, class_names)
     return prefixed({"loss": float(loss), **scores}, prefix)
-
-
-def _outputs(history, model, shown, ignore_index, class_names=None):
-    """Writes the training curves and the mask grid."""
-    from kerasft import _io
-
-    def write(directory):
-        write_curves(history, directory)
-        if shown is None:
-            return
-        prefix, ds = shown
-        with _io.atomic_path(os.path.join(directory, GRID_FILE)) as tmp:
-            plot_overlays(tmp, model, ds, ignore_index,
-                          "validation" if prefix == "val_" else "test",
-                          class_names=class_names)
-
-    return write
 
 
 def plot_overlays(path, model, ds, ignore_index=255, what="validation", count=8,
                   class_names=None):
     """A PNG grid: for up to `count` images, the image, the true mask and the
     predicted mask, masks in solid class colours (every class, background
-    included, has its colour, so a prediction never looks like the image),
-    with a colour key naming the classes (and the ignored pixels).
-
-    The colours are matplotlib's `tab20`, cycled, as `kerasft predict`'s
-    palette PNGs and `colour_key.csv`.
-    """
+    included: a prediction never looks like the image; `kerasft predict`'s
+    `tab20` palette), with a colour key naming the classes (and ignored
+    pixels)."""
     from matplotlib.figure import Figure
 
     images, truths = [], []
@@ -342,9 +306,6 @@ def _colours(num_classes):
     return np.asarray(palette(num_classes), "uint8")
 
 
-_IGNORED = np.array([255, 255, 255], "uint8")  # white: no class
-
-
 def mask_image(mask, colours, ignore_index):
     """A mask of class ids as an RGB uint8 image: each pixel its class's
     colour, ignored (and out-of-range) pixels white.
@@ -361,8 +322,7 @@ def mask_image(mask, colours, ignore_index):
     known = (mask >= 0) & (mask < len(colours))
     if ignore_index is not None:
         known &= mask != ignore_index
-    out = np.empty(mask.shape + (3,), "uint8")
-    out[...] = _IGNORED
+    out = np.full(mask.shape + (3,), 255, "uint8")  # white: no class
     out[known] = colours[mask[known]]
     return out
 

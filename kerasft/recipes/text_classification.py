@@ -1,72 +1,26 @@
 """`text_classification`: fine-tune a BERT-family encoder on labelled text.
 
 Data is a CSV (or TSV) with columns `text,label` and optionally `text_pair`
-(sentence pairs); labels may be strings (mapped to ids in sorted order; `labels.json`
-lists the names in id order, as every recipe's does) or integer ids. The backbone is
-`kerasft.backbones.bert(source)`: a KerasHub preset, `hf://org/model`, or a
-local Hugging Face folder. Texts are tokenized once; AdamW with decoupled
-weight decay, optionally layer-wise LR decay (`layer_decay`) or LoRA
-(`lora_rank`), and Trainer's `lr_schedule`/`warmup_ratio`. Options from
-`docs/data_strategies.md`: stratified `max_train_samples` /
-`max_eval_samples`, and `curriculum` with `difficulty` (the easiest
-examples first, `kerasft.recipes._curriculum`).
+(sentence pairs), or another source (`_text_options.read_source`); labels
+may be strings (mapped to ids in sorted order; `labels.json` lists the names
+in id order) or integer ids. The backbone is `kerasft.backbones.bert(source)`.
+Texts are tokenized once. Stratified `max_train_samples` /
+`max_eval_samples`, and `curriculum` with `difficulty` (the easiest examples
+first, `kerasft.recipes._curriculum`).
 """
 
-import os
-
-import keras
 import numpy as np
 
 from kerasft.recipes import _data
 from kerasft.recipes import _text_encoder
 from kerasft.recipes._runner import Run
+from kerasft.recipes._text_options import (
+    hold_out, read_source, subset_splits, take_rows)
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import (  # noqa: F401 (re-exported)
     TextClassificationConfig,
     TextConfig,
 )
-
-
-def _read_table(value, config, label_mapping=None):
-    from kerasft.data import text as text_data
-
-    if value is None:
-        return None
-    if isinstance(value, tuple) and len(value) == 2:
-        texts, labels = value
-        labels, mapping = text_data.encode_labels(list(labels), label_mapping)
-        return text_data.TextTable(list(texts), np.asarray(labels), None, mapping)
-    if isinstance(value, text_data.TextTable):
-        return value
-    from kerasft.recipes import _text_options
-
-    table = _text_options.read_source(value, config, label_mapping)
-    if table is not None:  # tfds:NAME[:SPLIT] or a datasets.Dataset
-        return table
-    if not isinstance(value, str):
-        raise TypeError(
-            "Text data must be a CSV/TSV path, `tfds:NAME[:SPLIT]`, a Hugging "
-            "Face `datasets.Dataset`, a TextTable or (texts, "
-            f"labels). Received: {type(value).__name__}"
-        )
-    if not os.path.exists(value):
-        raise ValueError(f"CSV file {value!r} does not exist.")
-    return text_data.read_text_csv(
-        value,
-        text_column=config.text_column,
-        label_column=config.label_column,
-        pair_column=config.pair_column,
-        label_mapping=label_mapping,
-    )
-
-
-def _hold_out(table, fraction, seed):
-    """`(train, validation)` TextTables, stratified by label."""
-    from kerasft.data._split import holdout_indices
-    from kerasft.recipes._text_options import take_rows
-
-    train, val = holdout_indices(table.labels, fraction, seed)
-    return take_rows(table, train), take_rows(table, val)
 
 
 def text_classification(config=None, *, overwrite=False, callbacks=None, **kwargs):
@@ -95,26 +49,22 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
         return run.completed_result()
     if config.train is None:
         raise ValueError("`train` is required: a CSV of text,label rows.")
-    train = _read_table(config.train, config)
+    train = read_source(config.train, config)
     if train.labels is None:
         raise ValueError(f"Training data {config.train!r} has no labels.")
     mapping = train.label_mapping
-    validation = _read_table(config.validation, config, mapping)
+    validation = read_source(config.validation, config, mapping)
     if validation is None and config.validation_split:
-        train, validation = _hold_out(train, config.validation_split, config.seed)
-        run.log(
-            f"Holding out {len(validation)} of {len(train) + len(validation)} "
-            "training texts for validation (validation_split="
-            f"{config.validation_split})."
-        )
-    test = _read_table(config.test, config, mapping)
-    train, validation, test = _subsets(run, config, train, validation, test)
-    num_classes = config.num_classes or (
-        len(mapping) if mapping else int(np.max(train.labels)) + 1
-    )
+        train, validation = hold_out(run, config, train, "texts", take_rows,
+                                     _strata)
+    test = read_source(config.test, config, mapping)
     tables = {name: table for name, table in (
         ("Training", train), ("Validation", validation), ("Test", test))
         if table is not None}
+    train = subset_splits(run, tables, "texts", take_rows, _strata)["Training"]
+    num_classes = config.num_classes or (
+        len(mapping) if mapping else int(np.max(train.labels)) + 1
+    )
     labels = {name: np.asarray(t.labels).astype("int64") for name, t in tables.items()}
     for name, ids in labels.items():
         _data.check_labels(_data.Source(labels=ids), num_classes, name)
@@ -122,12 +72,8 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
     from kerasft import heads
     from kerasft.data import text as text_data
     from kerasft.recipes._classification import (
-        classification_label_mode,
-        classification_loss,
-        classification_metrics,
-        plotter,
-        predict,
-    )
+        classification_label_mode, classification_loss, classification_metrics,
+        plotter, predict)
 
     label_mode = classification_label_mode(config)
 
@@ -151,7 +97,10 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
             loss=classification_loss(config),
         )
 
-    raw = (_raw_texts(train), np.asarray(train.labels))
+    # A `difficulty` function scores texts, or (text, text_pair) tuples.
+    pairs = train.pairs
+    texts = train.texts if pairs is None else zip(train.texts, pairs)
+    raw = (list(texts), np.asarray(train.labels))
     train_ds, curriculum, eval_ds = _text_encoder.datasets(
         run, config, sources, raw, model.loss)
     val_ds, test_ds = eval_ds.get("Validation"), eval_ds.get("Test")
@@ -175,34 +124,12 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
     results = {"val_": predict(model, val_ds), "test_": predict(model, test_ds)}
     metrics = classification_metrics(model, results, class_names)
     return run.finish(
-        model,
-        history,
-        metrics,
+        model, history, metrics,
         plot=plotter(history, results["val_"] or results["test_"], class_names),
         extra_json={"labels.json": class_names},
     )
 
 
-def _subsets(run, config, train, validation, test):
-    """`max_train_samples` / `max_eval_samples`: stratified subsets."""
-    from kerasft.recipes._text_options import subset_table
-
-    out = (
-        subset_table(train, config.max_train_samples, config.seed),
-        subset_table(validation, config.max_eval_samples, config.seed),
-        subset_table(test, config.max_eval_samples, config.seed),
-    )
-    for name, before, after in zip(("training", "validation", "test"),
-                                   (train, validation, test), out):
-        if before is not None and len(after.texts) < len(before.texts):
-            run.log(f"Using {len(after.texts)} of {len(before.texts)} "
-                    f"{name} texts (stratified subset).")
-    return out
-
-
-def _raw_texts(table):
-    """The texts a `difficulty` function scores: strings, or `(text,
-    text_pair)` tuples for sentence pairs."""
-    if table.pairs is None:
-        return list(table.texts)
-    return list(zip(table.texts, table.pairs))
+def _strata(table):
+    """The labels to stratify `table` by (its row count when it has none)."""
+    return len(table) if table.labels is None else table.labels

@@ -1,39 +1,17 @@
 """`video_classification`: an image backbone per frame + a temporal head.
 
-The run, in `strategy.scope()` under the chosen precision policy:
-`kerasft.data.video_folder` (decoded frames cached as uint8, one
-augmentation per clip) -> image backbone on every frame (preprocessing
-inside) -> `kerasft.heads.video_classification` (GRU by default) ->
-`kerasft.freeze` -> Adam -> `fit` with `ProgressiveUnfreeze`, resumable
-from `output_dir/backup` -> accuracy, top-5, confusion matrix and
-`model.keras`.
-
-Modes are those of `image_classification` (`feature_extraction`,
-`partial`, `progressive`, `full`). In `feature_extraction` with uniform
-sampling and no augmentation the frozen backbone runs once per split: the
-per-frame feature vectors are cached (`kerasft.data.cache_features`) and
-only the temporal head trains on them, many times faster.
-
-The classification options are those of `image_classification`:
-`class_weight`, `label_smoothing` and `loss="focal"`
-(`kerasft.recipes._classification`, on the cached features too);
-stratified `max_train_samples` / `max_eval_samples` chosen from the clip
-list before any clip is decoded (`kerasft.recipes._subsets`); and
-`curriculum` with `difficulty` (`kerasft.recipes._curriculum`: the
-training clips are decoded into memory once, ranked, and each epoch
-trains on the easiest fraction its pacing allows; uniform sampling only,
-as a curriculum ranks fixed clips).
-
-`augment` also takes `mixup_alpha` or `cutmix_alpha` (timm's names,
-`_classification.split_mixing`): MixUp / CutMix of whole clips
-(`kerasft.data.video_folder.ClipMixing`: one blend weight per clip, one
-CutMix box per clip in the same place in every frame) on the training
-batches only, curriculum included, with one-hot labels; validation,
-test and the held-out `validation_split` part are never mixed.
+`kerasft.data.video_folder` clips -> the backbone on every frame ->
+`kerasft.heads.video_classification` (GRU by default), with the modes and
+classification options of `image_classification` (`class_weight`,
+`label_smoothing`, focal loss, MixUp/CutMix of whole clips, subsets chosen
+before decoding, `curriculum`). In `feature_extraction` with uniform
+sampling and no augmentation the per-frame features are cached and only
+the temporal head trains. Metrics add top-5 accuracy and a confusion matrix.
 """
 
 import numpy as np
 import tensorflow as tf
+from sklearn import metrics as skm
 
 from kerasft.recipes import _curriculum
 from kerasft.recipes._classification import (
@@ -51,6 +29,7 @@ from kerasft.recipes._image_backbone import (
     caches_features,
     fit_and_predict,
     log_skipped,
+    log_training,
     open_run,
     resolve_backbone,
 )
@@ -128,11 +107,9 @@ def video_classification(config=None, *, overwrite=False, callbacks=None, **kwar
         from kerasft.recipes._checks import check_frozen_features
 
         check_frozen_features(backbone, _frames_of(train), run.notice)
-    run.log(
-        f"Training {backbone.name} per frame + {config.temporal} "
-        f"({config.mode}) on {len(class_names)} classes, {config.frames} "
-        f"frames, {run.replicas} replica(s), global batch {run.global_batch}, "
-        f"precision {run.policy.name}."
+    log_training(
+        run, f"{backbone.name} per frame + {config.temporal} ({config.mode}) "
+        f"on {len(class_names)} classes, {config.frames} frames",
     )
     history, results = fit_and_predict(
         run, config, model, train, {"val_": validation, "test_": test},
@@ -145,37 +122,22 @@ def video_classification(config=None, *, overwrite=False, callbacks=None, **kwar
     for prefix, result in results.items():
         if result is None:
             continue
+        labels, scores = class_ids(result[0]).reshape(-1), np.asarray(result[1])
+        classes = range(len(class_names))
         if len(class_names) > 5:  # with 5 or fewer classes it is always 1.0
-            metrics[prefix + "top5_accuracy"] = top_k_accuracy(*result, k=5)
-        matrices[prefix.rstrip("_")] = confusion(*result)
+            metrics[prefix + "top5_accuracy"] = float(skm.top_k_accuracy_score(
+                labels, scores, k=5, labels=classes))
+        matrices[prefix.rstrip("_")] = skm.confusion_matrix(
+            labels, scores.argmax(axis=-1), labels=classes).tolist()
     if padded:
         metrics["padded_files"] = list(padded)
     shown = results.get("val_") or results.get("test_")
     return run.finish(
-        model, history, metrics,
-        plot=plotter(history, shown, class_names),
+        model, history, metrics, plot=plotter(history, shown, class_names),
         extra_json={"labels.json": class_names,
                     "confusion_matrix.json": matrices},
         skipped_files=skipped,
     )
-
-
-def top_k_accuracy(y_true, y_pred, k=5):
-    """Fraction of clips whose label is among the `k` highest scores."""
-    y_pred = np.asarray(y_pred)
-    labels = class_ids(y_true).reshape(-1)
-    top = np.argsort(-y_pred, axis=-1)[:, :min(k, y_pred.shape[-1])]
-    return float(np.mean(np.any(top == labels[:, None], axis=-1)))
-
-
-def confusion(y_true, y_pred):
-    """Confusion matrix (rows: true class, columns: predicted) as lists."""
-    y_pred = np.asarray(y_pred)
-    labels = class_ids(y_true).reshape(-1).astype("int64")
-    n = y_pred.shape[-1]
-    matrix = np.zeros((n, n), "int64")
-    np.add.at(matrix, (labels, y_pred.argmax(axis=-1)), 1)
-    return matrix.tolist()
 
 
 # === Data ===
@@ -184,7 +146,7 @@ def confusion(y_true, y_pred):
 def _read_splits(run, config, image_size, label_mode, curriculum=False):
     """`(train, validation, test)` `video_folder` datasets (`None` where not
     given), subset before decoding; with a curriculum the training clips
-    are read in order, unaugmented (`_curriculum_data` picks them)."""
+    are read in order, unaugmented (`curriculum_data` picks them)."""
     from kerasft.data import video_folder
 
     read = dict(
@@ -195,16 +157,10 @@ def _read_splits(run, config, image_size, label_mode, curriculum=False):
     augment, mix = split_mixing(config.augment, seed=config.seed)
     first = dict(augment=None if curriculum else augment,
                  mix=None if curriculum else mix, shuffle=not curriculum)
-    validation = None
-    if config.validation is None and config.validation_split:
-        train, validation = video_folder(
-            config.train, validation_split=config.validation_split,
-            subset="both", select=_subset(run, "training", "validation"),
-            **first, **read,
-        )
-    else:
-        train = video_folder(config.train, select=_subset(run, "training"),
-                             **first, **read)
+    split = config.validation_split if config.validation is None else None
+    train = video_folder(config.train, validation_split=split or None,
+                         subset="both" if split else None,
+                         select=_subset(run, "training"), **first, **read)
 
     def other(folder, what):
         if folder is None:
@@ -212,24 +168,24 @@ def _read_splits(run, config, image_size, label_mode, curriculum=False):
         return video_folder(folder, class_names=train.class_names,
                             shuffle=False, select=_subset(run, what), **read)
 
-    if validation is None:
+    if split:
+        train, validation = train
+    else:
         validation = other(config.validation, "validation")
     return train, validation, other(config.test, "test")
 
 
-def _subset(run, what, held_out="validation"):
+def _subset(run, what):
     """`video_folder`'s `select`: the stratified `max_train_samples` (the
     training part) / `max_eval_samples` (held out, validation, test) subset
-    of the listed clips (`_subsets.subset_indices`), logged."""
+    of the listed clips, logged."""
     from kerasft.recipes._subsets import log_subset, subset_indices
 
-    config = run.config
-
     def select(labels, part):
-        name = what if part == "training" else held_out
-        k = (config.max_train_samples if name == "training"
-             else config.max_eval_samples)
-        keep = subset_indices(labels, k, config.seed)
+        name = what if part == "training" else "validation"  # held out of train
+        k = (run.config.max_train_samples if name == "training"
+             else run.config.max_eval_samples)
+        keep = subset_indices(labels, k, run.config.seed)
         log_subset(run, f"{name} clips", len(labels), len(keep))
         return keep
 

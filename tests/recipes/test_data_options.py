@@ -349,7 +349,7 @@ def test_image_curriculum_restricts_early_epochs_to_easy_images(tmp_path,
     import tensorflow as tf
 
     from kerasft.recipes import _data
-    from kerasft.recipes.image_classification import _curriculum_data
+    from kerasft.recipes._classification import curriculum_data
 
     x = np.repeat(np.arange(20.0), 16 * 16 * 3).reshape(20, 16, 16, 3)
     y = np.arange(20) % 2
@@ -363,7 +363,7 @@ def test_image_curriculum_restricts_early_epochs_to_easy_images(tmp_path,
     data = (x, y) if source == "arrays" else (
         tf.data.Dataset.from_tensor_slices((x, y)).batch(6))
     ordered = _data.images(data, run, (16, 16), shuffle=False)
-    dataset, curriculum = _curriculum_data(
+    dataset, curriculum = curriculum_data(
         run, config, ordered, "int", "sparse_categorical_crossentropy")
     assert dataset.class_names == ordered.class_names and (
         dataset.num_samples == 20)
