@@ -3,7 +3,7 @@
 Baseline: a KerasHub `T5Seq2SeqLM` compiled as KerasHub documents it
 (`AdamW` at a constant rate, its default loss and weighted accuracy) and
 trained with `fit`. kerasft: the same architecture compiled as the `seq2seq`
-recipe compiles it (`kerasft.recipes._generative.optimizer`: AdamW with
+recipe compiles it (`kerasft.recipes._generative.fine_tuning`: AdamW with
 warmup + linear decay inside `LayerwiseLR(layer_decay=...)` over the
 `from_keras_hub` groups), under the recipe's `Run` (precision policy),
 trained with `fit` on token ids with the preprocessor detached, as the

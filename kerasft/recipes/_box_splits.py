@@ -1,8 +1,7 @@
 """The images of a detection run's splits, for both kinds of
 `object_detection`: annotations read, `validation_split` of the training
 images held out when no `validation` is given (every box of an image on
-one side; `kerasft.data._split.holdout_indices`), then the
-`max_train_samples` / `max_eval_samples` subsets of each side.
+one side), then the `max_train_samples` / `max_eval_samples` subsets.
 """
 
 import numpy as np
@@ -17,8 +16,11 @@ def read_splits(run, config, prepare=None, what="{split} images of {source}"):
     `prepare(source, annotations)` filters each split read, `what` names it
     in the subset log line (`{split}`, `{source}`)."""
     from kerasft.data.boxes import read_boxes
+    from kerasft.recipes._subsets import log_subset, subset_indices
 
-    splits, names = dict.fromkeys(("train", "validation", "test")), None
+    splits, names = dict.fromkeys(_LIMITS), None
+    labels = {split: what.format(split=split, source=getattr(config, split))
+              for split in splits}
     for split in splits:
         source = getattr(config, split)
         if source is not None:
@@ -27,16 +29,17 @@ def read_splits(run, config, prepare=None, what="{split} images of {source}"):
                 annotations = prepare(source, annotations)
             splits[split] = annotations
             names = names or annotations.class_names  # train is read first
-    labels = {split: what.format(split=split, source=getattr(config, split))
-              for split in splits}
     if splits["validation"] is None and config.validation_split:
         splits["train"], splits["validation"] = hold_out(
             run, splits["train"], config.train)
         labels["validation"] = f"validation images held out of {config.train}"
     for split, annotations in splits.items():
         if annotations is not None:
-            splits[split] = subset(run, annotations,
-                                   getattr(config, _LIMITS[split]), labels[split])
+            keep = subset_indices(image_labels(annotations),
+                                  getattr(config, _LIMITS[split]),
+                                  run.config.seed)
+            log_subset(run, labels[split], len(annotations), len(keep))
+            splits[split] = annotations.subset(keep)
     return splits
 
 
@@ -45,29 +48,17 @@ def hold_out(run, annotations, source):
     of the images held out (at least 2 needed), logged."""
     n = len(annotations)
     if n < 2:
-        split = run.config.validation_split
         raise ValueError(
-            f"validation_split={split} needs at least 2 training images "
-            f"to hold one out for validation; {source!r} has {n}. Pass "
-            "`validation` data, or validation_split=0 to train on every "
-            "image without validation."
+            f"validation_split={run.config.validation_split} needs at least 2 "
+            f"training images to hold one out for validation; {source!r} has "
+            f"{n}. Pass `validation` data, or validation_split=0 to train on "
+            "every image without validation."
         )
     from kerasft.recipes._subsets import hold_out_indices
 
     rest, held = hold_out_indices(
         run, run.config, image_labels(annotations), "images")
-    return (annotations.subset([int(i) for i in rest]),
-            annotations.subset([int(i) for i in held]))
-
-
-def subset(run, annotations, max_samples, what):
-    """At most `max_samples` images of `annotations` (`subset_indices`),
-    logged as `what` when some are left out."""
-    from kerasft.recipes._subsets import log_subset, subset_indices
-
-    keep = subset_indices(image_labels(annotations), max_samples, run.config.seed)
-    log_subset(run, what, len(annotations), len(keep))
-    return annotations.subset([int(i) for i in keep])
+    return annotations.subset(rest), annotations.subset(held)
 
 
 def image_labels(annotations):

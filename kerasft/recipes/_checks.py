@@ -32,12 +32,10 @@ def check_frozen_features(backbone, dataset, warn=_io.notify):
         x = np.asarray(x, dtype="float32")
         if backbone.preprocess_mode not in (None, "none"):
             x = Preprocess(backbone.preprocess_mode)(x)
-        features = np.asarray(
-            backbone.model(x, training=False), dtype="float64"
-        )
+        features = np.asarray(backbone.model(x, training=False),
+                              dtype="float64")
         spread = float(
-            np.max(np.std(features.reshape(len(features), -1), axis=0))
-        )
+            np.max(np.std(features.reshape(len(features), -1), axis=0)))
         if spread < DEGENERATE_STD:
             warn(
                 "Warning: the frozen backbone's features barely differ "
@@ -47,7 +45,6 @@ def check_frozen_features(backbone, dataset, warn=_io.notify):
                 "inference mode. Fix: use pretrained weights "
                 f"({_io.argument('weights', 'imagenet')} or a weights file), "
                 "or a backbone without BatchNorm, or one whose BatchNorm "
-                "statistics were set from data."
-            )
+                "statistics were set from data.")
         return spread
     return None

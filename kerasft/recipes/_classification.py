@@ -11,15 +11,6 @@ import numpy as np
 from kerasft.recipes._runner import prefixed
 
 
-def predict(model, ds):
-    """`(y_true, y_pred)` of one pass over `ds` (`None` for no data)."""
-    if ds is None:
-        return None
-    from kerasft.evaluation import collect_predictions
-
-    return collect_predictions(model, ds)
-
-
 def classification_label_mode(config):
     """One-hot labels where the loss or the data needs them (smoothing,
     focal, MixUp/CutMix's soft labels)."""
@@ -56,7 +47,7 @@ def split_mixing(augment, seed=None):
 
 def checked_num_classes(config, train, what="data"):
     """`train`'s number of classes; `num_classes`, when set, must match."""
-    if config.num_classes is not None and config.num_classes != train.num_classes:
+    if config.num_classes not in (None, train.num_classes):
         raise ValueError(f"`num_classes`={config.num_classes} differs from the "
                          f"{train.num_classes} classes of the training {what} "
                          f"({list(train.class_names)}).")
@@ -71,27 +62,31 @@ def curriculum_data(run, config, train, label_mode, loss, per_clip=None):
     from kerasft.recipes import _curriculum, _data
 
     x, y = _data.decoded(train)
-    targets = np.eye(len(train.class_names), dtype="float32")[y] if (
-        label_mode == "categorical") else y
-    scores = _curriculum.difficulty_scores(run, config, (x, y), x, targets,
-                                           loss)
+    targets = y
+    if label_mode == "categorical":
+        targets = np.eye(len(train.class_names), dtype="float32")[y]
+    scores = _curriculum.difficulty_scores(
+        run, config, (x, y), x, targets, loss
+    )
     picker = _curriculum.curriculum_callback(run, config, scores)
     augment, mix = split_mixing(config.augment, seed=config.seed)
     if per_clip is not None:
         augment, mix = per_clip(augment, mix)
-    return _data.curriculum_images(
+    ds = _data.curriculum_images(
         picker, x, y, train, run, augment, label_mode, mix
-    ), picker
+    )
+    return ds, picker
 
 
 def classification_loss(config):
     """The configured loss, or `None` for the head's own."""
+    smoothing = config.label_smoothing
     if config.loss == "focal":
         return keras.losses.CategoricalFocalCrossentropy(
-            label_smoothing=config.label_smoothing)
-    if config.label_smoothing:
-        return keras.losses.CategoricalCrossentropy(
-            label_smoothing=config.label_smoothing)
+            label_smoothing=smoothing
+        )
+    if smoothing:
+        return keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
     return None
 
 
@@ -158,8 +153,9 @@ def write_curves(history, directory):
     """`training_curves.png` in `directory` (nothing without a history)."""
     from kerasft import _io, evaluation
 
+    path = os.path.join(directory, "training_curves.png")
     if history:
-        with _io.atomic_path(os.path.join(directory, "training_curves.png")) as tmp:
+        with _io.atomic_path(path) as tmp:
             evaluation.plot_history(history, tmp)
 
 

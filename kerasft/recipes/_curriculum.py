@@ -1,11 +1,6 @@
-"""`curriculum=` / `difficulty=`: the recipes' glue onto `Curriculum`.
-
-`curriculum` is a pacing name or a dict of `Curriculum`'s `SPEC_KEYS`;
-`difficulty` ranks the training examples (lower = easier): a finished run
-folder or a `.keras` model, a function `scores(inputs, labels)`, or one
-score per example. The scores are kept in the run's backup folder, so a
-resumed run ranks as before. No TensorFlow at import (configs use it).
-"""
+"""`curriculum=` / `difficulty=`: the recipes' glue onto `Curriculum`. The
+difficulty scores are kept in the run's backup folder, so a resumed run
+ranks as before. No TensorFlow at import (configs use it)."""
 
 import json
 import os
@@ -85,7 +80,8 @@ def difficulty_scores(run, config, raw, inputs, targets, loss):
     knows them), or a first model's per-example `loss` on the model's
     `inputs` and `targets`."""
     saved = os.path.join(run.backup_dir, SCORES_FILE)
-    n = len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
+    first = next(iter(inputs.values())) if isinstance(inputs, dict) else inputs
+    n = len(first)
     if os.path.exists(saved):
         scores = np.load(saved)
         if len(scores) == n:
@@ -121,7 +117,9 @@ def _model_scores(path, inputs, targets, loss):
     from kerasft import _io
     from kerasft.data import difficulty_scores
 
-    model_path = os.path.join(path, _io.MODEL_FILE) if os.path.isdir(path) else path
+    model_path = path
+    if os.path.isdir(path):
+        model_path = os.path.join(path, _io.MODEL_FILE)
     if not os.path.isfile(model_path):
         raise ValueError(
             f"`difficulty`={path!r} is neither a finished run folder (with "
@@ -152,6 +150,6 @@ def training_data(run, config, source, raw, loss):
     if pacing_options(config.curriculum) is None:
         return run.batched(run.shuffled(source)), []
     inputs, targets = source.elements
-    curriculum = curriculum_callback(
-        run, config, difficulty_scores(run, config, raw, inputs, targets, loss))
+    scores = difficulty_scores(run, config, raw, inputs, targets, loss)
+    curriculum = curriculum_callback(run, config, scores)
     return run.batched(curriculum.examples(inputs, targets)), [curriculum]

@@ -18,24 +18,10 @@ from kerasft.data import _pipeline
 _HELD_OUT = dict(shuffle=False, augment=None, mix=None)
 
 
-def images(
-    value,
-    run,
-    image_size,
-    *,
-    channels=3,
-    class_names=None,
-    num_classes=None,
-    default_split="train",
-    augment=None,
-    shuffle=False,
-    label_mode="int",
-    validation_split=None,
-    what="Training",
-    max_samples=None,
-    max_held_out=None,
-    mix=None,
-):
+def images(value, run, image_size, *, channels=3, class_names=None,
+           num_classes=None, default_split="train", augment=None, shuffle=False,
+           label_mode="int", validation_split=None, what="Training",
+           max_samples=None, max_held_out=None, mix=None):
     """The `kerasft.data` dataset for a recipe data option, or `None`.
 
     `value` is a folder, a CSV of `filename,label` rows,
@@ -49,23 +35,12 @@ def images(
     if value is None:
         return None
     limits = _Limits(run, what, max_samples, max_held_out)
-    kwargs = dict(
-        batch_size=run.global_batch,
-        seed=run.config.seed,
-        epoch=run.epoch_variable,
-        label_mode=label_mode,
-        drop_remainder=run.on_tpu,
-        augment=augment,
-        mix=mix,
-        shuffle=shuffle,
-    )
-    arrays = dict(
-        image_size=image_size,
-        channels=channels,
-        class_names=class_names,
-        num_classes=num_classes,
-        **kwargs,
-    )
+    kwargs = dict(batch_size=run.global_batch, seed=run.config.seed,
+                  epoch=run.epoch_variable, label_mode=label_mode,
+                  drop_remainder=run.on_tpu, augment=augment, mix=mix,
+                  shuffle=shuffle)
+    arrays = dict(image_size=image_size, channels=channels,
+                  class_names=class_names, num_classes=num_classes, **kwargs)
     if isinstance(value, tuple) and len(value) == 2:
         return _arrays(value, validation_split, limits, arrays)
     if isinstance(value, tf.data.Dataset):
@@ -74,8 +49,7 @@ def images(
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(
             "Data must be a folder, a CSV path, 'tfds:NAME', a tf.data.Dataset "
-            f"or (images, labels) arrays. Received: {type(value).__name__}"
-        )
+            f"or (images, labels) arrays. Received: {type(value).__name__}")
     value = os.fspath(value)
     if value.startswith("tfds:"):
         parts = value.split(":")
@@ -93,13 +67,9 @@ def images(
     else:
         raise ValueError(
             f"Data source {value!r} is not a folder, a .csv file or "
-            "'tfds:NAME'."
-        )
-    kwargs.update(
-        image_size=image_size,
-        where=value,
-        color_mode="grayscale" if channels == 1 else "rgb",
-    )
+            "'tfds:NAME'.")
+    kwargs.update(image_size=image_size, where=value,
+                  color_mode="grayscale" if channels == 1 else "rgb")
     labels = np.asarray(labels, "int64")
     ds = _files(list(paths), labels, names, validation_split, limits, kwargs)
     return sharded(ds)
@@ -113,12 +83,11 @@ def _files(paths, labels, names, validation_split, limits, kwargs):
 
     def read(keep, held_out=False):
         keep = limits.keep(labels[keep], held_out, keep)
-        return image_files(
-            take(paths, keep),
-            labels[keep],
-            names,
-            **({**kwargs, **_HELD_OUT} if held_out else kwargs),
-        )
+        return image_files(take(paths, keep), labels[keep], names,
+                           **({
+                               **kwargs,
+                               **_HELD_OUT
+                           } if held_out else kwargs))
 
     if not validation_split:
         return read(np.arange(len(paths)))
@@ -153,15 +122,13 @@ class _Limits:
             self.run.log(
                 f"max_train_samples / max_eval_samples not applied to "
                 f"{self.what.lower()} data: {kind} have no index access; "
-                "pass a folder, a CSV or arrays to take subsets."
-            )
+                "pass a folder, a CSV or arrays to take subsets.")
         if not validation_split:
             return ds
         self.run.log(
             f"validation_split={validation_split} not applied: tfds names and "
             "tf.data datasets cannot be split; pass `validation` to hold data "
-            "out."
-        )
+            "out.")
         return ds, None
 
 
@@ -184,12 +151,11 @@ def _arrays(value, validation_split, limits, kwargs):
     train, val = holdout_indices(y, validation_split, kwargs["seed"])
     train = limits.keep(y[train], index=train)
     val = limits.keep(y[val], True, val)
-    return sharded(
-        (
-            kft_data.image_arrays(x[train], y[train], **kwargs),
-            kft_data.image_arrays(x[val], y[val], **{**kwargs, **_HELD_OUT}),
-        )
-    )
+    return sharded((kft_data.image_arrays(x[train], y[train], **kwargs),
+                    kft_data.image_arrays(x[val], y[val], **{
+                        **kwargs,
+                        **_HELD_OUT
+                    })))
 
 
 def decoded(ds):
@@ -207,28 +173,19 @@ def decoded(ds):
     return x, y
 
 
-def curriculum_images(
-    curriculum, x, y, like, run, augment, label_mode, mix=None
-):
+def curriculum_images(curriculum, x, y, like, run, augment, label_mode,
+                      mix=None):
     """The training pipeline of a `Curriculum` over decoded `(x, y)`: each
     epoch the examples it picks, augmented and batched by `(seed, epoch,
     batch)`. `like` is the same data's dataset, whose attributes are kept.
     """
     augment = _pipeline.resolve_augment(augment)
-    ds = _pipeline.finish(
-        curriculum.examples(x, y.astype("int32")),
-        num_samples=len(y),
-        num_classes=len(like.class_names),
-        batch_size=run.global_batch,
-        augment=augment,
-        mix=mix,
-        cache=False,
-        shuffle=False,
-        seed=run.config.seed,
-        label_mode=label_mode,
-        drop_remainder=run.on_tpu,
-        epoch=run.epoch_variable,
-    )
+    ds = _pipeline.finish(curriculum.examples(x, y.astype("int32")),
+                          num_samples=len(y), num_classes=len(like.class_names),
+                          batch_size=run.global_batch, augment=augment, mix=mix,
+                          cache=False, shuffle=False, seed=run.config.seed,
+                          label_mode=label_mode, drop_remainder=run.on_tpu,
+                          epoch=run.epoch_variable)
     info = {name: getattr(like, name) for name in _pipeline.INFO}
     info.update(augment=augment, mix=mix)
     return sharded(_pipeline.with_info(ds, **info))
@@ -247,17 +204,14 @@ def by_data(ds):
     files to shard, so each worker keeps its part of every batch."""
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.DATA
-    )
+        tf.data.experimental.AutoShardPolicy.DATA)
     return ds.with_options(options)
 
 
 def skipped_files(*datasets):
     """The unreadable files every given dataset left out, in order."""
     return [
-        f
-        for ds in datasets
-        if ds is not None
+        f for ds in datasets if ds is not None
         for f in getattr(ds, "skipped_files", ())
     ]
 
@@ -274,8 +228,7 @@ def _check_range(labels, num_classes, what):
         raise ValueError(
             f"{what} labels {bad[:10]} are outside [0, num_classes) with "
             f"num_classes={num_classes}. Set num_classes to the number of "
-            "classes, or fix the labels."
-        )
+            "classes, or fix the labels.")
 
 
 class Source:
@@ -300,11 +253,9 @@ class Source:
 
         def permutation(epoch_seed):
             return tf.random.experimental.stateless_shuffle(
-                tf.range(n, dtype="int64"), seed=epoch_seed
-            )
+                tf.range(n, dtype="int64"), seed=epoch_seed)
 
         ds = _pipeline.epoch_seeds(seed, epoch_variable).map(permutation)
         ds = ds.unbatch().apply(tf.data.experimental.assert_cardinality(n))
-        return ds.map(
-            lambda i: tf.nest.map_structure(lambda e: tf.gather(e, i), elements)
-        )
+        return ds.map(lambda i: tf.nest.map_structure(lambda e: tf.gather(e, i),
+                                                      elements))

@@ -1,13 +1,7 @@
-"""Glue shared by the generative recipes (`seq2seq`, `causal_lm`).
-
-The KerasHub task a run trains (`resolve_task`: a Python task is rebuilt
-in the run's scope, the object left untouched), its mode and optimizer
-(`fine_tuning`, `fit`), `gradient_checkpointing` (`rematerialized`), LoRA
-(`enable_adapters`), and the run folder (`finish`, read back by
-`load_finished_task`): `generative.json` with `model.keras`, or, while
-adapters stay unmerged, `lora.weights.h5` (and `base_preset/` for a base
-given as a Python object).
-"""
+"""Glue shared by the generative recipes (`seq2seq`, `causal_lm`): the
+KerasHub task, LoRA, mode and optimizer, gradient checkpointing and the run
+folder (`generative.json` with `model.keras`, or unmerged `lora.weights.h5`
+and, for a Python task, `base_preset/`)."""
 
 import contextlib
 import json
@@ -27,9 +21,6 @@ LORA_FILE = "lora.weights.h5"
 BASE_PRESET_DIR = "base_preset"
 PREDICTIONS_FILE = "predictions.csv"
 SAMPLES_FILE = "samples.json"
-
-
-# === Data ===
 
 
 def read_splits(config, needed, read):
@@ -52,37 +43,26 @@ def batches(run, elements):
     return train, {name: run.batched(s.dataset) for name, s in sources.items()}
 
 
-# === The model ===
-
-
-def resolve_task(run, sequence_length):
-    """The task of the config's `backbone` to train, its variables in the
-    run's strategy and policy; call it inside `run.strategy.scope()`.
-
-    Args:
-        run: the `Run`.
-        sequence_length: the preprocessor's length(s), checked against
-            the model's maximum by `load_task` (for seq2seq a
-            `(source_length, target_length)` pair).
-
-    Returns:
-        `(task, base)`: `base` is the source string for `load_task`, or
-        `None` for a KerasHub task (rebuilt from its config and weights).
-    """
+def resolve_task(run, lengths):
+    """`(task, base)`: the config's `backbone` in the run's policy (call it
+    in `run.strategy.scope()`), its preprocessor at `lengths` (a
+    `(source, target)` pair for seq2seq); `base` is the source string for
+    `load_task`, or `None` for a KerasHub task (rebuilt, left untouched)."""
     import keras_hub
 
-    source, kind = run.config.backbone, run.recipe
+    source = base = run.config.backbone
     if isinstance(source, keras_hub.models.Task):
-        checked = backbones.load_task(source, kind, sequence_length=sequence_length)
-        return _copy(checked), None
-    if not isinstance(source, (str, os.PathLike)):
+        base = None
+    elif isinstance(source, (str, os.PathLike)):
+        source = base = os.fspath(source)
+    else:
         raise TypeError(
             "`backbone` must be a KerasHub preset name, an hf:// handle, a "
             "local folder or (in Python) a KerasHub task. Received: "
             f"backbone={source!r}"
         )
-    source = os.fspath(source)
-    return backbones.load_task(source, kind, sequence_length=sequence_length), source
+    task = backbones.load_task(source, run.recipe, sequence_length=lengths)
+    return (_copy(task) if base is None else task), base
 
 
 def _copy(task, dtype=None):
@@ -109,32 +89,35 @@ def without_preprocessor(task):
         task.preprocessor = preprocessor
 
 
-def enable_adapters(run, task, base):
-    """LoRA of rank `lora_rank` on `task`, when the config asks; unmerged
-    adapters on a Python task (`base` is `None`) need the base saved first."""
+def compile_task(run, task, base, examples, what, **compile_args):
+    """LoRA of rank `lora_rank` when asked (unmerged adapters on a Python
+    task, `base` `None`, need the base saved first), `fine_tuning` over
+    `examples` per epoch, `task.compile`; logs `what` trains. Returns
+    `fine_tuning`'s backbone."""
     rank = run.config.lora_rank
-    if not rank:
-        return
-    if not run.config.merge_lora and base is None:
-        save_base_preset(run, task)
-    total, trainable = backbones.enable_lora(task, rank, verbose=False)
+    if rank:
+        if not run.config.merge_lora and base is None:
+            save_base_preset(run, task)
+        total, trainable = backbones.enable_lora(task, rank, verbose=False)
+        run.log(
+            f"LoRA rank {rank}: {trainable:,} of {total:,} parameters train "
+            f"({100.0 * trainable / max(total, 1):.2f}%)."
+        )
+    steps = run.config.epochs * -(-examples // run.global_batch)
+    optimizer, backbone = fine_tuning(run, task, steps)
+    task.compile(optimizer=optimizer, sampler="greedy", **compile_args)
     run.log(
-        f"LoRA rank {rank}: {trainable:,} of {total:,} parameters train "
-        f"({100.0 * trainable / max(total, 1):.2f}%)."
+        f"Fine-tuning {type(task).__name__} on {what}, {run.replicas} "
+        f"replica(s), precision {run.policy.name}."
     )
-
-
-# === Mode and optimizer ===
+    return backbone
 
 
 def fine_tuning(run, task, total_steps):
-    """`(optimizer, backbone)`: the mode's first stage frozen on `task`
-    (`kerasft.recipes._stages`) and the run's optimizer at its rate.
-
-    Call it inside `run.strategy.scope()`, after any LoRA adapters exist.
-    `backbone` is `kerasft.backbones.from_keras_hub(task)` when the mode,
-    `layer_decay` or `gradient_checkpointing` needs the groups, else `None`.
-    """
+    """`(optimizer, backbone)`: the mode's first stage frozen on `task` and
+    the run's optimizer (in the strategy scope, after LoRA); `backbone` is
+    `from_keras_hub(task)` when the mode, `layer_decay` or
+    `gradient_checkpointing` needs the groups, else `None`."""
     config = run.config
     staged = _stages.is_staged(config)
     decay = config.layer_decay is not None
@@ -147,9 +130,8 @@ def fine_tuning(run, task, total_steps):
 
 
 def fit(run, task, backbone, train, validation, callbacks):
-    """`run.fit` of `task` on token ids (its preprocessor detached), with
-    `gradient_checkpointing` and the mode's `ProgressiveUnfreeze` (over
-    `fine_tuning`'s `backbone`). Returns the history."""
+    """`run.fit` of `task` on token ids (preprocessor detached) with
+    `gradient_checkpointing` and the mode's unfreezing."""
     callbacks = list(callbacks or [])
     if backbone is not None:
         callbacks = _stages.with_unfreeze(run, run.config, backbone, callbacks)
@@ -159,12 +141,9 @@ def fit(run, task, backbone, train, validation, callbacks):
         return run.fit(task, train, validation, callbacks)
 
 
-# === Gradient checkpointing ===
-
-
 def blocks(backbone):
-    """The transformer blocks of `backbone` (a `from_keras_hub` Backbone):
-    the layers of its non-embedding groups named like `..._layer_3`."""
+    """The layers of `backbone`'s non-embedding groups named like
+    `..._layer_3` (its transformer blocks)."""
     import re
 
     names = {
@@ -181,11 +160,9 @@ def rematerialized(backbone, enabled=True):
 
     Not `keras.RematScope`: it cannot reach a task loaded before, and its
     `tf.recompute_grad` takes no keyword arguments in graph mode (KerasHub
-    blocks take masks and caches as keywords). So each block's `call` is
-    replaced, on the instance, by one passing the float tensors
-    positionally and closing over the rest; the dropout seed states are
-    restored before the recomputation, so gradients equal those without
-    checkpointing. Each block's `call` is put back on exit.
+    blocks take masks as keywords). So each block's `call` is replaced, on
+    the instance, by one passing the float tensors positionally; the dropout
+    seed states are restored before recomputing, so gradients are unchanged.
 
     Args:
         backbone: a `kerasft.backbones.Backbone` from `from_keras_hub`.
@@ -213,12 +190,6 @@ def _seed_generators(layer):
     return list({id(g): g for g in found}.values())
 
 
-def _is_float_tensor(value):
-    return keras.ops.is_tensor(value) and "float" in str(
-        keras.backend.standardize_dtype(value.dtype)
-    )
-
-
 def _remat_call(layer):
     call = layer.call
     generators = _seed_generators(layer)
@@ -228,7 +199,11 @@ def _remat_call(layer):
         values = keras.tree.flatten(structure)
         # Float tensors (nested ones too) go in positionally, so gradients
         # flow to them; masks, ids, flags and the seed states are closed over.
-        floating = [_is_float_tensor(v) for v in values]
+        floating = [
+            keras.ops.is_tensor(v)
+            and "float" in keras.backend.standardize_dtype(v.dtype)
+            for v in values
+        ]
         tensors = [v for v, f in zip(values, floating) if f]
         # `* 1` copies (convert_to_tensor hands a tf.Variable back as is).
         states = [g.state.value * 1 for g in generators]
@@ -246,17 +221,10 @@ def _remat_call(layer):
     return rematerialized_call
 
 
-# === Run folder ===
-
-
 def save_base_preset(run, task):
-    """`task.save_to_preset(run.dir/base_preset)` once (a resumed run finds
-    it), through a temporary folder renamed when complete.
-
-    In float32: KerasHub 0.32 cannot load a preset saved under a mixed
-    policy ("Invalid dtype: mixed_bfloat16"), whose variables are float32
-    anyway.
-    """
+    """`task.save_to_preset(run.dir/base_preset)` once, atomically, in
+    float32: KerasHub 0.32 cannot load a preset saved under a mixed policy
+    ("Invalid dtype: mixed_bfloat16"), whose variables are float32 anyway."""
     path = os.path.join(run.dir, BASE_PRESET_DIR)
     if os.path.isdir(path) or not run.chief:
         return
@@ -280,12 +248,10 @@ def merge_adapters(run, task):
         backbones.merge_lora(task)
 
 
-def finish(run, task, base, history, metrics, info, files=None):
-    """`Run.finish` with the generative files: `generative.json` (`kind`,
-    `base`, `lora_rank`, `merged` and `info`), `model.keras` or, for
-    adapters left unmerged, `lora.weights.h5` alone, and `files` (`{file
-    name: text}`) beside the training curves. Returns a `RecipeResult`.
-    """
+def finish(run, task, base, history, metrics, info, files):
+    """`Run.finish` writing `generative.json` (`kind`, `base`, `lora_rank`,
+    `merged`, `info`), `lora.weights.h5` instead of `model.keras` for
+    unmerged adapters, the curves and `files` (`{name: text}`)."""
     from kerasft.recipes._classification import write_curves
 
     config = run.config
@@ -300,22 +266,18 @@ def finish(run, task, base, history, metrics, info, files=None):
 
     def write_files(directory):
         write_curves(history, directory)
-        for name, text in (files or {}).items():
+        for name, text in files.items():
             _io.write_text(os.path.join(directory, name), text)
 
-    unmerged = info["lora_rank"] and not info["merged"]
-    return run.finish(task, history, metrics, plot=write_files,
-                      extra_json={GENERATIVE_FILE: info},
-                      save=save_adapters if unmerged else None)
+    extra = {GENERATIVE_FILE: info}
+    save = None if info["merged"] or not info["lora_rank"] else save_adapters
+    return run.finish(task, history, metrics, write_files, extra, save=save)
 
 
 def load_finished_task(directory, compile=True):
-    """The trained task of a finished generative run folder.
-
-    `model.keras` when the run wrote one; otherwise the base
-    (`generative.json`'s `base`, or `base_preset/`) through `load_task`
-    with the adapters of `lora.weights.h5` loaded onto it. The
-    preprocessor's sequence lengths are the run's.
+    """The trained task of a finished generative run folder: `model.keras`,
+    or the base (`base`, or `base_preset/`) with `lora.weights.h5` loaded
+    onto it; the preprocessor's sequence lengths are the run's.
 
     Args:
         directory: the run folder.
@@ -331,8 +293,6 @@ def load_finished_task(directory, compile=True):
         )
     with open(path) as f:
         info = json.load(f)
-    import kerasft.optimizers  # noqa: F401 (registers the saved optimizer)
-
     model_path = os.path.join(directory, _io.MODEL_FILE)
     if os.path.isfile(model_path):
         with warnings.catch_warnings():
@@ -347,7 +307,6 @@ def load_finished_task(directory, compile=True):
         base = info.get("base") or os.path.join(directory, BASE_PRESET_DIR)
         task = backbones.load_task(base, info["kind"])
         backbones.load_lora(task, os.path.join(directory, LORA_FILE))
-    # The preprocessor's lengths are the run's.
     preprocessor = task.preprocessor
     if info.get("kind") == "seq2seq":
         preprocessor.encoder_sequence_length = info["source_length"]

@@ -9,8 +9,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasft.recipes._classification import predict
-
 # In-memory feature caches above this size go to disk (`feature_cache="auto"`).
 MEMORY_FEATURES_BYTES = 2 << 30
 
@@ -18,81 +16,72 @@ MEMORY_FEATURES_BYTES = 2 << 30
 def open_run(config, overwrite, train):
     """`(run, image_size)`: the image recipe's `Run`, after the checks every
     one makes first (a known backbone, `train` given: `train` says what it
-    must be). `image_size` is `None` when the run is already complete."""
+    must be). `image_size` is `None` when the run is already complete; a
+    `Backbone` fixes its own side."""
     from kerasft.recipes._runner import Run
 
     run = Run(config, overwrite)
     if run.state == "complete":
         return run, None
-    image_size = check_backbone(config.backbone, config.image_size)
+    backbone, image_size = config.backbone, config.image_size
+    if hasattr(backbone, "groups") and hasattr(backbone, "model"):
+        side = backbone.model.input_shape[1]
+        image_size = image_size if side is None else int(side)
+    elif not isinstance(backbone, str):
+        raise TypeError(
+            "`backbone` must be a registry name, a .keras file or a kerasft "
+            f"Backbone. Received: backbone={backbone!r}"
+        )
+    elif backbone.endswith(".keras"):
+        if not os.path.exists(backbone):
+            raise ValueError(f"Backbone file {backbone!r} does not exist.")
+    else:
+        from kerasft import backbones
+        from kerasft.backbones import applications
+
+        known = list(backbones.list_backbones())
+        if backbone not in known:
+            raise ValueError(
+                f"Unknown backbone {backbone!r}."
+                f"{applications.did_you_mean(backbone, known)} Known "
+                f"backbones: {known}"
+            )
+        minimum = applications.spec(backbone).min_size
+        if image_size < minimum:
+            raise ValueError(
+                f"`image_size`={image_size} is too small for backbone "
+                f"{backbone!r}: it needs at least {minimum}x{minimum} pixels."
+            )
     if config.train is None:
         raise ValueError(f"`train` is required: {train}")
     return run, image_size
 
 
-def check_backbone(backbone, image_size):
-    """The image side to use (a `Backbone` fixes its own); fails fast on an
-    unknown backbone name or a too small image size."""
-    if hasattr(backbone, "groups") and hasattr(backbone, "model"):
-        side = backbone.model.input_shape[1]
-        return image_size if side is None else int(side)
-    if not isinstance(backbone, str):
-        raise TypeError(
-            "`backbone` must be a registry name, a .keras file or a kerasft "
-            f"Backbone. Received: backbone={backbone!r}"
-        )
-    if backbone.endswith(".keras"):
-        if not os.path.exists(backbone):
-            raise ValueError(f"Backbone file {backbone!r} does not exist.")
-        return image_size
-    from kerasft import backbones
-    from kerasft.backbones import applications
-
-    known = list(backbones.list_backbones())
-    if backbone not in known:
-        raise ValueError(
-            f"Unknown backbone {backbone!r}."
-            f"{applications.did_you_mean(backbone, known)} Known backbones: {known}"
-        )
-    minimum = applications.spec(backbone).min_size
-    if image_size < minimum:
-        raise ValueError(
-            f"`image_size`={image_size} is too small for backbone "
-            f"{backbone!r}: it needs at least {minimum}x{minimum} pixels."
-        )
-    return image_size
-
-
 def resolve_backbone(config, strategy, image_size):
-    """The `Backbone`, with its variables in `strategy`'s scope."""
+    """The `Backbone`, with its variables in `strategy`'s scope: one built
+    outside a non-default strategy's scope is copied (same layer names,
+    hence groups, and weights)."""
     from kerasft import backbones
 
     spec = config.backbone
-    if not isinstance(spec, str):
-        return in_scope(spec, strategy)
-    if spec.endswith(".keras"):
+    if isinstance(spec, str) and spec.endswith(".keras"):
         return backbones.from_model(keras.models.load_model(spec))
-    weights = config.weights
-    if isinstance(weights, str) and weights.lower() == "none":
-        weights = None
-    return backbones.get(
-        spec, weights=weights, input_shape=(image_size, image_size, 3)
-    )
-
-
-def in_scope(backbone, strategy):
-    """`backbone` itself, or (built outside a non-default strategy's scope)
-    a copy whose variables live in `strategy`, with the same layer names
-    (hence groups) and weights."""
-    weights = backbone.model.weights
+    if isinstance(spec, str):
+        weights = config.weights
+        if isinstance(weights, str) and weights.lower() == "none":
+            weights = None
+        return backbones.get(
+            spec, weights=weights, input_shape=(image_size, image_size, 3)
+        )
+    weights = spec.model.weights
     if not weights or not tf.distribute.has_strategy():
-        return backbone
+        return spec
     variable = getattr(weights[0], "value", weights[0])
     if strategy.extended.variable_created_in_scope(variable):
-        return backbone
-    clone = copy.copy(backbone)
-    clone.model = keras.models.clone_model(backbone.model)
-    clone.model.set_weights(backbone.model.get_weights())
+        return spec
+    clone = copy.copy(spec)
+    clone.model = keras.models.clone_model(spec.model)
+    clone.model.set_weights(spec.model.get_weights())
     return clone
 
 
@@ -156,52 +145,33 @@ def fit_and_predict(run, config, model, train, splits, callbacks,
     outputs (`feature_cache`; logged as `what`), compiled with
     `compile_kwargs`; a model that cannot be split trains end to end.
     """
+    from kerasft.evaluation import collect_predictions
+
+    parts = None
     if features is not None:
-        trained = _fit_on_features(run, config, model, features, train, splits,
-                                   callbacks, class_weight, what, **compile_kwargs)
-        if trained is not None:
-            return trained
+        with run.strategy.scope():  # the models fit/predict under the strategy
+            parts = split_at_features(model, features)
+        if parts is None:
+            run.log("Features are not cached: the head does not read the "
+                    "backbone's output alone.")
+    if parts is not None:
+        model, train, splits = _on_cached_features(
+            run, config, model, parts, train, splits, what, **compile_kwargs
+        )
     history = run.fit(model, train, splits.get("val_"), callbacks,
                       class_weight=class_weight)
-    return history, {p: predict(model, ds) for p, ds in splits.items()}
+    return history, {
+        p: None if ds is None else collect_predictions(model, ds)
+        for p, ds in splits.items()
+    }
 
 
-def split_at_features(model, features):
-    """`(features_model, head_model)` sharing `model`'s layers, or `None`:
-    split at the output of `features` (the frozen `Backbone` or a layer
-    name); training `head_model` trains `model`'s head."""
-    if isinstance(features, str):
-        tensor = model.get_layer(features).output
-    else:
-        layers = model.layers
-        after = layers[layers.index(model.get_layer(features.name)) + 1:]
-        if not after:
-            return None
-        tensor = after[0].input
-        if isinstance(tensor, (list, tuple)) or tuple(tensor.shape[1:]) != tuple(
-            features.model.output_shape[1:]
-        ):
-            return None
-    try:
-        head_model = keras.Model(tensor, model.output, name="head_on_features")
-    except ValueError:
-        return None  # the head reads more than the backbone features
-    return keras.Model(model.inputs, tensor, name="features"), head_model
-
-
-def _fit_on_features(run, config, model, features, train, splits, callbacks,
-                     class_weight, what, loss=None, metrics=None,
-                     loss_weights=None):
-    """`fit_and_predict` on cached features, or `None` when the model
-    cannot be split at `features`."""
+def _on_cached_features(run, config, model, parts, train, splits, what,
+                        loss=None, **compile_kwargs):
+    """`(head_model, train, splits)`: the head compiled like `model`, and
+    the datasets of the frozen part's cached outputs."""
     from kerasft.data import cache_features
 
-    with run.strategy.scope():  # the models fit/predict under the strategy
-        parts = split_at_features(model, features)
-    if parts is None:
-        run.log("Features are not cached: the head does not read the "
-                "backbone's output alone.")
-        return None
     features_model, head_model = parts
     where = _feature_cache_place(config, train, features_model)
     run.log(f"Caching {what} ({where}); the backbone runs once per split.")
@@ -209,7 +179,7 @@ def _fit_on_features(run, config, model, features, train, splits, callbacks,
     if where == "disk":
         import shutil
 
-        shutil.rmtree(cache_dir, ignore_errors=True)  # a killed run's partial files
+        shutil.rmtree(cache_dir, ignore_errors=True)  # a killed run's files
         os.makedirs(cache_dir)
 
     # One trace of the frozen part serves every split.
@@ -228,21 +198,40 @@ def _fit_on_features(run, config, model, features, train, splits, callbacks,
             seed=config.seed, epoch=run.epoch_variable,
         ).dataset
 
-    train_features = cached(train, "train", True)
-    split_features = {p: cached(ds, p, False) for p, ds in splits.items()}
+    train = cached(train, "train", True)
+    splits = {p: cached(ds, p, False) for p, ds in splits.items()}
     with run.strategy.scope():
         head_model.compile(optimizer=model.optimizer, loss=loss or model.loss,
-                           metrics=metrics, loss_weights=loss_weights)
-    history = run.fit(
-        head_model, train_features, split_features.get("val_"), callbacks,
-        class_weight=class_weight,
-    )
-    return history, {p: predict(head_model, ds) for p, ds in split_features.items()}
+                           **compile_kwargs)
+    return head_model, train, splits
+
+
+def split_at_features(model, features):
+    """`(features_model, head_model)` sharing `model`'s layers, or `None`:
+    split at the output of `features` (the frozen `Backbone` or a layer
+    name); training `head_model` trains `model`'s head."""
+    if isinstance(features, str):
+        tensor = model.get_layer(features).output
+    else:
+        layers = model.layers
+        after = layers[layers.index(model.get_layer(features.name)) + 1:]
+        if not after:
+            return None
+        tensor = after[0].input
+        want = tuple(features.model.output_shape[1:])
+        if isinstance(tensor, (list, tuple)) or tuple(tensor.shape[1:]) != want:
+            return None
+    try:
+        head_model = keras.Model(tensor, model.output, name="head_on_features")
+    except ValueError:
+        return None  # the head reads more than the backbone features
+    return keras.Model(model.inputs, tensor, name="features"), head_model
 
 
 def _feature_cache_place(config, train, features_model):
-    place = getattr(config, "feature_cache", "auto")  # detection has no option
+    place = getattr(config, "feature_cache", "auto")  # detection: no option
     if place in ("memory", "disk"):
         return place
     per_sample = int(np.prod(features_model.output_shape[1:])) * 4
-    return "memory" if per_sample * train.num_samples <= MEMORY_FEATURES_BYTES else "disk"
+    fits = per_sample * train.num_samples <= MEMORY_FEATURES_BYTES
+    return "memory" if fits else "disk"

@@ -53,8 +53,7 @@ def latest_checkpoint(backup_dir, epochs=None):
             for bad, why in refused:
                 _io.notify(
                     f"refusing checkpoint {bad!r}: {why}; resuming from "
-                    f"{os.path.basename(path)} (after epoch {epoch}) instead."
-                )
+                    f"{os.path.basename(path)} (after epoch {epoch}) instead.")
             return epoch, path
         refused.append((path, problem))
     if refused:
@@ -62,8 +61,7 @@ def latest_checkpoint(backup_dir, epochs=None):
         raise ValueError(
             f"Cannot resume from checkpoint {bad!r}: {why}, and the backup "
             f"holds no good one. Pass {_io.argument('overwrite', True)} to "
-            "discard this run's outputs and train again."
-        )
+            "discard this run's outputs and train again.")
     return 0, None
 
 
@@ -76,8 +74,7 @@ def checkpoint_problem(epoch, path, epochs=None):
     if not os.path.exists(sums_path):
         _io.notify(
             f"checkpoint {path!r} has no recorded checksum (written by an "
-            "older kerasft): resuming from it unverified."
-        )
+            "older kerasft): resuming from it unverified.")
         return None
     try:
         with open(sums_path) as f:
@@ -86,20 +83,13 @@ def checkpoint_problem(epoch, path, epochs=None):
     except (OSError, ValueError, KeyError, TypeError):
         return f"its checksum file {sums_path!r} cannot be read"
     if _sha256(path) != expected:
-        return (
-            "it does not match the checksum recorded when it was written "
-            "(the file was changed or is corrupt)"
-        )
+        return ("it does not match the checksum recorded when it was written "
+                "(the file was changed or is corrupt)")
     rng_path = _companion(path, ".rng.npz")
-    if (
-        sums.get("rng")
-        and os.path.exists(rng_path)
-        and _sha256(rng_path) != sums["rng"]
-    ):
-        return (
-            f"its RNG state {rng_path!r} does not match the checksum "
-            "recorded when it was written"
-        )
+    if (sums.get("rng") and os.path.exists(rng_path) and
+            _sha256(rng_path) != sums["rng"]):
+        return (f"its RNG state {rng_path!r} does not match the checksum "
+                "recorded when it was written")
     return None
 
 
@@ -112,13 +102,12 @@ def _sha256(path):
 
 
 def _companion(weights_path, suffix):
-    return weights_path[: -len(".weights.h5")] + suffix
+    return weights_path[:-len(".weights.h5")] + suffix
 
 
 def _seed_states(model):
     return [
-        generator.state
-        for layer in _keras_compat.all_layers(model)
+        generator.state for layer in _keras_compat.all_layers(model)
         for generator in _keras_compat.seed_generators(layer)
     ]
 
@@ -142,9 +131,8 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
         self.history = {}
 
     def on_train_begin(self, logs=None):
-        epoch, path = latest_checkpoint(
-            self.backup_dir, self.params.get("epochs")
-        )
+        epoch, path = latest_checkpoint(self.backup_dir,
+                                        self.params.get("epochs"))
         self.history = {}
         if path is None:
             return
@@ -178,8 +166,7 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
             _io.notify(
                 f"{rng_path!r} is missing: resuming without the random "
                 "(dropout) state, so this resume is not exact (the result "
-                "will differ from an uninterrupted run's)."
-            )
+                "will differ from an uninterrupted run's).")
         _keras_compat.set_initial_epoch(self.model, epoch)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -189,15 +176,13 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
             values.extend([None] * (epoch - len(values)))
             values.append(float(value))
         # Before the checkpoint, so the history never lags it.
-        _io.write_json(
-            os.path.join(self.backup_dir, HISTORY_BACKUP), self.history
-        )
+        _io.write_json(os.path.join(self.backup_dir, HISTORY_BACKUP),
+                       self.history)
         super().on_epoch_end(epoch, logs)
 
     def _save_model(self):
-        path = os.path.join(
-            self.backup_dir, f"ckpt-{self._current_epoch:05d}.weights.h5"
-        )
+        path = os.path.join(self.backup_dir,
+                            f"ckpt-{self._current_epoch:05d}.weights.h5")
         _io.ensure_free_space(path, self._checkpoint_bytes())
         # Random-layer (dropout) states are not in weights files; written
         # first, so a complete weights file always has its states beside it.
@@ -206,21 +191,19 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
         with _io.atomic_path(rng_path) as tmp:
             states = _seed_states(self.model)
             np.savez(
-                tmp,
-                **{
+                tmp, **{
                     str(i): keras.ops.convert_to_numpy(s)
                     for i, s in enumerate(states)
-                },
-            )
+                })
         try:
             with _io.atomic_path(path) as tmp:
                 self.model.save_weights(tmp)
                 # Recorded before the weights file takes its name, so every
                 # checkpoint has its checksums beside it.
-                _io.write_json(
-                    sums_path,
-                    {"weights": _sha256(tmp), "rng": _sha256(rng_path)},
-                )
+                _io.write_json(sums_path, {
+                    "weights": _sha256(tmp),
+                    "rng": _sha256(rng_path)
+                })
         except BaseException:
             # No weights file: its companions would be strays.
             for companion in (rng_path, sums_path):
@@ -243,5 +226,4 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
         # Keras registers ml_dtypes, so numpy knows bfloat16 and float8 too.
         return sum(
             int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
-            for v in variables
-        )
+            for v in variables)

@@ -35,19 +35,20 @@ def run_retinanet(run, config, image_size, callbacks=None):
             "which kind='retinanet' needs."
         )
     annotations = read_splits(run, config)
-    train_ann = annotations["train"]
-    names = train_ann.class_names
-    split_ann = {"val_": annotations["validation"], "test_": annotations["test"]}
+    names = annotations["train"].class_names
     classes = num_classes(config, names)
     max_boxes = config.max_boxes or max(
-        [1, train_ann.max_boxes] + [a.max_boxes for a in split_ann.values() if a]
+        1, *(a.max_boxes for a in annotations.values() if a)
     )
     common = dict(image_size=image_size, batch_size=run.global_batch,
                   max_boxes=max_boxes, seed=config.seed, epoch=run.epoch_variable,
                   drop_remainder=run.on_tpu)
-    train = data.box_dataset(train_ann, augment=config.augment, shuffle=True, **common)
+    train = data.box_dataset(
+        annotations["train"], augment=config.augment, shuffle=True, **common
+    )
     splits = {p: data.box_dataset(a, shuffle=False, **common) if a else None
-              for p, a in split_ann.items()}
+              for p, a in zip(("val_", "test_"), (annotations["validation"],
+                                                  annotations["test"]))}
     skipped = log_skipped(run, train, *splits.values())
 
     with run.strategy.scope():
@@ -60,8 +61,10 @@ def run_retinanet(run, config, image_size, callbacks=None):
             head_filters=config.head_filters,
             head_conv_layers=config.head_conv_layers,
         )
-        model = build_and_compile(run, config, pyramid, head,
-                                  total_steps=train.steps_per_epoch * config.epochs)
+        steps = train.steps_per_epoch * config.epochs
+        model = build_and_compile(
+            run, config, pyramid, head, total_steps=steps
+        )
     log_training(
         run, f"RetinaNet on {backbone.name} ({config.mode}), {classes} classes"
     )
@@ -76,18 +79,20 @@ def run_retinanet(run, config, image_size, callbacks=None):
         if ds is None:
             continue
         losses = model.evaluate(targets(ds), verbose=0, return_dict=True)
-        metrics.update(prefixed(losses, prefix))
         truth, found = _detect(model, head, ds, image_size)
         original = _original(found, ds, image_size)
-        metrics.update(prefixed(evaluation.coco_metrics(
-            original, _original(truth, ds, image_size), class_names=names,
-        ), prefix))
+        coco = evaluation.coco_metrics(
+            original, _original(truth, ds, image_size), class_names=names
+        )
+        metrics.update(prefixed({**losses, **coco}, prefix))
+        what = "validation" if prefix == "val_" else "test"
         files = files or {  # the validation (else test) predictions and grid
             PREDICTIONS_FILE: functools.partial(
-                _write_predictions, ds=ds, found=original, class_names=names),
+                _write_predictions, ds, original, names
+            ),
             GRID_FILE: functools.partial(
-                _plot_grid, ds=ds, truth=truth, found=found, class_names=names,
-                what="validation" if prefix == "val_" else "test"),
+                _plot_grid, ds, truth, found, names, what
+            ),
         }
     return run.finish(
         model, history, metrics, plot=plots(history, files),
@@ -118,12 +123,13 @@ def _original(entries, ds, image_size):
     ranges and for `predictions.csv`)."""
     out = []
     for entry, (height, width) in zip(entries, ds.image_sizes):
-        scale = np.asarray([width, height, width, height], "float64") / image_size
-        out.append({**entry, "boxes": np.asarray(entry["boxes"], "float64") * scale})
+        scale = np.asarray([width, height] * 2, "float64") / image_size
+        boxes = np.asarray(entry["boxes"], "float64") * scale
+        out.append({**entry, "boxes": boxes})
     return out
 
 
-def _write_predictions(path, ds, found, class_names):
+def _write_predictions(ds, found, class_names, path):
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["filename", "xmin", "ymin", "xmax", "ymax", "label", "score"])
@@ -132,11 +138,10 @@ def _write_predictions(path, ds, found, class_names):
                 if label < 0:
                     continue
                 writer.writerow([file, *(f"{v:.2f}" for v in box),
-                                 class_names[int(label)] if label < len(class_names)
-                                 else int(label), f"{float(score):.4f}"])
+                                 _name(class_names, label), f"{score:.4f}"])
 
 
-def _plot_grid(path, ds, truth, found, class_names, what, count=16):
+def _plot_grid(ds, truth, found, class_names, what, path, count=16):
     """Up to `count` images: true boxes cyan, predictions (score >=
     `_SCORE_SHOWN`) red with label and score."""
     from matplotlib.figure import Figure
@@ -157,9 +162,8 @@ def _plot_grid(path, ds, truth, found, class_names, what, count=16):
         for box, label, score in zip(found[i]["boxes"], found[i]["labels"], found[i]["scores"]):
             if label >= 0 and score >= _SCORE_SHOWN:
                 axes.add_patch(_rectangle(Rectangle, box, "red"))
-                name = class_names[int(label)] if label < len(class_names) else label
-                axes.text(box[0], box[1], f"{name} {score:.2f}", color="red",
-                          fontsize=7, va="bottom")
+                text = f"{_name(class_names, label)} {score:.2f}"
+                axes.text(*box[:2], text, color="red", fontsize=7, va="bottom")
     figure.suptitle(f"{what}: true boxes cyan, predicted red")
     figure.savefig(path, format="png", dpi=80)
 
@@ -168,3 +172,8 @@ def _rectangle(rectangle, box, colour):
     x0, y0, x1, y1 = (float(v) for v in box)
     return rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour,
                      linewidth=1.5)
+
+
+def _name(class_names, label):
+    """The class name of `label` (its id beyond the training classes)."""
+    return class_names[int(label)] if label < len(class_names) else int(label)

@@ -40,10 +40,8 @@ class RecipeResult:
     skipped_files: list = dataclasses.field(default_factory=list)
 
     def __repr__(self):
-        return (
-            f"RecipeResult(output_dir={self.output_dir!r}, "
-            f"metrics={self.metrics})"
-        )
+        return (f"RecipeResult(output_dir={self.output_dir!r}, "
+                f"metrics={self.metrics})")
 
 
 class Run:
@@ -67,20 +65,18 @@ class Run:
         self.strategy = distribute.strategy(config.strategy)
         self.chief = distribute.is_chief()
         task_type, task_id = distribute.task_info()
-        self.dir = _io.worker_dir(
-            config.output_dir, self.chief, task_type, task_id
-        )
+        self.dir = _io.worker_dir(config.output_dir, self.chief, task_type,
+                                  task_id)
         # The recipe, the options and a fingerprint of the data (see
         # kerasft._io); `kerasft.load` reads the recipe back.
         self.recipe = registry.task_of_config(config)
         self.identity = {
             "recipe": self.recipe,
             "kerasft_version": __version__,
-            **config.identity(),
+            **config.identity()
         }
-        self.state = _io.prepare_run_folder(
-            self.dir, self.identity, overwrite, log=self.notice
-        )
+        self.state = _io.prepare_run_folder(self.dir, self.identity, overwrite,
+                                            log=self.notice)
         from kerasft.recipes.configs import ignored_values
 
         for name, reason in ignored_values(config).items():
@@ -88,8 +84,7 @@ class Run:
             self.notice(f"note: {argument} is ignored: {reason}.")
         self.replicas = self.strategy.num_replicas_in_sync
         self.global_batch = distribute.global_batch_size(
-            config.batch_size, self.strategy
-        )
+            config.batch_size, self.strategy)
         self.on_tpu = distribute.is_tpu(self.strategy)
         keras.utils.set_random_seed(config.seed)
         if self.state == "complete":
@@ -107,9 +102,8 @@ class Run:
         return os.path.join(self.dir, _io.BACKUP_DIR)
 
     def scaled_rate(self, learning_rate):
-        return distribute.scale_learning_rate(
-            learning_rate, self.strategy, self.config.lr_scaling
-        )
+        return distribute.scale_learning_rate(learning_rate, self.strategy,
+                                              self.config.lr_scaling)
 
     def notice(self, message):
         """A one-line notice about the run folder, shown even when quiet."""
@@ -120,13 +114,8 @@ class Run:
         if self.config.verbose and self.chief:
             print(message, flush=True)
 
-    def optimizer(
-        self,
-        groups=None,
-        total_steps=None,
-        learning_rate=None,
-        stage_rates=None,
-    ):
+    def optimizer(self, groups=None, total_steps=None, learning_rate=None,
+                  stage_rates=None):
         """The config's optimizer (`kerasft.optimizers.make_optimizer`).
 
         Args:
@@ -142,26 +131,23 @@ class Run:
         from kerasft.optimizers import make_optimizer
 
         config = self.config
-        if total_steps is None and (
-            config.lr_schedule != "constant"
-            or config.warmup_ratio
-            or stage_rates is not None
-        ):
+        if total_steps is None and (config.lr_schedule != "constant" or
+                                    config.warmup_ratio or
+                                    stage_rates is not None):
             raise ValueError(
                 f"`lr_schedule={config.lr_schedule!r}` with "
                 f"`warmup_ratio={config.warmup_ratio}` needs the number of "
                 "training steps, which this run cannot tell from its training "
                 "data (its size is unknown). Use `lr_schedule='constant'` and "
-                "`warmup_ratio=0`, or training data of known size."
-            )
+                "`warmup_ratio=0`, or training data of known size.")
         accumulation = config.accumulation_steps
-        updates = (
-            None if total_steps is None else max(1, total_steps // accumulation)
-        )
+        updates = None
+        if total_steps is not None:
+            updates = max(1, total_steps // accumulation)
         if stage_rates is None:
-            rate = self.scaled_rate(
-                config.learning_rate if learning_rate is None else learning_rate
-            )
+            if learning_rate is None:
+                learning_rate = config.learning_rate
+            rate = self.scaled_rate(learning_rate)
         else:
             rate = {}
             for epoch in sorted(stage_rates):
@@ -169,17 +155,13 @@ class Run:
                 # Stages at or past the end of the run never start.
                 if epoch == 0 or (epoch < config.epochs and step < updates):
                     rate[step] = self.scaled_rate(stage_rates[epoch])
-        return make_optimizer(
-            rate,
-            weight_decay=config.weight_decay,
-            no_weight_decay=config.no_weight_decay_rules(),
-            lr_schedule=config.lr_schedule,
-            warmup_ratio=config.warmup_ratio,
-            total_steps=updates,
-            layer_decay=config.layer_decay,
-            groups=groups,
-            accumulation_steps=accumulation,
-        )
+        return make_optimizer(rate, weight_decay=config.weight_decay,
+                              no_weight_decay=config.no_weight_decay_rules(),
+                              lr_schedule=config.lr_schedule,
+                              warmup_ratio=config.warmup_ratio,
+                              total_steps=updates,
+                              layer_decay=config.layer_decay, groups=groups,
+                              accumulation_steps=accumulation)
 
     # === Data ===
 
@@ -193,22 +175,13 @@ class Run:
         from kerasft.recipes._data import by_data
 
         return by_data(
-            dataset.batch(
-                self.global_batch, drop_remainder=self.on_tpu
-            ).prefetch(tf.data.AUTOTUNE)
-        )
+            dataset.batch(self.global_batch, drop_remainder=self.on_tpu)
+            .prefetch(tf.data.AUTOTUNE))
 
     # === Training ===
 
-    def fit(
-        self,
-        model,
-        train,
-        validation=None,
-        callbacks=(),
-        epochs=None,
-        class_weight=None,
-    ):
+    def fit(self, model, train, validation=None, callbacks=(), epochs=None,
+            class_weight=None):
         """`model.fit` with resume, history log, TensorBoard, early stop.
 
         Returns the history of every epoch of the run (restarts included).
@@ -219,47 +192,34 @@ class Run:
         # The pipelines seed their shuffle with it: the order of epoch `e`
         # is the same whether or not the run restarted.
         epoch_seed = keras.callbacks.LambdaCallback(
-            on_epoch_begin=lambda epoch, logs: self.epoch_variable.assign(epoch)
-        )
+            on_epoch_begin=lambda epoch, _: self.epoch_variable.assign(epoch))
         all_callbacks = [epoch_seed, *callbacks]
         if config.early_stopping and validation is not None:
             all_callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss",
-                    patience=config.early_stopping,
-                    restore_best_weights=True,
-                )
-            )
+                keras.callbacks.EarlyStopping(monitor="val_loss",
+                                              patience=config.early_stopping,
+                                              restore_best_weights=True))
         all_callbacks += [
             backup,
-            keras.callbacks.TensorBoard(
-                os.path.join(self.dir, _io.LOGS_DIR), write_graph=False
-            ),
+            keras.callbacks.TensorBoard(os.path.join(self.dir, _io.LOGS_DIR),
+                                        write_graph=False)
         ]
         with self._fit_scope(model, train):
             # shuffle=False: the pipelines shuffle, seeded by the epoch.
-            model.fit(
-                train,
-                validation_data=validation,
-                epochs=epochs or config.epochs,
-                callbacks=all_callbacks,
-                verbose=fit_verbosity(config.verbose),
-                shuffle=False,
-                class_weight=class_weight,
-            )
+            model.fit(train, validation_data=validation,
+                      epochs=epochs or config.epochs, callbacks=all_callbacks,
+                      verbose=fit_verbosity(config.verbose), shuffle=False,
+                      class_weight=class_weight)
         return backup.history
 
     @contextlib.contextmanager
     def _fit_scope(self, model, train):
         """Enters `_multiworker_scope` for `model` under multi-worker runs;
         it stays open until `close` (in `finish`, or when `fit` fails)."""
-        if (
-            isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
-            and id(model) not in self._scoped_models
-        ):
+        if (isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+                and id(model) not in self._scoped_models):
             self._keras_scopes.enter_context(
-                _multiworker_scope(model, train, self.strategy)
-            )
+                _multiworker_scope(model, train, self.strategy))
             self._scoped_models.add(id(model))
         try:
             yield
@@ -274,16 +234,8 @@ class Run:
 
     # === Outputs ===
 
-    def finish(
-        self,
-        model,
-        history,
-        metrics,
-        plot=None,
-        extra_json=None,
-        skipped_files=None,
-        save=None,
-    ):
+    def finish(self, model, history, metrics, plot=None, extra_json=None,
+               skipped_files=None, save=None):
         """Writes the final files atomically, `metrics.json` last.
 
         Args:
@@ -312,9 +264,8 @@ class Run:
         if plot is not None:
             plot(self.dir)
         metrics = {**metrics, **self._export(model, extra_json)}
-        metrics = with_training_metrics(
-            metrics, history, self.log, self.config.field_names()
-        )
+        metrics = with_training_metrics(metrics, history, self.log,
+                                        self.config.field_names())
         _io.write_json(os.path.join(self.dir, _io.METRICS_FILE), metrics)
         if os.path.isdir(self.backup_dir):
             shutil.rmtree(self.backup_dir)
@@ -326,9 +277,8 @@ class Run:
     def _result(self, model, history, metrics):
         skipped = list(metrics.get("skipped_files", []))
         config = self.config
-        return RecipeResult(
-            model, history, metrics, config.output_dir, config, skipped
-        )
+        return RecipeResult(model, history, metrics, config.output_dir, config,
+                            skipped)
 
     def _export(self, model, extra_json):
         """The config's `export` formats next to `model.keras` (chief only);
@@ -357,8 +307,7 @@ class Run:
         self.notice(
             f"{self.dir!r} holds this run (same options and data), "
             f"completed; loading it. Pass {_io.argument('overwrite', True)} "
-            "to train again."
-        )
+            "to train again.")
         loaded = loading.load(self.dir, recipe=self.recipe, compile=True)
         history = _io.read_history_csv(os.path.join(self.dir, _io.HISTORY_FILE))
         _io.unlock_run_folder(self.dir)
@@ -389,8 +338,7 @@ def with_training_metrics(metrics, history, log=print, fields=()):
         ways.append(_io.argument("validation_split"))
     out["warning"] = (
         "No data was held out: these are the final training metrics, not an "
-        f"estimate on unseen data. Pass {' or '.join(ways)} to hold some out."
-    )
+        f"estimate on unseen data. Pass {' or '.join(ways)} to hold some out.")
     log(f"Warning: {out['warning']}")
     return out
 
@@ -409,18 +357,16 @@ def _multiworker_scope(model, dataset, strategy):
     batch = next(iter(dataset.take(1)))
     with strategy.scope():
         _keras_compat.symbolic_build(model, batch)
-    with (
-        _keras_compat.fit_without_symbolic_build(model),
-        _keras_compat.replaced_reduce_per_replica(_scalar_logs_reducer),
-    ):
+    with (_keras_compat.fit_without_symbolic_build(model),
+          _keras_compat.replaced_reduce_per_replica(_scalar_logs_reducer)):
         yield
 
 
 def _scalar_logs_reducer(original):
+
     def reduce_per_replica(values, strategy, reduction):
         if reduction in ("auto", "mean") and isinstance(
-            strategy, tf.distribute.MultiWorkerMirroredStrategy
-        ):
+                strategy, tf.distribute.MultiWorkerMirroredStrategy):
 
             def reduce(v):
                 local = strategy.experimental_local_results(v)[0]
@@ -461,9 +407,10 @@ def head_scores(head, y_true, y_pred):
         scores[output] = float(keras.ops.convert_to_numpy(value))
     out = {"loss": sum(scores.values())}
     if None not in scores:
-        out.update(
-            {f"{output}_loss": value for output, value in scores.items()}
-        )
+        out.update({
+            f"{output}_loss": value
+            for output, value in scores.items()
+        })
     for output, group in metrics.items():
         for metric in group:
             metric.update_state(y_true[output], y_pred[output])

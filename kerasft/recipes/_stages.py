@@ -31,16 +31,14 @@ def stages(config, num_groups):
 def is_staged(config):
     """Whether the mode opens backbone groups during the run."""
     return config.mode != "feature_extraction" and not (
-        config.mode == "full" and config.head_epochs == 0
-    )
+        config.mode == "full" and config.head_epochs == 0)
 
 
 def schedules_stages(config):
     """Whether each stage runs `lr_schedule`/`warmup_ratio` over its own
     steps (a staged mode with a schedule other than a constant rate)."""
-    return is_staged(config) and (
-        config.lr_schedule != "constant" or bool(config.warmup_ratio)
-    )
+    return is_staged(config) and (config.lr_schedule != "constant" or
+                                  bool(config.warmup_ratio))
 
 
 def freeze_first_stage(model, backbone, config):
@@ -48,11 +46,8 @@ def freeze_first_stage(model, backbone, config):
     BatchNorm stays in inference mode unless `train_batchnorm`)."""
     from kerasft.freezing import freeze
 
-    strategy = (
-        "full_freeze"
-        if config.mode == "feature_extraction"
-        else "progressive" if is_staged(config) else "full"
-    )
+    strategy = ("full_freeze" if config.mode == "feature_extraction" else
+                "progressive" if is_staged(config) else "full")
     train_bn = getattr(config, "train_batchnorm", False)  # not on text
     freeze(model, backbone, strategy, train_batchnorm=train_bn)
 
@@ -72,11 +67,8 @@ def optimizer(run, config, groups, total_steps=None):
         _, rates = stages(config, 1)  # the rates do not depend on the groups
         return run.optimizer(groups, total_steps, stage_rates=rates)
     # The first step's rate: the backbone's when everything trains at once.
-    first = (
-        config.backbone_learning_rate()
-        if config.mode == "full" and config.head_epochs == 0
-        else config.learning_rate
-    )
+    first = (config.backbone_learning_rate() if config.mode == "full" and
+             config.head_epochs == 0 else config.learning_rate)
     return run.optimizer(groups, total_steps, learning_rate=first)
 
 
@@ -88,18 +80,14 @@ def unfreeze_callback(run, config, backbone):
         return None
     from kerasft.callbacks import ProgressiveUnfreeze
 
-    rates = (
-        None
-        if schedules_stages(config)
-        else {e: run.scaled_rate(r) for e, r in rates.items()}
-    )
+    rates = (None if schedules_stages(config) else {
+        e: run.scaled_rate(r)
+        for e, r in rates.items()
+    })
     return ProgressiveUnfreeze(
-        backbone,
-        schedule,
-        learning_rates=rates,
-        train_batchnorm=getattr(config, "train_batchnorm", False),
-        verbose=1 if config.verbose else 0,
-    )
+        backbone, schedule, learning_rates=rates,
+        train_batchnorm=getattr(config, "train_batchnorm",
+                                False), verbose=1 if config.verbose else 0)
 
 
 def with_unfreeze(run, config, backbone, callbacks):
@@ -119,8 +107,6 @@ def build_and_compile(run, config, backbone, head, loss=None, total_steps=None):
     compile_kwargs = head.compile_kwargs()
     if loss is not None:
         compile_kwargs["loss"] = loss
-    model.compile(
-        optimizer=optimizer(run, config, backbone, total_steps),
-        **compile_kwargs
-    )
+    model.compile(optimizer=optimizer(run, config, backbone, total_steps),
+                  **compile_kwargs)
     return model

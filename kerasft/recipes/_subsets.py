@@ -44,10 +44,8 @@ def take(values, keep):
 def log_subset(run, what, before, after):
     """One log line when a subset left examples out."""
     if after < before:
-        run.log(
-            f"Using {after} of {before} {what} (max_train_samples / "
-            "max_eval_samples subset)."
-        )
+        run.log(f"Using {after} of {before} {what} (max_train_samples / "
+                "max_eval_samples subset).")
 
 
 def hold_out_indices(run, config, labels, what):
@@ -60,8 +58,6 @@ def hold_out_indices(run, config, labels, what):
         labels = np.full(int(labels), np.nan)
     split = config.validation_split
     rest, held = holdout_indices(labels, split, config.seed)
-    run.log(
-        f"Holding out {len(held)} of {len(labels)} training {what} for "
-        f"validation (validation_split={split})."
-    )
+    run.log(f"Holding out {len(held)} of {len(labels)} training {what} for "
+            f"validation (validation_split={split}).")
     return rest, held

@@ -1,12 +1,6 @@
-"""The text-encoder glue the BERT-family recipes share.
-
-Text classification, question answering and token classification put a
-head on a BERT-family encoder the same way: LoRA adapters (`lora_rank`) or
-the mode's stages (`kerasft.recipes._stages`), `gradient_checkpointing`,
-the run's one optimizer; then batches (`datasets`) and one pass of
-predictions per held-out split (`predictions`). Each recipe holds only its
-data and its head.
-"""
+"""The glue the BERT-family recipes (text classification, question
+answering, token classification) share: the model, its freezing and
+optimizer, batches and one pass of predictions per held-out split."""
 
 import copy
 import types
@@ -34,22 +28,9 @@ def resolve_backbone(config):
 
 def staged_groups(backbone, reads_tokens):
     """The `Backbone` view whose groups the mode freezes and opens, so that
-    `unfreeze_groups` counts transformer layers.
-
-    BERT's `pooler` group is left out (the head reads tokens: the pooler
-    gets no gradient and never trains) or merged into the top transformer
-    layer's group (the head reads `pooled_output`: they open together).
-
-    Args:
-        backbone: the text `Backbone`.
-        reads_tokens: the head reads `sequence_output`, not `pooled_output`.
-
-    Example:
-    ```python
-    view = staged_groups(backbone, reads_tokens=True)
-    view.group_names[-1]  # 'transformer_layer_5'
-    ```
-    """
+    `unfreeze_groups` counts transformer layers: BERT's `pooler` is left
+    out (a head that `reads_tokens` gives it no gradient) or merged into
+    the top transformer layer's group (they open together)."""
     names = backbone.group_names
     if "pooler" not in names or len(names) < 2:
         return backbone
@@ -65,22 +46,17 @@ def staged_groups(backbone, reads_tokens):
     return view
 
 
-def build_and_compile(run, config, backbone, head, train_examples, loss=None,
-                      reads_tokens=False):
-    """The model of `backbone` + `head`, frozen as `config` says and
-    compiled with the run's optimizer; call it inside `run.strategy.scope()`.
-
-    Args:
-        run: the `Run`.
-        config: a `TextConfig` (`mode`, `lora_rank`, ...).
-        backbone: the text `Backbone`.
-        head: the `kerasft.heads` head.
-        train_examples: training examples per epoch (QA: windows).
-        loss: a loss in place of the head's. Defaults to `None`.
-        reads_tokens: the head reads token outputs, not the pooled one, so
-            the pooler stays frozen. Defaults to `False`.
-    """
+def build_and_compile(
+    run, backbone, head, examples, callbacks, loss=None, reads_tokens=False
+):
+    """`(model, callbacks)`: the model of `backbone` + `head`, frozen as the
+    run's config says (LoRA or the mode's stages) and compiled with the run's
+    optimizer (steps from training `examples` per epoch) and `loss` in place of
+    the head's when given, and the user's `callbacks` with the mode's
+    `ProgressiveUnfreeze` first; call it inside `run.strategy.scope()`."""
     from kerasft.model import build_model
+
+    config = run.config
 
     if config.lora_rank:
         from kerasft.backbones.bert import enable_lora
@@ -102,25 +78,23 @@ def build_and_compile(run, config, backbone, head, train_examples, loss=None,
     compile_kwargs = head.compile_kwargs()
     if loss is not None:
         compile_kwargs["loss"] = loss
-    total_steps = config.epochs * -(-train_examples // run.global_batch)
-    model.compile(optimizer=_stages.optimizer(run, config, trained, total_steps),
-                  **compile_kwargs)
+    steps = config.epochs * -(-examples // run.global_batch)
+    optimizer = _stages.optimizer(run, config, trained, steps)
+    model.compile(optimizer=optimizer, **compile_kwargs)
     if not config.lora_rank:
         _build_for_reload(model, backbone, config)
-    return model
+    return model, _stages.with_unfreeze(run, config, staged, callbacks)
 
 
 def _build_for_reload(model, backbone, config):
     """Builds `model.optimizer` over the variables that train once the run's
     `model.keras` is loaded back, so that `load_model` restores its state.
 
-    A KerasHub backbone does not save which layers are frozen: loaded back,
-    all train, and Keras skips saved optimizer state whose variable count
-    differs. So `feature_extraction` freezes the backbone as a whole (its
-    config keeps that); otherwise the optimizer holds every backbone
-    variable, frozen ones with slots that stay zero. Not for LoRA: Keras
-    saves adapted kernels merged.
-    """
+    A KerasHub backbone does not save which layers are frozen (loaded back,
+    all train) and Keras skips saved optimizer state whose variable count
+    differs: `feature_extraction` freezes the backbone as a whole (its
+    config keeps that), other modes give frozen variables slots that stay
+    zero. Not for LoRA: Keras saves adapted kernels merged."""
     if config.mode == "feature_extraction":
         backbone.model.trainable = False
         return
@@ -137,18 +111,10 @@ def _build_for_reload(model, backbone, config):
     model.optimizer.build(variables)
 
 
-def with_unfreeze(run, config, backbone, callbacks, reads_tokens=False):
-    """The user's callbacks with the mode's `ProgressiveUnfreeze` first, over
-    the groups `build_and_compile` froze."""
-    staged = staged_groups(backbone, reads_tokens)
-    return _stages.with_unfreeze(run, config, staged, callbacks)
-
-
 def datasets(run, config, sources, raw=None, loss=None):
     """`(training dataset, callbacks, {split: batched dataset})` of `sources`
-    (`{split: _data.Source}`, training first): training shuffled by `(seed,
-    epoch)` or ordered by the config's `curriculum` (`difficulty` scores
-    `raw`, or the compiled `loss`); the held-out splits, validation first."""
+    (`{split: _data.Source}`, training first, then validation): training
+    shuffled, or ordered by `curriculum` (scoring `raw`, or by `loss`)."""
     from kerasft.recipes import _curriculum
 
     train, *held = sources
@@ -158,20 +124,21 @@ def datasets(run, config, sources, raw=None, loss=None):
     else:
         train_ds, callbacks = run.batched(run.shuffled(sources[train])), []
     held.sort(key=lambda name: name.lower() != "validation")
-    return train_ds, callbacks, {
-        name: run.batched(sources[name].dataset) for name in held}
+    held_ds = {name: run.batched(sources[name].dataset) for name in held}
+    return train_ds, callbacks, held_ds
 
 
 def class_weight(config, labels, class_names):
     """The config's `class_weight` as `{class id: weight}` (`"balanced"` from
-    the counts of `labels`), or `None`: every classification recipe's rule."""
+    the counts of `labels`), or `None`."""
     if config.class_weight is None:
         return None
     from kerasft.recipes._classification import resolve_class_weight
 
-    counts = np.bincount(np.asarray(labels, "int64"), minlength=len(class_names))
-    return resolve_class_weight(config.class_weight, types.SimpleNamespace(
-        class_names=tuple(class_names), class_counts=tuple(counts)))
+    names = tuple(class_names)
+    counts = np.bincount(np.asarray(labels, "int64"), minlength=len(names))
+    train = types.SimpleNamespace(class_names=names, class_counts=tuple(counts))
+    return resolve_class_weight(config.class_weight, train)
 
 
 def split_prefix(name):
@@ -187,6 +154,6 @@ def predictions(model, head, datasets):
     metrics, logits = {}, {}
     for name, dataset in datasets.items():
         y_true, logits[name] = collect_predictions(model, dataset)
-        metrics.update(prefixed(head_scores(head, y_true, logits[name]),
-                                split_prefix(name)))
+        scores = head_scores(head, y_true, logits[name])
+        metrics.update(prefixed(scores, split_prefix(name)))
     return metrics, logits

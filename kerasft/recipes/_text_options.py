@@ -1,11 +1,6 @@
-"""The data options every text recipe shares.
-
-`validation_split` (`hold_out`) and `max_train_samples` /
-`max_eval_samples` (`subset_splits`) on any recipe's splits, and
-`read_source`: a CSV/TSV path, a `TextTable`, `(texts, labels)`,
-`"tfds:NAME[:SPLIT]"` or a Hugging Face `datasets.Dataset`, duck-typed
-(`column_names`, `ds[column]` a list) so `datasets` is not a dependency.
-"""
+"""The data options every text recipe shares: `validation_split`
+(`hold_out`), `max_train_samples` / `max_eval_samples` (`subset_splits`)
+and the text sources of `read_source`."""
 
 import os
 
@@ -15,13 +10,9 @@ from kerasft.data import text as text_data
 from kerasft.recipes._subsets import (
     hold_out_indices, log_subset, subset_indices, take)
 
-# === Splits ===
-
 
 def hold_out(run, config, part, what, take, labels=len):
-    """`(rest, held)`: `validation_split` of the training `part`
-    (`holdout_indices`, stratified by `labels(part)`, at random when it
-    gives a count), with one log line."""
+    """`(rest, held)` parts: `hold_out_indices` of `labels(part)`."""
     rest, held = hold_out_indices(run, config, labels(part), what)
     return take(part, rest), take(part, held)
 
@@ -37,29 +28,27 @@ def take_rows(table, keep):
 
 
 def subset_splits(run, splits, what, take, labels=len):
-    """`max_train_samples` (the training split) / `max_eval_samples` (the
-    others) on `{split name: part}`, in place: `take(part, indices)` keeps
-    a seeded subset, stratified by `labels(part)` (or random when it gives
-    a count), and one line logs what was left out."""
+    """`max_train_samples` / `max_eval_samples` on `{split name: part}`, in
+    place: `take(part, indices)`, stratified by `labels(part)`."""
     config = run.config
     for name, part in splits.items():
-        training = name.lower() in ("train", "training")
+        limit = config.max_eval_samples
+        if name.lower() in ("train", "training"):
+            limit = config.max_train_samples
         strata = labels(part)
         before = strata if np.ndim(strata) == 0 else len(strata)
-        keep = subset_indices(strata, config.max_train_samples if training
-                              else config.max_eval_samples, config.seed)
+        keep = subset_indices(strata, limit, config.seed)
         if len(keep) < before:
             splits[name] = take(part, keep)
             log_subset(run, f"{name.lower()} {what}", before, len(keep))
     return splits
 
 
-# === Sources ===
-
-
 def read_source(value, config, label_mapping=None):
-    """A `TextTable` of `value` (see the module docstring), or `None` for
-    `None`; string labels are mapped by `label_mapping` when given."""
+    """A `TextTable` of `value`: a CSV/TSV path, a `TextTable`, `(texts,
+    labels)`, `"tfds:NAME[:SPLIT]"` or a Hugging Face `datasets.Dataset`
+    (duck-typed: `column_names`, `ds[column]` a list), or `None` for `None`;
+    string labels are mapped by `label_mapping` when given."""
     if value is None or isinstance(value, text_data.TextTable):
         return value
     if isinstance(value, tuple) and len(value) == 2:
@@ -68,12 +57,11 @@ def read_source(value, config, label_mapping=None):
         return text_data.TextTable(list(texts), np.asarray(labels), None, mapping)
     if isinstance(value, str) and value.startswith("tfds:"):
         return _from_tfds(value, config, label_mapping)
-    if hasattr(value, "column_names") and hasattr(value, "__getitem__") and (
-            not isinstance(value, (str, dict, list))):
-        names = _label_names(getattr(value, "features", None) or {},
-                             config.label_column)
-        return _from_columns(value, list(value.column_names), config,
-                             label_mapping, names)
+    duck = hasattr(value, "column_names") and hasattr(value, "__getitem__")
+    if duck and not isinstance(value, (str, dict, list)):
+        features = getattr(value, "features", None) or {}
+        names = list(value.column_names)
+        return _from_columns(value, names, features, config, label_mapping)
     if not isinstance(value, str):
         raise TypeError(
             "Text data must be a CSV/TSV path, `tfds:NAME[:SPLIT]`, a Hugging "
@@ -88,7 +76,8 @@ def read_source(value, config, label_mapping=None):
         label_mapping=label_mapping)
 
 
-def _from_columns(columns, names, config, label_mapping, label_names=None):
+def _from_columns(columns, names, features, config, label_mapping):
+    """A `TextTable` of `{column: values}` (label names from `features`)."""
     text_column, label_column = config.text_column, config.label_column
     if text_column not in names:
         raise ValueError(
@@ -103,21 +92,20 @@ def _from_columns(columns, names, config, label_mapping, label_names=None):
     if label_column not in names:
         return text_data.TextTable(texts, None, pairs, label_mapping)
     labels = list(columns[label_column])
-    if label_names and all(isinstance(v, (int, np.integer)) for v in labels):
-        labels = [label_names[int(v)] for v in labels]
-    if all(isinstance(v, (int, np.integer)) for v in labels) and label_mapping is None:
-        return text_data.TextTable(texts, np.asarray(labels, "int32"), pairs, None)
-    ids, mapping = text_data.encode_labels([str(v) for v in labels], label_mapping)
+    ints = all(isinstance(v, (int, np.integer)) for v in labels)
+    # A class-label feature (tfds or `datasets`) names its ids.
+    feature = features[label_column] if label_column in features else None
+    if ints and getattr(feature, "names", None):
+        labels, ints = [feature.names[int(v)] for v in labels], False
+    if ints and label_mapping is None:
+        labels = np.asarray(labels, "int32")
+        return text_data.TextTable(texts, labels, pairs, None)
+    labels = [str(v) for v in labels]
+    ids, mapping = text_data.encode_labels(labels, label_mapping)
     return text_data.TextTable(texts, np.asarray(ids), pairs, mapping)
 
 
-def _label_names(features, column):
-    """The names of a class-label feature (tfds or `datasets`), or `None`."""
-    feature = features[column] if column in features else None
-    return list(getattr(feature, "names", None) or []) or None
-
-
-def _from_tfds(value, config, label_mapping):
+def _from_tfds(value, config, mapping):
     """`tfds:NAME[:SPLIT]` read whole into memory (text datasets are small)."""
     try:
         import tensorflow_datasets as tfds
@@ -140,5 +128,4 @@ def _from_tfds(value, config, label_mapping):
         for k in columns:
             v = example[k]
             columns[k].append(v.decode("utf-8") if isinstance(v, bytes) else v)
-    return _from_columns(columns, list(columns), config, label_mapping,
-                         _label_names(features, config.label_column))
+    return _from_columns(columns, list(columns), features, config, mapping)

@@ -1,11 +1,9 @@
 """`causal_lm`: adapt a GPT-2-family model to a domain corpus.
 
-Documents (`kerasft.data.corpus`, checked before any model loads) are
-tokenized once and packed with the end-of-text separator into
-`sequence_length` windows every `stride` tokens, never cut. The loss is
-averaged per scored token (`loss_weights`), so `val_loss` is
-`log(val_perplexity)`, each held-out token scored once. The model then
-samples a continuation of each of `prompts` into `samples.json`.
+Documents are packed with the end-of-text separator into `sequence_length`
+windows every `stride` tokens; the loss is averaged per scored token, so
+`val_loss` is `log(val_perplexity)`. Continuations of `prompts` go in
+`samples.json`.
 """
 
 import json
@@ -38,8 +36,7 @@ def token_ids(tokenizer, texts):
 
 
 def _pack(run, config, task, corpora):
-    """`{split: PackedCorpus}`: validation held out of train when asked, then
-    seeded subsets of windows (`max_train_samples` / `max_eval_samples`)."""
+    """`{split: PackedCorpus}`, validation held out and subsets taken."""
     tokenizer = task.preprocessor.tokenizer
     separator = getattr(tokenizer, "end_token_id", None)
     if separator is None:
@@ -122,9 +119,9 @@ def _check_lengths(task, config):
             )
 
 
-def _validation_metrics(task, dataset, packed, prefix="val_"):
-    """`val_loss` (mean cross-entropy per scored token, in nats) and
-    `val_perplexity` (its exponential), over every window of the split."""
+def _scores(task, dataset, packed, prefix):
+    """`val_loss` (mean cross-entropy per scored token, in nats),
+    `val_perplexity` (its exponential) and the split's counts."""
     with _generative.without_preprocessor(task):
         scores = task.evaluate(dataset, verbose=0, return_dict=True)
     perplexity = float(scores["perplexity"])
@@ -134,29 +131,6 @@ def _validation_metrics(task, dataset, packed, prefix="val_"):
         f"{prefix}tokens": packed.num_tokens,
         f"{prefix}windows": packed.num_windows,
     }
-
-
-def _build(run, config, corpora):
-    """`(task, base, packed, backbone)` made in the run's strategy scope: the
-    task compiled for training, its source string (`resolve_task`), the
-    packed splits and `fine_tuning`'s backbone."""
-    with run.strategy.scope():
-        task, base = _generative.resolve_task(run, config.sequence_length)
-        _check_lengths(task, config)
-        task.preprocessor.sequence_length = config.sequence_length
-        packed = _pack(run, config, task, corpora)
-        _generative.enable_adapters(run, task, base)
-        steps = config.epochs * -(-packed["train"].num_windows // run.global_batch)
-        optimizer, backbone = _generative.fine_tuning(run, task, steps)
-        task.compile(
-            optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            weighted_metrics=[
-                keras_hub.metrics.Perplexity(from_logits=True, name="perplexity")
-            ],
-            sampler="greedy",
-        )
-    return task, base, packed, backbone
 
 
 def causal_lm(config=None, *, overwrite=False, callbacks=None, **fields):
@@ -190,12 +164,20 @@ def causal_lm(config=None, *, overwrite=False, callbacks=None, **fields):
     corpora = _generative.read_splits(  # bad data fails before any loading
         config, "a text file, a folder of .txt files or a CSV/TSV column of "
         "documents", lambda value: corpus.read_corpus(value, config.text_column))
-    task, base, packed, backbone = _build(run, config, corpora)
+    with run.strategy.scope():
+        task, base = _generative.resolve_task(run, config.sequence_length)
+        _check_lengths(task, config)
+        task.preprocessor.sequence_length = config.sequence_length
+        packed = _pack(run, config, task, corpora)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        ppl = keras_hub.metrics.Perplexity(from_logits=True, name="perplexity")
+        windows = packed["train"].num_windows
+        what = f"{windows:,} windows"
+        backbone = _generative.compile_task(
+            run, task, base, windows, what, loss=loss, weighted_metrics=[ppl]
+        )
     train, held_out = _generative.batches(
-        run, {name: _elements(part) for name, part in packed.items()})
-    run.log(
-        f"Fine-tuning {type(task).__name__} on {packed['train'].num_windows:,} "
-        f"windows, {run.replicas} replica(s), precision {run.policy.name}."
+        run, {name: _elements(part) for name, part in packed.items()}
     )
     history = _generative.fit(run, task, backbone, train,
                               held_out.get("validation"), callbacks)
@@ -203,30 +185,28 @@ def causal_lm(config=None, *, overwrite=False, callbacks=None, **fields):
                for count in ("tokens", "windows", "documents")}
     for name, prefix in (("validation", "val_"), ("test", "test_")):
         if name in held_out:
-            metrics.update(_validation_metrics(
-                task, held_out[name], packed[name], prefix))
+            metrics.update(_scores(task, held_out[name], packed[name], prefix))
     _generative.merge_adapters(run, task)
-    files = {}
     prompts = prompt_list(config.prompts)
-    if prompts:
-        from kerasft.generation import generate_with, make_sampler
-
-        sampler = make_sampler(config.sampler, top_k=config.top_k,
-                               top_p=config.top_p, seed=config.seed)
-        length = config.sample_length or config.sequence_length
-        samples = generate_with(task, prompts, sampler, length)
-        files[SAMPLES_FILE] = _samples_json(prompts, samples, config)
+    files = {SAMPLES_FILE: _samples(task, prompts, config)} if prompts else {}
     info = {"task_prefix": "", "sequence_length": config.sequence_length}
     return _generative.finish(run, task, base, history, metrics, info, files)
 
 
-def _samples_json(prompts, samples, config):
+def _samples(task, prompts, config):
+    """`samples.json`'s text: a continuation of each of `prompts`."""
+    from kerasft.generation import generate_with, make_sampler
+
+    sampler = make_sampler(config.sampler, top_k=config.top_k,
+                           top_p=config.top_p, seed=config.seed)
+    length = config.sample_length or config.sequence_length
+    samples = generate_with(task, prompts, sampler, length)
     data = {
         "sampler": config.sampler,
         "top_k": config.top_k if config.sampler == "top_k" else None,
         "top_p": config.top_p if config.sampler == "top_p" else None,
         "seed": config.seed,
-        "max_length": config.sample_length or config.sequence_length,
+        "max_length": length,
         "samples": [{"prompt": p, "text": s} for p, s in zip(prompts, samples)],
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -45,9 +45,9 @@ def field(default, help, choices=None, cli=True, required=False, check=None,
     """
     if refused_values:
         choices = _Choices(choices, refused_values)
-    # The metadata holds every argument but `default`.
-    metadata = {k: v for k, v in locals().items() if k != "default"}
-    metadata["cli"] = cli and not refused
+    metadata = dict(help=help, choices=choices, cli=cli and not refused,
+                    required=required, check=check, refused=refused,
+                    refused_values=refused_values)
     return dataclasses.field(default=default, metadata=metadata)
 
 

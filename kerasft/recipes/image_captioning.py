@@ -12,9 +12,14 @@ import csv
 import functools
 import io
 import os
+import textwrap
 
 
 from kerasft import _io
+from kerasft.recipes._classification import plots
+from kerasft.recipes._image_backbone import log_training, open_run
+from kerasft.recipes._runner import prefixed
+from kerasft.recipes._stages import with_unfreeze
 from kerasft.recipes.config import resolve_config
 from kerasft.recipes.configs import ImageCaptioningConfig  # noqa: F401
 
@@ -56,45 +61,36 @@ def image_captioning(config=None, *, overwrite=False, callbacks=None, **kwargs):
     import keras_hub  # noqa: F401 (registers the decoder layers for loading)
 
     import kerasft
-    from kerasft.recipes._image_backbone import open_run
 
     kerasft.register_keras_objects()  # for loading: Preprocess, RematSegment
     config = resolve_config(ImageCaptioningConfig, config, **kwargs)
-    run, image_size = open_run(config, overwrite, "a CSV of image,caption "
-                               "rows or a COCO captions JSON.")
+    what = "a CSV of image,caption rows or a COCO captions JSON."
+    run, image_size = open_run(config, overwrite, what)
     if image_size is None:
         return run.completed_result()
     if config.lora_rank and hasattr(config.backbone, "model"):
         _check_lora(config, config.backbone)  # a convnet fails before loading
     tables = _read_splits(run, config)  # bad input fails before any loading
     skipped = list(tables.pop("skipped", ()))
-    if run.state == "new":
-        _clear_outputs(run.dir)
+    if run.state == "new":  # a former run's captioning outputs go
+        for path in (os.path.join(run.dir, name) for name in OUTPUTS):
+            if os.path.isfile(path):
+                os.remove(path)
     tokenizer = _tokenizer(run, config, tables["train"])
     data = _data(run, config, tables, tokenizer, image_size)
-    steps = int(data["train"][1].cardinality().numpy())
-    model, backbone = _build(run, config, len(tokenizer.get_vocabulary()),
-                             image_size, total_steps=steps * config.epochs)
-    from kerasft.recipes._stages import with_unfreeze
-
-    run.log(
-        f"Training {backbone.name} + {config.decoder_layers} decoder block(s) "
-        f"({config.mode}) on {len(data['train'][0].table)} images, "
-        f"{run.replicas} replica(s), precision {run.policy.name}."
-    )
+    model, backbone = _build(run, config, tokenizer, image_size, data)
+    log_training(run, f"{backbone.name} + {config.decoder_layers} decoder "
+                      f"block(s) ({config.mode}) on "
+                      f"{len(data['train'][0].table)} images")
     history = run.fit(model, data["train"][1],
                       data.get("validation", (None, None))[1],
                       with_unfreeze(run, config, backbone, callbacks))
     metrics, shown = _evaluate(run, config, model, tokenizer, data)
-    metrics["truncated"] = data["truncated"]
-    skipped += [p for name in ("train", "validation", "test") if name in data
-                for p in data[name][0].skipped]
-    from kerasft.recipes._caption_grid import plot_caption_grid
-    from kerasft.recipes._classification import plots
-
+    metrics["truncated"] = data.pop("truncated")
+    skipped += [p for images, _ in data.values() for p in images.skipped]
     grid = {}
     if shown is not None and config.samples:
-        grid[GRID_FILE] = functools.partial(plot_caption_grid, *shown,
+        grid[GRID_FILE] = functools.partial(_plot_caption_grid, *shown,
                                             samples=config.samples)
     return run.finish(model, history, metrics, skipped_files=skipped,
                       plot=plots(history, grid))
@@ -119,7 +115,8 @@ def load_captioner(directory, compile=True):
                 f"no {os.path.basename(path)}."
             )
     model = keras.models.load_model(paths[0], compile=compile)
-    return CaptionGenerator(model, caption_tokenizer(_read_vocabulary(paths[1])))
+    tokenizer = caption_tokenizer(_read_vocabulary(paths[1]))
+    return CaptionGenerator(model, tokenizer)
 
 
 # === Data ===
@@ -152,15 +149,16 @@ def _read_splits(run, config):
                 "leaves no image on one side; pass `validation` or change "
                 "`validation_split`."
             )
-        tables["train"], tables["validation"] = train.take(rest), train.take(held)
+        tables["train"] = train.take(rest)
+        tables["validation"] = train.take(held)
+    limits = {"train": config.max_train_samples}
     for name in ("train", "validation", "test"):
-        limit = (config.max_train_samples if name == "train"
-                 else config.max_eval_samples)
-        if name in tables and limit is not None:
-            before = len(tables[name])
-            tables[name] = tables[name].take(
-                subset_indices(before, limit, config.seed))
-            log_subset(run, f"{name} images", before, len(tables[name]))
+        if name in tables:
+            table = tables[name]
+            limit = limits.get(name, config.max_eval_samples)
+            keep = subset_indices(len(table), limit, config.seed)
+            tables[name] = table.take(keep)
+            log_subset(run, f"{name} images", len(table), len(keep))
     return tables
 
 
@@ -175,9 +173,8 @@ def _tokenizer(run, config, train):
     elif config.vocabulary is not None:
         vocabulary = _read_vocabulary(config.vocabulary)
     else:
-        vocabulary = build_vocabulary(
-            [c for group in train.captions for c in group], config.vocabulary_size
-        )
+        captions = [c for group in train.captions for c in group]
+        vocabulary = build_vocabulary(captions, config.vocabulary_size)
     tokenizer = caption_tokenizer(vocabulary)
     if run.chief:
         _io.write_text(path, "\n".join(vocabulary) + "\n")
@@ -222,7 +219,7 @@ def _data(run, config, tables, tokenizer, image_size):
 # === Model ===
 
 
-def _build(run, config, vocabulary_size, image_size, total_steps=None):
+def _build(run, config, tokenizer, image_size, data):
     """The compiled caption model and its backbone: LoRA adapters on a ViT
     encoder (`lora_rank`), else the mode's first stage frozen; the encoder
     rematerialized with `gradient_checkpointing`."""
@@ -233,6 +230,7 @@ def _build(run, config, vocabulary_size, image_size, total_steps=None):
     from kerasft.recipes import _stages
     from kerasft.recipes._image_backbone import resolve_backbone
 
+    steps = int(data["train"][1].cardinality().numpy()) * config.epochs
     with run.strategy.scope():
         backbone = resolve_backbone(config, run.strategy, image_size)
         if config.lora_rank:  # query and value projections; the rest freezes
@@ -243,7 +241,7 @@ def _build(run, config, vocabulary_size, image_size, total_steps=None):
                     "encoder parameters train.")
         run.reseed()
         model = caption_model(
-            backbone, vocabulary_size, config.max_length,
+            backbone, len(tokenizer.get_vocabulary()), config.max_length,
             embed_dim=config.embed_dim, num_layers=config.decoder_layers,
             num_heads=config.num_heads, dropout=config.dropout,
             train_batchnorm=config.train_batchnorm,
@@ -252,7 +250,7 @@ def _build(run, config, vocabulary_size, image_size, total_steps=None):
         if not config.lora_rank:
             _stages.freeze_first_stage(model, backbone, config)
         model.compile(
-            optimizer=_stages.optimizer(run, config, backbone, total_steps),
+            optimizer=_stages.optimizer(run, config, backbone, steps),
             loss=caption_loss(),
             weighted_metrics=[
                 keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")
@@ -287,7 +285,6 @@ def _evaluate(run, config, model, tokenizer, data):
     from kerasft.data.captions import image_batches
     from kerasft.evaluation.captioning import caption_scores
     from kerasft.heads.caption_decoding import CaptionGenerator
-    from kerasft.recipes._runner import prefixed
 
     generator = CaptionGenerator(model, tokenizer)
     beams = [("", 1)] + ([("beam_", config.num_beams)] if config.num_beams > 1 else [])
@@ -305,8 +302,8 @@ def _evaluate(run, config, model, tokenizer, data):
                 image_batches(images, run.global_batch), num_beams=num_beams
             )
             columns[f"{tag}prediction"] = predictions
-            metrics.update(prefixed(caption_scores(predictions, references),
-                                    prefix + tag))
+            scores = caption_scores(predictions, references)
+            metrics.update(prefixed(scores, prefix + tag))
         if shown is None:
             shown = (images, references, columns["prediction"])
             if run.chief:
@@ -325,9 +322,22 @@ def _predictions_csv(table, columns):
     return out.getvalue()
 
 
-def _clear_outputs(directory):
-    """Removes the captioning outputs a former run left in `directory`."""
-    for name in OUTPUTS:
-        path = os.path.join(directory, name)
-        if os.path.isfile(path):
-            os.remove(path)
+def _plot_caption_grid(images, references, predictions, path, samples=16):
+    """`captions.png`: the first `samples` images of a `CaptionImages`, each
+    with its generated caption (`predictions`, one per image) and first
+    reference caption (`references`, a list per image)."""
+    from matplotlib.figure import Figure
+
+    count = min(samples, len(predictions))
+    rows, columns = max(1, -(-count // 4)), min(4, max(count, 1))
+    figure = Figure(figsize=(3.2 * columns, 4.2 * rows))
+    for i, (image, _) in enumerate(images.dataset.take(count)):
+        axes = figure.add_subplot(rows, columns, i + 1)
+        axes.imshow(image.numpy(), interpolation="nearest")
+        axes.set_axis_off()
+        generated = textwrap.fill(predictions[i] or "(empty)", 34)
+        reference = textwrap.fill(references[i][0], 34)
+        axes.set_title(f"{generated}\nref: {reference}", fontsize=7)
+    figure.suptitle("Generated captions (top) and a reference (ref)")
+    figure.tight_layout()
+    figure.savefig(path, format="png", dpi=80)

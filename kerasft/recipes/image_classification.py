@@ -1,11 +1,6 @@
-"""`image_classification`: fine-tune an image backbone on labelled images.
-
-Backbone (its preprocessing inside the model) -> classification head ->
-the freezing modes of `kerasft.recipes._stages` (`feature_extraction`,
-`partial`, `progressive`, `full`) in one resumable `fit` -> metrics, plots
-and `model.keras`; with stratified `max_train_samples` /
-`max_eval_samples` and `curriculum` (`docs/data_strategies.md`).
-"""
+"""`image_classification`: fine-tune an image backbone on labelled images,
+in one of the freezing modes of `kerasft.recipes._stages`, in one resumable
+`fit`; with `max_train_samples` / `max_eval_samples` and `curriculum`."""
 
 from kerasft.recipes import _curriculum, _data, _stages
 from kerasft.recipes._classification import (
@@ -60,9 +55,6 @@ def image_classification(config=None, *, overwrite=False, callbacks=None, **kwar
     return run_image_classification(config, overwrite, callbacks)
 
 
-# === The run ===
-
-
 def run_image_classification(config, overwrite=False, callbacks=None):
     """Runs an `ImageClassificationConfig` (the recipes' shared body)."""
     run, image_size = open_run(config, overwrite, "the training images.")
@@ -79,10 +71,10 @@ def run_image_classification(config, overwrite=False, callbacks=None):
     # epoch. Else shuffled even for cached features: a model that cannot be
     # split at the backbone trains end to end on this very dataset.
     augment, mix = split_mixing(config.augment, config.seed)
+    if curriculum:
+        augment = mix = None
     train, validation, test = read_splits(
-        run, config, image_size, label_mode,
-        augment=None if curriculum else augment,
-        shuffle_train=not curriculum, mix=None if curriculum else mix,
+        run, config, image_size, label_mode, augment, not curriculum, mix
     )
     num_classes = checked_num_classes(config, train)
     class_names = list(train.class_names)
@@ -91,6 +83,12 @@ def run_image_classification(config, overwrite=False, callbacks=None):
     from kerasft import heads
 
     loss = classification_loss(config)
+    # Batches of the whole run (a curriculum's epochs are as long), or None.
+    steps = getattr(train, "steps_per_epoch", None)
+    if isinstance(steps, int) and steps > 0:
+        steps *= config.epochs
+    else:
+        steps = None
     with run.strategy.scope():
         backbone = resolve_backbone(config, run.strategy, image_size)
         run.reseed()  # the head starts the same however the backbone was made
@@ -99,8 +97,7 @@ def run_image_classification(config, overwrite=False, callbacks=None):
             dropout=config.dropout, label_mode=label_mode,
         )
         model = _stages.build_and_compile(
-            run, config, backbone, head, loss=loss,
-            total_steps=total_steps(config, train),
+            run, config, backbone, head, loss=loss, total_steps=steps
         )
 
     all_callbacks = _stages.with_unfreeze(run, config, backbone, callbacks)
@@ -130,17 +127,9 @@ def run_image_classification(config, overwrite=False, callbacks=None):
     )
 
 
-def total_steps(config, train):
-    """Batches of the whole run (`lr_schedule`, `warmup_ratio`; a
-    curriculum's epochs are as long), or `None` when the size is unknown."""
-    steps = getattr(train, "steps_per_epoch", None)
-    if not isinstance(steps, int) or steps < 1:
-        return None
-    return steps * config.epochs
-
-
-def read_splits(run, config, image_size, label_mode, augment=None,
-                shuffle_train=True, mix=None):
+def read_splits(
+    run, config, image_size, label_mode, augment, shuffle_train, mix=None
+):
     """`(train, validation, test)` `kerasft.data` datasets (`None` where
     not given); `validation_split` holds validation out of `train` (not
     of `tfds:` names or datasets: `_data.images` says so in the log); only
@@ -150,23 +139,22 @@ def read_splits(run, config, image_size, label_mode, augment=None,
     validation_split = (
         config.validation_split if config.validation is None else None
     )
-    max_eval = config.max_eval_samples
     train = _data.images(
         config.train, augment=augment, mix=mix, shuffle=shuffle_train,
         num_classes=config.num_classes, validation_split=validation_split,
         max_samples=config.max_train_samples,
-        max_held_out=max_eval, **read,
+        max_held_out=config.max_eval_samples, **read,
     )
+
+    def held_out(split):
+        return _data.images(
+            getattr(config, split), class_names=train.class_names,
+            default_split=split, what=split.capitalize(),
+            max_samples=config.max_eval_samples, **read,
+        )
+
     if validation_split:
         train, validation = train  # validation is None for tfds/datasets
     else:
-        validation = _data.images(
-            config.validation, class_names=train.class_names,
-            default_split="validation", what="Validation",
-            max_samples=max_eval, **read,
-        )
-    test = _data.images(
-        config.test, class_names=train.class_names, default_split="test",
-        what="Test", max_samples=max_eval, **read,
-    )
-    return train, validation, test
+        validation = held_out("validation")
+    return train, validation, held_out("test")

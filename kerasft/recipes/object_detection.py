@@ -1,12 +1,8 @@
-"""`object_detection`: one box and one class per image (the tutorial's
-head), or any number of boxes with `kind="retinanet"`
-(`kerasft.recipes._retinanet_run`).
-
-`kind="single"` reads a CSV with the header
-`filename,xmin,ymin,xmax,ymax,label` (paths relative to the CSV, corners in
-the original image's pixels, normalized to [0, 1] by its size) with one box
-per image; metrics are mean IoU and mAP@0.5 (`kerasft.evaluation`).
-"""
+"""`object_detection`: one box and one class per image (`kind="single"`,
+the tutorial's head, from a CSV `filename,xmin,ymin,xmax,ymax,label`: paths
+relative to the CSV, corners in the image's pixels, normalized by its size;
+mean IoU and mAP@0.5), or any number of boxes with `kind="retinanet"`
+(`kerasft.recipes._retinanet_run`)."""
 
 import os
 
@@ -50,7 +46,7 @@ def _one_box_images(path, annotations):
     return annotations.subset(boxed)
 
 
-def _boxes_data(annotations, where, run, image_size, shuffle=False):
+def _boxes_data(run, annotations, where, image_size, shuffle):
     """The `kerasft.data` pipeline of one split's `BoxAnnotations` (read,
     held out and subset by `kerasft.recipes._box_splits`): images decoded
     once (unreadable ones skipped), boxes normalized by each image's size."""
@@ -60,7 +56,7 @@ def _boxes_data(annotations, where, run, image_size, shuffle=False):
     boxes = np.asarray([b[0] for b in annotations.boxes], "float32")
     labels = np.asarray([int(l[0]) for l in annotations.labels], "int32")
     loaded = load_files(list(annotations.paths), (boxes.reshape(-1, 4), labels),
-                        image_size, where=where)
+                        (image_size, image_size), where=where)
 
     def targets(image, target, size):
         box, label = target
@@ -76,13 +72,13 @@ def _boxes_data(annotations, where, run, image_size, shuffle=False):
         shuffle=shuffle, seed=run.config.seed, drop_remainder=run.on_tpu,
         epoch=run.epoch_variable,
     )
-    return _data.sharded(_pipeline.with_info(
-        ds, class_names=names,
+    return _pipeline.with_info(
+        _data.by_data(ds), class_names=names,
         class_counts=np.bincount(kept_labels, minlength=len(names)),
         num_samples=len(kept_labels), batch_size=run.global_batch,
         drop_remainder=run.on_tpu, file_paths=loaded.paths,
         skipped_files=loaded.skipped,
-    ))
+    )
 
 
 def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
@@ -121,8 +117,9 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
     """
     config = resolve_config(ObjectDetectionConfig, config, **kwargs)
     retinanet = config.kind == "retinanet"
-    needs = "a CSV, COCO .json or VOC folder." if retinanet else "a CSV of boxes."
-    run, image_size = open_run(config, overwrite, needs)
+    run, image_size = open_run(config, overwrite, (
+        "a CSV, COCO .json or VOC folder." if retinanet else "a CSV of boxes."
+    ))
     if image_size is None:
         return run.completed_result()
     if retinanet:
@@ -133,13 +130,11 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
 
     annotations = read_splits(run, config, prepare=_one_box_images,
                               what="rows of {source}")
-    where = {"train": config.train, "test": config.test,
-             "validation": config.validation or
-             f"validation images held out of {config.train}"}
-    train, validation, test = (
-        _boxes_data(annotations[split], where[split], run,
-                    (image_size, image_size), shuffle=split == "train")
-        for split in ("train", "validation", "test")
+    held = f"validation images held out of {config.train}"
+    train, validation, test = (  # test: None without `config.test`
+        _boxes_data(run, annotations[s], getattr(config, s) or held,
+                    image_size, s == "train")
+        for s in ("train", "validation", "test")
     )
     class_names = list(train.class_names)
     classes = num_classes(config, class_names)
@@ -154,9 +149,9 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
             dropout=config.dropout, bbox_loss=config.bbox_loss,
             bbox_loss_weight=config.bbox_loss_weight,
         )
+        steps = train.steps_per_epoch * config.epochs
         model = build_and_compile(
-            run, config, backbone, head,
-            total_steps=train.steps_per_epoch * config.epochs,
+            run, config, backbone, head, total_steps=steps
         )
 
     compile_kwargs = head.compile_kwargs()
@@ -168,37 +163,33 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
         metrics=compile_kwargs["metrics"],
         loss_weights=compile_kwargs["loss_weights"],
     )
-    metrics = _detection_metrics(model, compile_kwargs["loss_weights"], results,
-                                 class_names)
+    metrics = _detection_metrics(model, compile_kwargs, results, class_names)
     return run.finish(
         model, history, metrics, plot=plots(history),
         extra_json={"labels.json": class_names}, skipped_files=skipped,
     )
 
 
-def _detection_metrics(model, loss_weights, results, class_names):
-    """`val_`/`test_` losses, IoU, mAP and accuracy from one pass of
-    predictions per split (`results`: prefix -> `(y_true, y_pred)`)."""
+def _detection_metrics(model, compile_kwargs, results, class_names):
+    """`val_`/`test_` losses (per output, and their weighted sum), IoU, mAP
+    and accuracy from one pass of predictions per split (`results`: prefix
+    -> `(y_true, y_pred)`)."""
     from kerasft import evaluation
 
-    metrics = {}
+    weights, metrics = compile_kwargs["loss_weights"], {}
     for prefix, result in results.items():
         if result is None:
             continue
-        scores = _losses(model.loss, loss_weights, *result)
-        scores.update(evaluation.compute_metrics(*result, task="detection",
-                                                 class_names=class_names))
+        y_true, y_pred = result
+        scores, total = {}, 0.0
+        for name, loss in model.loss.items():
+            value = keras.losses.get(loss)(y_true[name], y_pred[name])
+            value = float(np.mean(keras.ops.convert_to_numpy(value)))
+            scores[f"{name}_loss"] = value
+            total += weights.get(name, 1.0) * value
+        scores["loss"] = total
+        scores.update(evaluation.compute_metrics(
+            y_true, y_pred, task="detection", class_names=class_names
+        ))
         metrics.update(prefixed(scores, prefix))
     return metrics
-
-
-def _losses(losses, weights, y_true, y_pred):
-    """`{"<output>_loss": ..., "loss": weighted sum}` from predictions."""
-    out, total = {}, 0.0
-    for name, loss in losses.items():
-        value = keras.losses.get(loss)(y_true[name], y_pred[name])
-        value = float(np.mean(keras.ops.convert_to_numpy(value)))
-        out[f"{name}_loss"] = value
-        total += weights.get(name, 1.0) * value
-    out["loss"] = total
-    return out

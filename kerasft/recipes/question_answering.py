@@ -64,6 +64,11 @@ def _hold_out(examples, fraction, seed):
             [e for e in examples if e.context in held])
 
 
+def _answerable(examples):
+    """1 for an answerable question, 0 for one without an answer."""
+    return [int(e.answer_start >= 0) for e in examples]
+
+
 def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs):
     """Fine-tunes a BERT-family encoder for extractive question answering.
 
@@ -91,21 +96,19 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
         return run.completed_result()
     if config.train is None:
         raise ValueError("`train` is required: a SQuAD-format JSON file.")
-    examples = {name: _examples(value, config, name) for name, value in (
-        ("training", config.train), ("validation", config.validation),
-        ("test", config.test)) if value}
-    if "validation" not in examples and config.validation_split:
-        train, held = _hold_out(examples["training"], config.validation_split,
-                                config.seed)
+    names = ("training", "validation", "test")
+    values = (config.train, config.validation, config.test)
+    examples = {n: _examples(v, config, n) for n, v in zip(names, values) if v}
+    split = config.validation_split
+    if "validation" not in examples and split:
+        train, held = _hold_out(examples["training"], split, config.seed)
         run.log(
-            f"Holding out {len(held)} of {len(examples['training'])} training "
+            f"Holding out {len(held)} of {len(train) + len(held)} training "
             f"questions ({len({e.context for e in held})} whole contexts) for "
-            f"validation (validation_split={config.validation_split})."
+            f"validation (validation_split={split})."
         )
         examples["training"], examples["validation"] = train, held
-    # Stratified by answerable / unanswerable.
-    subset_splits(run, examples, "questions", take, lambda part: [
-        int(e.answer_start >= 0) for e in part])
+    subset_splits(run, examples, "questions", take, _answerable)
 
     from kerasft import heads
 
@@ -118,9 +121,9 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
         }
         head = heads.question_answering(dropout=config.dropout)
         # Steps over windows: a long context gives several examples.
-        model = _text_encoder.build_and_compile(
-            run, config, backbone, head, len(features["training"].context_mask),
-            reads_tokens=True,
+        windows = len(features["training"].context_mask)
+        model, callbacks = _text_encoder.build_and_compile(
+            run, backbone, head, windows, callbacks, reads_tokens=True
         )
     for name, part in features.items():
         if part.truncated:
@@ -130,38 +133,31 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
             )
     run.log(
         f"Fine-tuning {backbone.name} on {len(examples['training'])} questions "
-        f"in {len(features['training'].context_mask)} windows, {run.replicas} "
-        f"replica(s), precision {run.policy.name}."
+        f"in {windows} windows, {run.replicas} replica(s), precision "
+        f"{run.policy.name}."
     )
 
-    train_ds, _, eval_ds = _text_encoder.datasets(run, config, {
-        name: _data.Source(elements=(part.inputs, part.labels))
-        for name, part in features.items()
-    })
-    history = run.fit(
-        model, train_ds, eval_ds.get("validation"),
-        _text_encoder.with_unfreeze(run, config, backbone, callbacks,
-                                    reads_tokens=True),
-    )
+    sources = {name: _data.Source(elements=(part.inputs, part.labels))
+               for name, part in features.items()}
+    train_ds, _, eval_ds = _text_encoder.datasets(run, config, sources)
+    history = run.fit(model, train_ds, eval_ds.get("validation"), callbacks)
 
-    from kerasft.recipes._classification import write_curves
+    from kerasft.recipes._classification import plots
 
     metrics, logits = _text_encoder.predictions(model, head, eval_ds)
     outputs = {}
     version = "2.0" if config.version_2_with_negative else "1.1"
     for name in eval_ds:
         prefix = _text_encoder.split_prefix(name)
-        files = _answer_files(logits[name], examples[name], features[name],
-                              config)
-        scores = squad_scores(files["predictions.json"], examples[name],
-                              version)
+        part = examples[name]
+        files = _answer_files(logits[name], part, features[name], config)
+        scores = squad_scores(files["predictions.json"], part, version)
         metrics.update(prefixed(scores, prefix))
         metrics[f"{prefix}windows"] = len(features[name].context_mask)
         if not outputs:  # the prediction files of the first held-out split
             outputs = files
-    return run.finish(model, history, metrics,
-                      plot=lambda directory: write_curves(history, directory),
-                      extra_json=outputs)
+    plot = plots(history)
+    return run.finish(model, history, metrics, plot=plot, extra_json=outputs)
 
 
 def _answer_files(logits, examples, features, config):

@@ -25,7 +25,7 @@ _CONFIGS = "kerasft.recipes.configs"
 # spelling `--help` shows).
 FLAG_NAMES = {
     "output_dir": ["--output", "--output-dir"],
-    "validation": ["--val", "--validation"],
+    "validation": ["--val", "--validation"]
 }
 
 
@@ -88,16 +88,9 @@ def _attribute(target):
 
 def _family(name, short, config, predictor, help, generative=False):
     """A recipe named like its module, writing its own run-folder format."""
-    return Recipe(
-        name,
-        f"kerasft.recipes.{name}:{name}",
-        config,
-        help,
-        task=name,
-        predictor="kerasft.predictors." + predictor,
-        generative=generative,
-        short=short,
-    )
+    return Recipe(name, f"kerasft.recipes.{name}:{name}", config, help,
+                  task=name, predictor="kerasft.predictors." + predictor,
+                  generative=generative, short=short)
 
 
 # The tutorial's four strategies: image classification with `mode` fixed
@@ -226,9 +219,8 @@ def get(name):
         return RECIPES[key]
     close = difflib.get_close_matches(key, list(RECIPES), n=1)
     raise ValueError(
-        f"Unknown recipe {name!r}. Known recipes: {', '.join(RECIPES)}."
-        + (f" Did you mean {close[0]!r}?" if close else "")
-    )
+        f"Unknown recipe {name!r}. Known recipes: {', '.join(RECIPES)}." +
+        (f" Did you mean {close[0]!r}?" if close else ""))
 
 
 def of_function(function):
@@ -243,10 +235,8 @@ def task_of_config(config):
     for recipe in RECIPES.values():
         if recipe.config == name and not recipe.fixed:
             return recipe.task
-    raise ValueError(
-        f"No recipe takes a {name}. Recipe configs: "
-        f"{sorted({r.config for r in RECIPES.values()})}."
-    )
+    raise ValueError(f"No recipe takes a {name}. Recipe configs: "
+                     f"{sorted({r.config for r in RECIPES.values()})}.")
 
 
 def predictor(name):
@@ -268,8 +258,7 @@ def option_table():
     families = [r for r in RECIPES.values() if not r.fixed]
     fields = {
         r.name: [
-            f.name
-            for f in dataclasses.fields(r.config_class())
+            f.name for f in dataclasses.fields(r.config_class())
             if f.metadata.get("cli", True)
         ]
         for r in families

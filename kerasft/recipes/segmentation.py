@@ -65,6 +65,8 @@ def segmentation(config=None, *, overwrite=False, callbacks=None, **kwargs):
 
     from kerasft import backbones, heads
 
+    dice = config.dice_weight if config.loss == "crossentropy_dice" else 0.0
+    steps = train.steps_per_epoch * config.epochs
     with run.strategy.scope():
         backbone = resolve_backbone(config, run.strategy, image_size)
         levels = config.levels or default_levels(backbone, config.kind)
@@ -72,14 +74,11 @@ def segmentation(config=None, *, overwrite=False, callbacks=None, **kwargs):
         run.reseed()  # the head starts the same however the backbone was made
         head = heads.segmentation(
             num_classes, kind=config.kind, filters=config.decoder_filters,
-            dice_weight=config.dice_weight if config.loss == "crossentropy_dice" else 0.0,
-            ignore_index=config.ignore_index, dropout=config.dropout,
+            dice_weight=dice, ignore_index=config.ignore_index,
+            dropout=config.dropout,
             output_size=_output_size(pyramid, image_size),
         )
-        model = build_and_compile(
-            run, config, pyramid, head,
-            total_steps=train.steps_per_epoch * config.epochs,
-        )
+        model = build_and_compile(run, config, pyramid, head, total_steps=steps)
     log_training(run, f"{config.kind} on {backbone.name} ({config.mode}, "
                       f"levels {list(levels)}), {num_classes} classes")
     history = run.fit(
@@ -88,15 +87,14 @@ def segmentation(config=None, *, overwrite=False, callbacks=None, **kwargs):
         with_unfreeze(run, config, pyramid, callbacks),
     )
     metrics, grid = {}, {}
-    for prefix, ds in (("val_", validation), ("test_", test)):
+    for prefix, what, ds in (("val_", "validation", validation),
+                             ("test_", "test", test)):
         if ds is None:
             continue
-        metrics.update(_split_metrics(model, ds, num_classes, config.ignore_index,
-                                      class_names, prefix))
+        metrics.update(_split_metrics(model, ds, config, class_names, prefix))
         grid = grid or {GRID_FILE: functools.partial(
-            plot_overlays, model=model, ds=ds, ignore_index=config.ignore_index,
-            what="validation" if prefix == "val_" else "test",
-            class_names=class_names,
+            plot_overlays, model=model, ds=ds, what=what,
+            ignore_index=config.ignore_index, class_names=class_names,
         )}
     return run.finish(
         model, history, metrics, plot=plots(history, grid),
@@ -134,8 +132,13 @@ def _output_size(pyramid, image_size):
 
 def _read_splits(run, config, image_size):
     """`(train, validation, test)` datasets: `validation_split` of `train`
-    held out when no validation is given, each subset before decoding."""
-    from kerasft.recipes._subsets import hold_out_indices
+    held out when no validation is given, each a seeded random subset
+    (images have no single label to stratify by) before decoding."""
+    from kerasft.recipes._subsets import (
+        hold_out_indices,
+        log_subset,
+        subset_indices,
+    )
 
     common = dict(
         image_size=image_size, batch_size=run.global_batch,
@@ -143,66 +146,53 @@ def _read_splits(run, config, image_size):
         class_names=config.class_name_list(), seed=config.seed,
         drop_remainder=run.on_tpu, epoch=run.epoch_variable,
     )
+
+    def read(source, what, index=None, **kwargs):
+        if source is None:
+            return None
+        if not isinstance(source, _Source):
+            source = _source(source, config)
+        index = np.arange(len(source)) if index is None else index
+        limit = (config.max_train_samples if what == "training"
+                 else config.max_eval_samples)
+        keep = index[subset_indices(len(index), limit, config.seed)]
+        log_subset(run, f"{what} images", len(index), len(keep))
+        return source.dataset(keep, shuffle=what == "training", **kwargs,
+                              **common)
+
     source = _source(config.train, config)
-    index = np.arange(len(source))
-    split = config.validation_split if config.validation is None else 0
-    if split:
+    index, held = None, None
+    if config.validation is None and config.validation_split:
         index, held = hold_out_indices(run, config, len(source), "images")
-    train = source.dataset(
-        _subset(run, index, config.max_train_samples, "training"),
-        augment=config.augment, shuffle=True, **common,
-    )
+    train = read(source, "training", index, augment=config.augment)
     common["num_classes"] = train.num_classes  # later splits: train's classes
-    if split:
-        keep = _subset(run, held, config.max_eval_samples, "validation")
-        validation = source.dataset(keep, shuffle=False, skipped=False, **common)
+    if held is None:
+        validation = read(config.validation, "validation")
     else:
-        validation = _read(run, config.validation, config, "validation", common)
-    return train, validation, _read(run, config.test, config, "test", common)
-
-
-def _read(run, value, config, what, common):
-    """A held-out split's dataset, subset (`None` without data)."""
-    if value is None:
-        return None
-    source = _source(value, config)
-    keep = _subset(run, np.arange(len(source)), config.max_eval_samples, what)
-    return source.dataset(keep, shuffle=False, **common)
-
-
-def _subset(run, index, limit, what):
-    """`index` at a seeded random subset of `limit` (images have no single
-    label to stratify by), logged."""
-    from kerasft.recipes._subsets import log_subset, subset_indices
-
-    keep = index[subset_indices(len(index), limit, run.config.seed)]
-    log_subset(run, f"{what} images", len(index), len(keep))
-    return keep
+        validation = read(source, "validation", held, skipped=False)
+    return train, validation, read(config.test, "test")
 
 
 class _Source:
-    """Image/mask pairs listed, not yet decoded: file paths or arrays;
-    `dataset(keep)` decodes and batches the pairs at `keep` only."""
+    """Image/mask pairs listed, not yet decoded: arrays, or file paths
+    (`files`: `segmentation_files`' `where` and `skipped_files`)."""
 
-    def __init__(self, images, masks, files=False, skipped=(), where=None):
+    def __init__(self, images, masks, files=None):
         self.images, self.masks, self.files = images, masks, files
-        self.skipped, self.where = tuple(skipped), where
 
     def __len__(self):
         return len(self.images)
 
-    def dataset(self, keep, image_size, batch_size, skipped=True, **kwargs):
+    def dataset(self, keep, skipped=True, **kwargs):
+        """Decodes and batches the pairs at `keep` only."""
         from kerasft.data import masks
         from kerasft.recipes._subsets import take
 
-        images, labels = take(self.images, keep), take(self.masks, keep)
-        if self.files:
-            return masks.segmentation_files(
-                images, labels, image_size, batch_size, where=self.where,
-                skipped_files=self.skipped if skipped else (), **kwargs,
-            )
-        return masks.segmentation_arrays(images, labels, batch_size,
-                                         image_size=image_size, **kwargs)
+        pairs = take(self.images, keep), take(self.masks, keep)
+        if self.files is None:
+            return masks.segmentation_arrays(*pairs, **kwargs)
+        files = self.files if skipped else dict(self.files, skipped_files=())
+        return masks.segmentation_files(*pairs, **files, **kwargs)
 
 
 def _source(value, config):
@@ -212,8 +202,8 @@ def _source(value, config):
 
     if isinstance(value, str) and value.startswith("tfds:"):
         name, _, split = value[len("tfds:"):].partition(":")
-        return _Source(*masks.tfds_arrays(name, split or "train",
-                                          ignore_index=config.ignore_index))
+        return _Source(*masks.tfds_arrays(
+            name, split or "train", ignore_index=config.ignore_index))
     if isinstance(value, (str, os.PathLike)):
         folder = os.fspath(value)
         image_dir, mask_dir = (os.path.join(folder, "images"),
@@ -229,8 +219,8 @@ def _source(value, config):
         if all(isinstance(v, (str, os.PathLike)) for v in value):
             images, labels, skipped = masks.pair_files(
                 os.fspath(value[0]), os.fspath(value[1]), return_skipped=True)
-            return _Source(images, labels, files=True, skipped=skipped,
-                           where=os.fspath(value[0]))
+            files = dict(where=os.fspath(value[0]), skipped_files=skipped)
+            return _Source(images, labels, files)
         return _Source(value[0], value[1])
     raise TypeError(
         "Segmentation data must be a folder with images/ and masks/, "
@@ -242,18 +232,18 @@ def _source(value, config):
 # === Evaluation and outputs ===
 
 
-def _split_metrics(model, ds, num_classes, ignore_index, class_names, prefix):
+def _split_metrics(model, ds, config, class_names, prefix):
     """The loss (`evaluate`) and the confusion-matrix scores of one split."""
     from kerasft import evaluation
 
     loss = model.evaluate(ds, verbose=0, return_dict=True)["loss"]
-    confusion = np.zeros((num_classes, num_classes), np.int64)
+    confusion = np.zeros((len(class_names),) * 2, np.int64)
     for images, masks in ds:
         # `predict`, not `predict_on_batch`: under MirroredStrategy the
         # latter returned a batch twice its size here (Keras 3.15).
         logits = model.predict(images, batch_size=len(images), verbose=0)
         confusion += evaluation.segmentation_confusion_matrix(
-            masks.numpy(), logits, num_classes, ignore_index)
+            masks.numpy(), logits, len(class_names), config.ignore_index)
     scores = evaluation.segmentation_scores(confusion, class_names)
     return prefixed({"loss": float(loss), **scores}, prefix)
 
@@ -267,31 +257,24 @@ def plot_overlays(path, model, ds, ignore_index=255, what="validation", count=8,
     pixels)."""
     from matplotlib.figure import Figure
 
-    images, truths = [], []
-    for x, y in ds:
-        images.append(x.numpy())
-        truths.append(y.numpy())
-        if sum(len(i) for i in images) >= count:
-            break
-    images = np.concatenate(images)[:count]
-    truths = np.concatenate(truths)[:count]
+    pairs = [(x.numpy(), y.numpy()) for x, y in ds.unbatch().take(count)]
+    images, truths = (np.stack(p) for p in zip(*pairs))
     logits = model.predict(images, verbose=0)
     predicted = np.argmax(logits, axis=-1)
     num_classes = logits.shape[-1]
     names = list(class_names or [str(i) for i in range(num_classes)])
     colours = _colours(num_classes)
     figure = Figure(figsize=(6, 2 * len(images) + 0.6), layout="constrained")
+    titles = ("image", "true mask", "predicted mask")
     for row, (image, truth, guess) in enumerate(zip(images, truths, predicted)):
         image = np.clip(image, 0, 255).astype("uint8")
-        panels = (("image", image),
-                  ("true mask", mask_image(truth, colours, ignore_index)),
-                  ("predicted mask", mask_image(guess, colours, ignore_index)))
-        for col, (title, panel) in enumerate(panels):
+        masks = (mask_image(m, colours, ignore_index) for m in (truth, guess))
+        for col, panel in enumerate((image, *masks)):
             axes = figure.add_subplot(len(images), 3, 3 * row + col + 1)
             axes.imshow(panel, interpolation="nearest")
             axes.set_axis_off()
             if row == 0:
-                axes.set_title(title)
+                axes.set_title(titles[col])
     figure.legend(handles=_key(names, colours, ignore_index, truths),
                   loc="outside lower center", ncols=min(4, num_classes + 1),
                   fontsize="small", frameon=False)
@@ -332,10 +315,10 @@ def _key(names, colours, ignore_index, truths):
     ignored pixels."""
     from matplotlib.patches import Patch
 
-    handles = [Patch(facecolor=c / 255.0, edgecolor="black", linewidth=0.5,
-                     label=f"{i}: {name}")
+    edge = dict(edgecolor="black", linewidth=0.5)
+    handles = [Patch(facecolor=c / 255.0, label=f"{i}: {name}", **edge)
                for i, (name, c) in enumerate(zip(names, colours))]
     if ignore_index is not None and np.any(truths == ignore_index):
-        handles.append(Patch(facecolor="white", edgecolor="black", linewidth=0.5,
-                             label=f"{ignore_index}: ignored"))
+        handles.append(
+            Patch(facecolor="white", label=f"{ignore_index}: ignored", **edge))
     return handles

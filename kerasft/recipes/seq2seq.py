@@ -1,11 +1,8 @@
 """`seq2seq`: fine-tune T5 or BART on (source, target) text pairs.
 
-Pairs (`kerasft.data.read_pairs`, checked before anything loads) get
-`task_prefix` and are tokenized once; how many `source_length` /
-`target_length` cut is logged and recorded (`metrics["truncated"]`).
-Evaluation generates greedily and, with `num_beams > 1`, by beam search,
-scored by `kerasft.evaluation.generation`; `predictions.csv` holds
-`source,target,prediction` (plus `beam_prediction`) for the validation set.
+Truncated pairs are logged and counted (`metrics["truncated"]`); evaluation
+generates greedily (and by beam search with `num_beams > 1`) and writes the
+validation set's `predictions.csv`.
 """
 
 import csv
@@ -15,7 +12,8 @@ import keras
 import keras_hub
 import numpy as np
 
-from kerasft.data.pairs import count_longer, read_pairs, token_lengths
+from kerasft.data.pairs import TextPairs, count_longer, read_pairs
+from kerasft.data.pairs import token_lengths
 from kerasft.recipes import _generative
 from kerasft.recipes._runner import Run, prefixed
 from kerasft.recipes._text_options import hold_out, subset_splits
@@ -28,26 +26,20 @@ _CHUNK = 1024
 
 
 def _read_splits(run, config):
-    """`{split: TextPairs}`, validation held out of train when asked,
-    subsets taken."""
+    """`{split: TextPairs}`, validation held out and subsets taken."""
     splits = _generative.read_splits(
         config, "a CSV/TSV of source,target pairs (or Python pairs)",
         lambda value: read_pairs(value, source_column=config.source_column,
                                  target_column=config.target_column))
     if "validation" not in splits and config.validation_split:
         splits["train"], splits["validation"] = hold_out(
-            run, config, splits["train"], "pairs", _take)
-    return subset_splits(run, splits, "pairs", _take)
-
-
-def _take(pairs, keep):
-    return pairs.take(keep)
+            run, config, splits["train"], "pairs", TextPairs.take)
+    return subset_splits(run, splits, "pairs", TextPairs.take)
 
 
 def _truncation(run, preprocessor, splits, config):
-    """Counts (and logs) the sources and targets longer than their room."""
-    # Tokens of text that fit: the lengths minus the special tokens the
-    # preprocessor packs around an empty text.
+    """Counts (and logs) the sources and targets longer than their room:
+    the lengths less the special tokens packed around an empty text."""
     x, _, _ = preprocessor({"encoder_text": [""], "decoder_text": [""]})
     rooms = {
         "source": preprocessor.encoder_sequence_length
@@ -75,51 +67,51 @@ def _truncation(run, preprocessor, splits, config):
 
 def _encode(preprocessor, pairs, prefix):
     """`(x, y, sample_weight)` numpy arrays of the packed token ids."""
-    parts = [preprocessor({
-        "encoder_text": [prefix + s for s in pairs.sources[start:start + _CHUNK]],
-        "decoder_text": list(pairs.targets[start:start + _CHUNK]),
-    }) for start in range(0, len(pairs), _CHUNK)]
+    sources, targets = [prefix + s for s in pairs.sources], list(pairs.targets)
+    parts = []
+    for start in range(0, len(pairs), _CHUNK):
+        chunk = slice(start, start + _CHUNK)
+        texts = {"encoder_text": sources[chunk], "decoder_text": targets[chunk]}
+        parts.append(preprocessor(texts))
     x, y, weight = keras.tree.map_structure(
         lambda *chunks: np.concatenate([np.asarray(c) for c in chunks]), *parts)
     return x, y, weight.astype("float32")
 
 
 def _evaluate(run, config, task, splits, datasets):
-    """Loss, then generation scores per held-out split; the validation
-    predictions as CSV text (or `None`)."""
+    """Loss and generation scores per held-out split; `{file: text}` of the
+    validation predictions."""
     from kerasft.evaluation.generation import generation_scores
     from kerasft.generation import generate_with
 
-    metrics, table = {}, None
+    metrics, files = {}, {}
     length = config.generation_length or config.target_length
-    samplers = [("", "greedy")]
+    samplers = {"": "greedy"}
     if config.num_beams > 1:
-        samplers.append(
-            ("beam_", keras_hub.samplers.BeamSampler(num_beams=config.num_beams))
-        )
+        beam = keras_hub.samplers.BeamSampler(num_beams=config.num_beams)
+        samplers["beam_"] = beam
     for name, prefix in (("validation", "val_"), ("test", "test_")):
         if name not in splits:
             continue
         with _generative.without_preprocessor(task):
             scores = task.evaluate(datasets[name], verbose=0, return_dict=True)
-        metrics.update(prefixed({"loss": scores["loss"]}, prefix))
+        metrics[prefix + "loss"] = float(scores["loss"])
         pairs = splits[name]
         sources = [config.task_prefix + s for s in pairs.sources]
         columns = {}
-        for tag, sampler in samplers:
+        for tag, sampler in samplers.items():
             # Python strings; ids past the tokenizer's vocabulary never come.
             predictions = generate_with(task, sources, sampler, length,
                                         batch_size=run.global_batch)
             columns[f"{tag}prediction"] = predictions
-            metrics.update(prefixed(
-                generation_scores(predictions, pairs.targets), prefix + tag
-            ))
+            scores = generation_scores(predictions, pairs.targets)
+            metrics.update(prefixed(scores, prefix + tag))
         if name == "validation":
-            table = _predictions_csv(pairs, columns)
-    return metrics, table
+            files[_generative.PREDICTIONS_FILE] = _csv(pairs, columns)
+    return metrics, files
 
 
-def _predictions_csv(pairs, columns):
+def _csv(pairs, columns):
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["source", "target", *columns])
@@ -168,25 +160,16 @@ def seq2seq(config=None, *, overwrite=False, callbacks=None, **kwargs):
             name: _encode(preprocessor, pairs, config.task_prefix)
             for name, pairs in splits.items()
         }
-        _generative.enable_adapters(run, task, base)
-        steps = config.epochs * -(-len(splits["train"]) // run.global_batch)
-        optimizer, backbone = _generative.fine_tuning(run, task, steps)
-        task.compile(optimizer=optimizer, sampler="greedy")
+        examples = len(splits["train"])
+        backbone = _generative.compile_task(
+            run, task, base, examples, f"{examples} pairs")
     train, datasets = _generative.batches(run, sources)
-    run.log(
-        f"Fine-tuning {type(task).__name__} on {len(splits['train'])} pairs, "
-        f"{run.replicas} replica(s), precision {run.policy.name}."
-    )
     history = _generative.fit(run, task, backbone, train,
                               datasets.get("validation"), callbacks)
-    metrics, table = _evaluate(run, config, task, splits, datasets)
+    metrics, files = _evaluate(run, config, task, splits, datasets)
     metrics["truncated"] = truncated
     _generative.merge_adapters(run, task)
-    info = {
-        "task_prefix": config.task_prefix,
-        "sequence_length": config.target_length,
-        "source_length": config.source_length,
-        "target_length": config.target_length,
-    }
-    files = {_generative.PREDICTIONS_FILE: table} if table is not None else {}
+    info = {name: getattr(config, name) for name in (
+        "task_prefix", "source_length", "target_length")}
+    info["sequence_length"] = config.target_length
     return _generative.finish(run, task, base, history, metrics, info, files)

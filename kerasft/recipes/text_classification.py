@@ -58,24 +58,23 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
         train, validation = hold_out(run, config, train, "texts", take_rows,
                                      _strata)
     test = read_source(config.test, config, mapping)
-    tables = {name: table for name, table in (
-        ("Training", train), ("Validation", validation), ("Test", test))
-        if table is not None}
+    tables = {"Training": train, "Validation": validation, "Test": test}
+    tables = {name: t for name, t in tables.items() if t is not None}
     train = subset_splits(run, tables, "texts", take_rows, _strata)["Training"]
     num_classes = config.num_classes or (
         len(mapping) if mapping else int(np.max(train.labels)) + 1
     )
-    labels = {name: np.asarray(t.labels).astype("int64") for name, t in tables.items()}
+    labels = {n: np.asarray(t.labels, "int64") for n, t in tables.items()}
     for name, ids in labels.items():
         _data.check_labels(_data.Source(labels=ids), num_classes, name)
 
     from kerasft import heads
     from kerasft.data import text as text_data
-    from kerasft.recipes._classification import (
-        classification_label_mode, classification_loss, classification_metrics,
-        plotter, predict)
+    from kerasft.evaluation import collect_predictions
+    from kerasft.recipes import _classification
 
-    label_mode = classification_label_mode(config)
+    label_mode = _classification.classification_label_mode(config)
+    loss = _classification.classification_loss(config)
 
     with run.strategy.scope():
         backbone = _text_encoder.resolve_backbone(config)
@@ -92,9 +91,8 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
         head = heads.text_classification(
             num_classes, dropout=config.dropout, label_mode=label_mode
         )
-        model = _text_encoder.build_and_compile(
-            run, config, backbone, head, len(train.texts),
-            loss=classification_loss(config),
+        model, callbacks = _text_encoder.build_and_compile(
+            run, backbone, head, len(train.texts), callbacks, loss=loss
         )
 
     # A `difficulty` function scores texts, or (text, text_pair) tuples.
@@ -103,31 +101,26 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
     raw = (list(texts), np.asarray(train.labels))
     train_ds, curriculum, eval_ds = _text_encoder.datasets(
         run, config, sources, raw, model.loss)
-    val_ds, test_ds = eval_ds.get("Validation"), eval_ds.get("Test")
     run.log(
         f"Fine-tuning {backbone.name} on {len(train)} texts, {num_classes} "
         f"classes, {run.replicas} replica(s), precision {run.policy.name}."
     )
-    class_names = (
-        sorted(mapping, key=mapping.get) if mapping
-        else [str(i) for i in range(num_classes)]
-    )
-    class_weight = _text_encoder.class_weight(config, labels["Training"],
-                                              class_names)
+    classes = [str(i) for i in range(num_classes)]
+    if mapping:
+        classes = sorted(mapping, key=mapping.get)
+    weights = _text_encoder.class_weight(config, labels["Training"], classes)
+    val_ds = eval_ds.get("Validation")
     history = run.fit(
-        model, train_ds, val_ds,
-        [*curriculum,
-         *_text_encoder.with_unfreeze(run, config, backbone, callbacks)],
-        class_weight=class_weight,
+        model, train_ds, val_ds, [*curriculum, *callbacks], class_weight=weights
     )
     # One pass of predictions per split; every metric and plot reads them.
-    results = {"val_": predict(model, val_ds), "test_": predict(model, test_ds)}
-    metrics = classification_metrics(model, results, class_names)
-    return run.finish(
-        model, history, metrics,
-        plot=plotter(history, results["val_"] or results["test_"], class_names),
-        extra_json={"labels.json": class_names},
-    )
+    results = {_text_encoder.split_prefix(name): collect_predictions(model, ds)
+               for name, ds in eval_ds.items()}
+    metrics = _classification.classification_metrics(model, results, classes)
+    first = next(iter(results.values()), None)  # validation, else test
+    plot = _classification.plotter(history, first, classes)
+    extra = {"labels.json": classes}
+    return run.finish(model, history, metrics, plot=plot, extra_json=extra)
 
 
 def _strata(table):

@@ -1,13 +1,13 @@
 """`token_classification`: named-entity recognition with a BERT encoder.
 
-Sentences come from `kerasft.data.read_token_tags`. Each word's tag sits on
-its first WordPiece (`label_all_tokens` labels the others too), where
-predictions are read; entity scores are micro, over BIO/IOB2 spans, as
-`seqeval`. `class_weight`, `label_smoothing` and `loss="focal"` apply to
-each token's loss; splits and subsets are seeded random ones (a sentence
-has no single label). The run folder holds `labels.json` (the tag set) and
-`predictions.conll` (`word gold predicted`, validation else test).
+Each word's tag sits on its first WordPiece (`label_all_tokens` labels the
+others too), where predictions are read; entity scores are micro, over
+BIO/IOB2 spans, as `seqeval`. Splits and subsets are seeded random ones (a
+sentence has no single label). The run folder holds `labels.json` (the tag
+set) and `predictions.conll` (`word gold predicted`, validation else test).
 """
+
+import functools
 
 import numpy as np
 
@@ -46,10 +46,9 @@ def _read(config):
             '{"tokens", "tags"}, or (sentences, tags).'
         )
     data = {}
-    for name, value in (
-        ("Training", config.train), ("Validation", config.validation),
-        ("Test", config.test),
-    ):
+    names = ("Training", "Validation", "Test")
+    values = (config.train, config.validation, config.test)
+    for name, value in zip(names, values):
         if value is not None:
             data[name] = conll.read_token_tags(value, config.tag_column)
             if data[name].tags is None:
@@ -77,11 +76,11 @@ def _tag_weights(run, config, labels, token_labels):
     if config.class_weight is None:
         return None
     scored = np.asarray(token_labels).reshape(-1)
-    weights = _text_encoder.class_weight(
-        config, scored[scored != conll.IGNORE_INDEX], labels)
+    scored = scored[scored != conll.IGNORE_INDEX]
+    weights = _text_encoder.class_weight(config, scored, labels)
     weights = [float(weights[i]) for i in range(len(labels))]
-    run.log("Tag weights: " + ", ".join(
-        f"{tag} {w:.3g}" for tag, w in zip(labels, weights)) + ".")
+    shown = ", ".join(f"{tag} {w:.3g}" for tag, w in zip(labels, weights))
+    run.log(f"Tag weights: {shown}.")
     return weights
 
 
@@ -127,15 +126,14 @@ def token_classification(config=None, *, overwrite=False, callbacks=None, **kwar
             )
             for name, part in data.items()
         }
+        weights = _tag_weights(run, config, labels, features["Training"].labels)
         head = heads.token_classification(
-            len(labels), dropout=config.dropout,
-            class_weight=_tag_weights(run, config, labels,
-                                      features["Training"].labels),
+            len(labels), dropout=config.dropout, class_weight=weights,
             label_smoothing=config.label_smoothing, loss=config.loss,
         )
-        model = _text_encoder.build_and_compile(
-            run, config, backbone, head, len(data["Training"].sentences),
-            reads_tokens=True,
+        sentences = len(data["Training"].sentences)
+        model, callbacks = _text_encoder.build_and_compile(
+            run, backbone, head, sentences, callbacks, reads_tokens=True
         )
     for name, part in features.items():
         if part.truncated_words:
@@ -143,48 +141,37 @@ def token_classification(config=None, *, overwrite=False, callbacks=None, **kwar
                 f"{part.truncated_words} {name.lower()} word(s) past "
                 f"max_length={config.max_length} are cut (predicted 'O')."
             )
+    sources = {name: _data.Source(elements=(part.inputs, part.labels))
+               for name, part in features.items()}
     # A `difficulty` function scores (sentences, tags), one per sentence.
-    train_ds, curriculum, eval_ds = _text_encoder.datasets(run, config, {
-        name: _data.Source(elements=(part.inputs, part.labels))
-        for name, part in features.items()
-    }, (data["Training"].sentences, data["Training"].tags), model.loss)
+    raw = (data["Training"].sentences, data["Training"].tags)
+    train_ds, curriculum, eval_ds = _text_encoder.datasets(
+        run, config, sources, raw, model.loss)
     run.log(
         f"Fine-tuning {backbone.name} on {len(data['Training'])} sentences, "
         f"{len(labels)} tags, {run.replicas} replica(s), precision "
         f"{run.policy.name}."
     )
     history = run.fit(
-        model, train_ds, eval_ds.get("Validation"),
-        [*curriculum,
-         *_text_encoder.with_unfreeze(run, config, backbone, callbacks,
-                                      reads_tokens=True)],
+        model, train_ds, eval_ds.get("Validation"), [*curriculum, *callbacks]
     )
 
     from kerasft.evaluation.entities import entity_scores
-
-    metrics, logits = _text_encoder.predictions(model, head, eval_ds)
-    written = None
-    for name in eval_ds:
-        predicted = conll.word_tags(features[name], logits[name],
-                                    data[name].sentences, labels)
-        metrics.update(prefixed(entity_scores(data[name].tags, predicted),
-                                _text_encoder.split_prefix(name)))
-        if written is None:
-            written = (data[name], predicted)
-    return run.finish(
-        model, history, metrics, plot=_plotter(history, written),
-        extra_json={"labels.json": labels},
-    )
-
-
-def _plotter(history, written):
-    """Writes the training curves and `predictions.conll`."""
     from kerasft.recipes._classification import plots
 
+    metrics, logits = _text_encoder.predictions(model, head, eval_ds)
     files = {}
-    if written is not None:
-        part, predicted = written
-        files["predictions.conll"] = lambda path: conll.write_conll(
-            path, part.sentences, part.tags, predicted)
-    return plots(history, files)
+    for name in eval_ds:
+        part = data[name]
+        predicted = conll.word_tags(features[name], logits[name],
+                                    part.sentences, labels)
+        scores = entity_scores(part.tags, predicted)
+        metrics.update(prefixed(scores, _text_encoder.split_prefix(name)))
+        if not files:  # validation, else test
+            files["predictions.conll"] = functools.partial(
+                conll.write_conll, sentences=part.sentences, gold=part.tags,
+                predicted=predicted)
+    plot = plots(history, files)
+    extra = {"labels.json": labels}
+    return run.finish(model, history, metrics, plot=plot, extra_json=extra)
 

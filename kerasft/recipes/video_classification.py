@@ -70,21 +70,22 @@ def video_classification(config=None, *, overwrite=False, callbacks=None, **kwar
                                "a folder of class folders of clips.")
     if image_size is None:
         return run.completed_result()
-    on_features = caches_features(
-        run, config, "clips",
-        "augmentation or random frame windows change the clips",
-    )
+    changing = "augmentation or random frame windows change the clips"
+    on_features = caches_features(run, config, "clips", changing)
     label_mode = classification_label_mode(config)
-    curriculum = _curriculum.pacing_options(config.curriculum) is not None
-    train, validation, test = _read_splits(
-        run, config, image_size, label_mode, curriculum
-    )
+    train, validation, test = _read_splits(run, config, image_size, label_mode)
     checked_num_classes(config, train, "clips")
     class_names = list(train.class_names)
-    skipped, padded = _reported(run, train, validation, test)
+    skipped = log_skipped(run, train, validation, test, what="clip(s)")
+    padded = [f for ds in (train, validation, test) if ds is not None
+              for f in ds.padded_files]
+    if padded:
+        run.log(f"Padded {len(padded)} clip(s) shorter than {config.frames} "
+                "frames by repeating their last frame.")
 
     from kerasft import heads
 
+    steps = train.steps_per_epoch * config.epochs
     with run.strategy.scope():
         backbone = resolve_backbone(config, run.strategy, image_size)
         run.reseed()
@@ -93,12 +94,10 @@ def video_classification(config=None, *, overwrite=False, callbacks=None, **kwar
             units=config.temporal_units, hidden_units=tuple(config.head_units),
             dropout=config.dropout, label_mode=label_mode,
         )
-        model = build_and_compile(
-            run, config, backbone, head, loss=classification_loss(config),
-            total_steps=train.steps_per_epoch * config.epochs,
-        )
+        loss = classification_loss(config)
+        model = build_and_compile(run, config, backbone, head, loss, steps)
     all_callbacks = with_unfreeze(run, config, backbone, callbacks)
-    if curriculum:
+    if _curriculum.pacing_options(config.curriculum) is not None:
         train, picker = curriculum_data(run, config, train, label_mode,
                                         model.loss, per_clip=_per_clip)
         all_callbacks = [picker, *all_callbacks]
@@ -132,35 +131,36 @@ def video_classification(config=None, *, overwrite=False, callbacks=None, **kwar
     if padded:
         metrics["padded_files"] = list(padded)
     shown = results.get("val_") or results.get("test_")
+    extra = {"labels.json": class_names, "confusion_matrix.json": matrices}
     return run.finish(
         model, history, metrics, plot=plotter(history, shown, class_names),
-        extra_json={"labels.json": class_names,
-                    "confusion_matrix.json": matrices},
-        skipped_files=skipped,
+        extra_json=extra, skipped_files=skipped,
     )
 
 
 # === Data ===
 
 
-def _read_splits(run, config, image_size, label_mode, curriculum=False):
+def _read_splits(run, config, image_size, label_mode):
     """`(train, validation, test)` `video_folder` datasets (`None` where not
     given), subset before decoding; with a curriculum the training clips
     are read in order, unaugmented (`curriculum_data` picks them)."""
     from kerasft.data import video_folder
 
+    curriculum = _curriculum.pacing_options(config.curriculum) is not None
     read = dict(
         frames=config.frames, image_size=image_size,
         batch_size=run.global_batch, sampling=config.sampling,
         seed=config.seed, epoch=run.epoch_variable, label_mode=label_mode,
     )
     augment, mix = split_mixing(config.augment, seed=config.seed)
-    first = dict(augment=None if curriculum else augment,
-                 mix=None if curriculum else mix, shuffle=not curriculum)
+    if curriculum:
+        augment = mix = None
     split = config.validation_split if config.validation is None else None
     train = video_folder(config.train, validation_split=split or None,
                          subset="both" if split else None,
-                         select=_subset(run, "training"), **first, **read)
+                         select=_subset(run, "training"), augment=augment,
+                         mix=mix, shuffle=not curriculum, **read)
 
     def other(folder, what):
         if folder is None:
@@ -181,11 +181,13 @@ def _subset(run, what):
     of the listed clips, logged."""
     from kerasft.recipes._subsets import log_subset, subset_indices
 
+    config = run.config
+
     def select(labels, part):
         name = what if part == "training" else "validation"  # held out of train
-        k = (run.config.max_train_samples if name == "training"
-             else run.config.max_eval_samples)
-        keep = subset_indices(labels, k, run.config.seed)
+        train = name == "training"
+        k = config.max_train_samples if train else config.max_eval_samples
+        keep = subset_indices(labels, k, config.seed)
         log_subset(run, f"{name} clips", len(labels), len(keep))
         return keep
 
@@ -206,15 +208,6 @@ def _per_clip(augment, mix):
     if isinstance(augment, ImageAugmentation):
         augment = ClipAugmentation(augment)
     return augment, None if mix is None else ClipMixing(mix)
-
-
-def _reported(run, *datasets):
-    skipped = log_skipped(run, *datasets, what="clip(s)")
-    padded = [f for ds in datasets if ds is not None for f in ds.padded_files]
-    if padded:
-        run.log(f"Padded {len(padded)} clip(s) shorter than {run.config.frames} "
-                "frames by repeating their last frame.")
-    return skipped, padded
 
 
 def _frames_of(clips):
