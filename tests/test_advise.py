@@ -99,7 +99,7 @@ def test_layernorm_backbone_uses_per_group_probes():
 
 def test_rejects_mismatched_data(pretrained):
     make, (x04, y04), _ = pretrained
-    with pytest.raises(ValueError, match="as many images as labels"):
+    with pytest.raises(ValueError, match="as many examples as labels"):
         kerasft.advise((x04[:10], y04[:9]), make())
 
 
@@ -138,13 +138,75 @@ def test_kerasft_advise_prints_and_writes(pretrained, tmp_path, capsys):
         assert json.load(f)["choices"]["mode"] == "feature_extraction"
 
 
-def test_mode_auto_is_an_image_classification_mode_only():
+def test_mode_auto_is_a_mode_of_every_recipe_with_modes():
     from kerasft.recipes.configs import (
         ImageClassificationConfig,
+        Seq2SeqConfig,
         SegmentationConfig,
     )
 
     config = ImageClassificationConfig(mode="auto", epochs=1, head_epochs=2)
     assert config.mode == "auto"  # epochs are the advice's to choose
-    with pytest.raises(ValueError, match="auto"):
-        SegmentationConfig(mode="auto")
+    assert SegmentationConfig(mode="auto").mode == "auto"
+    assert Seq2SeqConfig(mode="auto").mode == "auto"
+
+
+def test_without_labels_a_batchnorm_backbone_is_measured_by_its_shift(
+        pretrained):
+    make, (x04, _), (x59, _) = pretrained
+    inverted = kerasft.advise((255.0 - x04[:40], None), make(),
+                              default_rates=(2e-3, 2e-4))
+    m = inverted.measurements
+    assert m["shift_kind"] == "batchnorm" and np.isnan(m["probe_accuracy"])
+    assert m["group_shift"][0] > 0.15  # the inverted pixels, seen unlabelled
+    assert inverted.mode != "feature_extraction"
+    # No classes to sweep a head on: the recipe's rates.
+    assert inverted.learning_rate == 2e-3
+    assert "recipe's rates" in inverted.reasons["learning_rate"]
+
+
+def test_generative_recipes_get_no_feature_extraction_and_no_head_stage():
+    make_backbone = backbones.from_model
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(4, name="block1_dense")(inputs)
+    x = keras.layers.LayerNormalization(name="block1_norm")(x)
+    x = keras.layers.Dense(4, name="block2_dense")(x)
+    backbone = make_backbone(keras.Model(inputs, x), name="tiny")
+    advice = kerasft.advise(None, backbone, num_examples=2,
+                            allowed_modes=("partial", "progressive", "full"),
+                            head_stage=False)
+    # 2 examples afford no group, but the recipe cannot freeze them all.
+    assert advice.mode == "partial" and advice.unfreeze_groups == 1
+    assert "no feature_extraction" in advice.reasons["mode"]
+    assert advice.head_epochs == 0 and advice.epochs >= 1
+    assert advice.measurements["shift_kind"] == "none"
+
+
+def test_kerasft_advise_on_texts_in_a_fresh_process(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.fixtures.tiny_hf import make_tiny_folder
+
+    folder, _ = make_tiny_folder(str(tmp_path / "bert"))
+    rows = ["text,label"] + [
+        f"the {w} film,{label}" for label, words in
+        (("pos", ("good", "great", "fine")), ("neg", ("bad", "awful", "dull")))
+        for w in words for _ in range(2)]
+    (tmp_path / "reviews.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "advice.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "kerasft.cli", "advise", "reviews.csv",
+         "--backbone", folder, "--max-length", "8", "--output", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "because" in done.stdout
+    advice = json.loads(out.read_text())
+    m = advice["measurements"]
+    # A LayerNorm encoder: one linear probe per group, on 12 labelled texts.
+    assert m["shift_kind"] == "probe" and m["num_examples"] == 12
+    assert len(m["group_shift"]) == len(m["groups"]) >= 3
+    assert m["examples_per_class"] == 6

@@ -77,12 +77,18 @@ def groups_needed(group_shift, shift_kind, probe_accuracy):
     """`(k, because)`: top groups the domain shift asks to open.
 
     `group_shift` is one figure per group, input -> output: BatchNorm
-    shift (`shift_kind="batchnorm"`, higher = further) or per-group probe
-    accuracy (`shift_kind="probe"`, higher = better features).
+    shift (`shift_kind="batchnorm"`, higher = further), per-group probe
+    accuracy (`shift_kind="probe"`, higher = better features), or NaN
+    (`shift_kind="none"`: no BatchNorm and no class labels).
     """
     n = len(group_shift)
     if not n:
         return 0, "the backbone has no groups"
+    if shift_kind == "none":
+        return n, (
+            "no BatchNorm statistics and no class labels to probe: the "
+            "shift is unmeasured, every group may be needed"
+        )
     if shift_kind == "probe":
         best = max(range(n), key=lambda i: (group_shift[i], i))
         k = max(1, n - 1 - best)
@@ -227,7 +233,8 @@ def decide(m):
 
     Keys read: `examples_per_class`, `num_groups`, `probe_accuracy`,
     `group_shift`, `shift_kind`, `steps_per_epoch`, `head_rate` (the
-    lowest-loss rate of `lr_find`'s head sweep).
+    lowest-loss rate of `lr_find`'s head sweep), and `allowed_modes` (the
+    recipe's modes, when it has not all of `STRATEGIES`).
 
     Returns `{field: (value, because)}` for `mode`, `unfreeze_groups`,
     `head_epochs`, `epochs`, `learning_rate`, `fine_tune_learning_rate`,
@@ -237,6 +244,10 @@ def decide(m):
         m["examples_per_class"], m["num_groups"], m["probe_accuracy"],
         m["group_shift"], m.get("shift_kind", "batchnorm"),
     )
+    allowed = m.get("allowed_modes") or STRATEGIES
+    if mode not in allowed:
+        mode, groups, why_mode = _allowed_instead(mode, groups, allowed,
+                                                  why_mode)
     head_epochs, epochs, why_epochs = choose_epochs(mode, m["steps_per_epoch"])
     lr, ft, why_rates = choose_rates(m.get("head_rate"), mode)
     decay, why_decay = choose_layer_decay(
@@ -253,3 +264,17 @@ def decide(m):
         "fine_tune_learning_rate": (ft, why_rates),
         "layer_decay": (decay, why_decay),
     }
+
+
+def _allowed_instead(mode, groups, allowed, because):
+    """The closest strategy the recipe has when it lacks `mode` (seq2seq and
+    causal LMs have no feature extraction: the fewest groups it allows)."""
+    if mode == "feature_extraction":
+        for instead in ("partial", "progressive", "full"):
+            if instead in allowed:
+                return instead, 1, (
+                    f"{because}; this recipe has no feature_extraction: "
+                    f"{instead}, the fewest groups it allows"
+                )
+    instead = next(s for s in reversed(STRATEGIES) if s in allowed)
+    return instead, groups, f"{because}; this recipe has no {mode}: {instead}"

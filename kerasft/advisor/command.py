@@ -10,8 +10,8 @@ import os
 
 
 DESCRIPTION = (
-    "Measure labelled images against a pretrained backbone and print "
-    "the fine-tuning plan (strategy, epochs, rates, layer decay) "
+    "Measure labelled images or texts against a pretrained backbone and "
+    "print the fine-tuning plan (strategy, epochs, rates, layer decay) "
     "with the reason for each choice."
 )
 
@@ -27,13 +27,18 @@ def add_arguments(p):
     p.add_argument(
         "data",
         help="Training images: a folder with one sub-folder per class, or a "
-             ".npz file with arrays x (images) and y (integer labels).",
+             ".npz file with arrays x (images) and y (integer labels); or, "
+             "with a text backbone, a CSV/TSV of text,label rows.",
     )
     p.add_argument(
         "--backbone", required=True,
-        help="A registry name (kerasft.backbones.list_backbones) or a saved "
-             ".keras model.",
+        help="A registry name (kerasft.backbones.list_backbones), a saved "
+             ".keras model, or a text encoder: a BERT-family folder "
+             "(Hugging Face or KerasHub layout) or KerasHub preset name.",
     )
+    p.add_argument("--max-length", type=int, default=128,
+                   help="Tokens per text of a text backbone. Defaults to "
+                        "128.")
     p.add_argument("--weights", default="imagenet",
                    help="Weights of a registry backbone: imagenet, a file, "
                         "or none. Defaults to imagenet.")
@@ -57,6 +62,8 @@ def _backbone(args):
 
     from kerasft import backbones
 
+    if _is_text(args):
+        return backbones.bert(args.backbone, sequence_length=args.max_length)
     if args.backbone.endswith(".keras"):
         if not os.path.exists(args.backbone):
             raise SystemExit(f"Backbone file {args.backbone!r} does not exist.")
@@ -66,6 +73,24 @@ def _backbone(args):
         args.backbone, weights=weights,
         input_shape=(args.image_size, args.image_size, 3),
     )
+
+
+def _is_text(args):
+    """A text backbone: a model folder, or data that is a CSV/TSV."""
+    return os.path.isdir(args.backbone) or args.data.lower().endswith(
+        (".csv", ".tsv"))
+
+
+def _texts(path, backbone, max_length):
+    """`(token inputs, labels)` of a CSV/TSV of text(,text_pair),label."""
+    from kerasft.data.text import read_text_csv, tokenize
+
+    try:
+        table = read_text_csv(path)
+    except (OSError, ValueError) as e:
+        raise SystemExit(str(e)) from e
+    return tokenize(table.texts, backbone.tokenizer, table.pairs,
+                    max_length), table.labels
 
 
 def _data(path):
@@ -97,8 +122,13 @@ def run(args):
     """Runs parsed `kerasft advise` arguments; returns the exit status."""
     from kerasft.advisor.advising import advise
 
+    backbone = _backbone(args)
+    if backbone.task == "text":
+        data = _texts(args.data, backbone, args.max_length)
+    else:
+        data = _data(args.data)
     advice = advise(
-        _data(args.data), _backbone(args), batch_size=args.batch_size,
+        data, backbone, batch_size=args.batch_size,
         max_samples=args.max_samples, lr_sweep=not args.no_lr_sweep,
         seed=args.seed,
     )

@@ -4,9 +4,11 @@ Each function returns plain numbers (for `kerasft.advisor._rules`):
 
 - `data_figures`: labelled examples per class, imbalance, image size
   against the backbone's native size;
-- `batchnorm_shift`: per backbone group, how far the target data's
-  activation statistics at the group's output BatchNorm layer lie from the
-  moving mean/variance the checkpoint carries (the pretraining data's own);
+- `measure_features`: one frozen pass over images or token inputs: per
+  backbone group, how far the target data's activation statistics at the
+  group's output BatchNorm layer lie from the moving mean/variance the
+  checkpoint carries (the pretraining data's own), or, without BatchNorm,
+  each group's pooled output (tokens averaged over the real ones);
 - `group_probes`: per group, linear-probe accuracy of its pooled features
   (for LayerNorm/transformer backbones, which carry no statistics);
 - `linear_probe`: cross-validated logistic-regression accuracy on the
@@ -65,27 +67,60 @@ def output_batchnorms(backbone):
 
 
 def _preprocessed(backbone, x):
+    if isinstance(x, dict):  # token inputs: the model takes them as they are
+        return {k: np.asarray(v) for k, v in x.items()}
     x = np.asarray(x, "float32")
     if backbone.preprocess is None or backbone.preprocess_mode in (None, "none"):
         return x
     return np.asarray(backbone.preprocess(x.copy()), "float32")
 
 
+def num_examples(x):
+    """Examples in `x`: an array, or a dict of arrays (token inputs)."""
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
+def take(x, index):
+    """`x[index]` for an array or each array of a dict."""
+    if isinstance(x, dict):
+        return {k: v[index] for k, v in x.items()}
+    return x[index]
+
+
 def _batches(model, x, batch_size):
-    """Yields `model`'s outputs (a list) batch by batch."""
-    for start in range(0, len(x), batch_size):
-        out = model(x[start:start + batch_size], training=False)
-        yield [keras.ops.convert_to_numpy(o) for o in (
+    """Yields `(batch mask or None, model's outputs as a list)` batch by
+    batch; the mask is the token inputs' `padding_mask`."""
+    for start in range(0, num_examples(x), batch_size):
+        batch = take(x, slice(start, start + batch_size))
+        out = model(batch, training=False)
+        mask = batch.get("padding_mask") if isinstance(batch, dict) else None
+        yield mask, [keras.ops.convert_to_numpy(o) for o in (
             out if isinstance(out, (list, tuple)) else [out]
         )]
 
 
-def _pooled(value):
-    """Mean over every axis but the first and the last (space, time)."""
+def _pooled(value, mask=None):
+    """Mean over every axis but the first and the last (space, time), over
+    the real tokens only when a `(batch, tokens)` padding `mask` is given."""
     value = np.asarray(value, "float32")
+    if value.ndim == 3 and mask is not None and mask.shape == value.shape[:2]:
+        weights = np.asarray(mask, "float32")[..., None]
+        return (value * weights).sum(1) / np.maximum(weights.sum(1), 1.0)
     if value.ndim > 2:
         value = value.mean(axis=tuple(range(1, value.ndim - 1)))
     return value
+
+
+def _final_output(model):
+    """The backbone's final features: a text encoder's `pooled_output`
+    when it has one, else its `sequence_output` (pooled over tokens); a
+    feature pyramid's top level."""
+    output = model.output
+    if isinstance(output, dict):
+        return output.get("pooled_output", output.get("sequence_output"))
+    if isinstance(output, (list, tuple)):  # a feature pyramid: the top level
+        return output[-1]
+    return output
 
 
 def frechet_shift(mean, var, moving_mean, moving_var):
@@ -100,6 +135,10 @@ def frechet_shift(mean, var, moving_mean, moving_var):
 
 def measure_features(backbone, x, batch_size=64, per_group="auto"):
     """One pass of the frozen backbone over `x`.
+
+    `x` is an array of inputs, or the dict of token inputs a text
+    backbone takes (`kerasft.data.text.tokenize`): token features are
+    averaged over the real tokens (`padding_mask`).
 
     Returns `(final_features, shift_kind, per_group)`: the pooled final
     features; `"batchnorm"` with the mean standardized Frechet distance per
@@ -116,16 +155,15 @@ def measure_features(backbone, x, batch_size=64, per_group="auto"):
         names = backbone.group_names
         tensors = [backbone.model.get_layer(g.layers[-1]).output
                    for g in backbone.groups]
-    inputs = backbone.model.inputs
-    model = keras.Model(
-        inputs[0] if len(inputs) == 1 else inputs,
-        [*tensors, backbone.model.output],
-    )
+    inputs = backbone.model.input  # a dict for token inputs
+    if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
+        inputs = inputs[0]
+    model = keras.Model(inputs, [*tensors, _final_output(backbone.model)])
     sums = [None] * len(names)
     pooled = [[] for _ in names]
     final = []
-    for outputs in _batches(model, x, batch_size):
-        final.append(_pooled(outputs[-1]))
+    for mask, outputs in _batches(model, x, batch_size):
+        final.append(_pooled(outputs[-1], mask))
         for i, value in enumerate(outputs[:-1]):
             if kind == "batchnorm":
                 flat = value.reshape(-1, value.shape[-1]).astype("float64")
@@ -133,7 +171,7 @@ def measure_features(backbone, x, batch_size=64, per_group="auto"):
                                  np.full(flat.shape[1], len(flat))])
                 sums[i] = part if sums[i] is None else sums[i] + part
             else:
-                pooled[i].append(_pooled(value))
+                pooled[i].append(_pooled(value, mask))
     final = np.concatenate(final)
     if kind == "probe":
         return final, kind, {n: np.concatenate(p) for n, p in zip(names, pooled)}

@@ -103,6 +103,12 @@ def compile_task(run, task, base, examples, what, **compile_args):
             f"LoRA rank {rank}: {trainable:,} of {total:,} parameters train "
             f"({100.0 * trainable / max(total, 1):.2f}%)."
         )
+    if run.config.mode == "auto":
+        from kerasft.advisor.recipe import follow_advice
+
+        # No class per example and no BatchNorm: the size decides.
+        follow_advice(run, backbones.from_keras_hub(task), None,
+                      num_examples=examples)
     steps = run.config.epochs * -(-examples // run.global_batch)
     optimizer, backbone = fine_tuning(run, task, steps)
     task.compile(optimizer=optimizer, sampler="greedy", **compile_args)

@@ -8,6 +8,7 @@ import functools
 
 import numpy as np
 
+from kerasft.advisor.recipe import follow_advice
 from kerasft.recipes import _data
 from kerasft.recipes._runner import prefixed
 from kerasft.recipes._classification import plots
@@ -54,6 +55,9 @@ def run_retinanet(run, config, image_size, callbacks=None):
     with run.strategy.scope():
         backbone = resolve_backbone(config, run.strategy, image_size)
         pyramid = backbones.feature_pyramid(backbone, levels=(3, 4, 5))
+    config = follow_advice(run, pyramid, train,
+                           num_examples=len(annotations["train"]))
+    with run.strategy.scope():
         run.reseed()  # the head starts the same however the backbone was made
         head = heads.detection(
             classes, kind="retinanet", max_level=config.max_level,

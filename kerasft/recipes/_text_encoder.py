@@ -47,16 +47,22 @@ def staged_groups(backbone, reads_tokens):
 
 
 def build_and_compile(
-    run, backbone, head, examples, callbacks, loss=None, reads_tokens=False
+    run, backbone, head, examples, callbacks, loss=None, reads_tokens=False,
+    training=None,
 ):
     """`(model, callbacks)`: the model of `backbone` + `head`, frozen as the
     run's config says (LoRA or the mode's stages) and compiled with the run's
     optimizer (steps from training `examples` per epoch) and `loss` in place of
     the head's when given, and the user's `callbacks` with the mode's
-    `ProgressiveUnfreeze` first; call it inside `run.strategy.scope()`."""
+    `ProgressiveUnfreeze` first; call it inside `run.strategy.scope()`.
+    `training` is `(token inputs, labels or None)`: what `mode="auto"`
+    measures (`kerasft.advisor.recipe.follow_advice`) before it builds."""
+    from kerasft.advisor.recipe import follow_advice
     from kerasft.model import build_model
 
-    config = run.config
+    staged = staged_groups(backbone, reads_tokens)
+    config = follow_advice(run, staged, *(training or (None, None)),
+                           num_examples=examples)
 
     if config.lora_rank:
         from kerasft.backbones.bert import enable_lora
@@ -65,7 +71,6 @@ def build_and_compile(
         run.log(f"LoRA rank {config.lora_rank}: {after:,} of {before:,} "
                 "backbone parameters train.")
     model = build_model(backbone, head, remat=config.gradient_checkpointing)
-    staged = staged_groups(backbone, reads_tokens)
     if not config.lora_rank:
         # Layers in none of `staged`'s groups (a token head's pooler) freeze.
         _stages.freeze_first_stage(model, staged, config)

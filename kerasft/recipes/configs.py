@@ -215,12 +215,15 @@ class FineTuningConfig(RecipeConfig):
         "everything.",
         check="fraction",
     )
+    # "auto" (issue 25): `kerasft.advise` measures the data and the backbone
+    # and chooses the mode, rates and epochs (kerasft/advisor/recipe.py).
     mode: str = field(
         "progressive",
         "Fine-tuning strategy: feature_extraction (backbone frozen), partial "
         "(top --unfreeze-groups open after --head-epochs), progressive (top "
-        "groups, then all) or full (all groups after --head-epochs).",
-        choices=MODES,
+        "groups, then all), full (all groups after --head-epochs), or auto "
+        "(measured and chosen by kerasft.advise; writes advice.json).",
+        choices=MODES + ("auto",),
     )
     head_epochs: int = field(
         2, "Epochs training the head alone before any backbone group opens.",
@@ -337,15 +340,6 @@ class ImageBackboneConfig(FineTuningConfig):
 class ImageClassificationConfig(ImageBackboneConfig, ClassificationConfig):
     """Options of the image classification recipes."""
 
-    # "auto" (issue 25): `kerasft.advise` measures the data and the backbone
-    # and chooses the mode, rates and epochs (kerasft/advisor/).
-    mode: str = field(
-        "progressive",
-        "Fine-tuning strategy: feature_extraction, partial, progressive, "
-        "full, or auto (measured and chosen by kerasft.advise; writes "
-        "advice.json).",
-        choices=MODES + ("auto",),
-    )
     head_units: tuple = field(
         (), "Hidden Dense layer sizes of the head, e.g. 1024 or 512,128."
     )
@@ -870,9 +864,10 @@ class GenerativeTrainingConfig(TransformerConfig):
     mode: str = field(
         "full",
         "Fine-tuning strategy: full (every layer trains), partial (only the "
-        "top --unfreeze-groups transformer layers train) or progressive (top "
-        "groups, then all).",
-        choices=MODES[1:],
+        "top --unfreeze-groups transformer layers train), progressive (top "
+        "groups, then all), or auto (chosen by kerasft.advise from the data "
+        "size; writes advice.json).",
+        choices=MODES[1:] + ("auto",),
         refused_values={"feature_extraction": (
             f"trains only a head, and {_NO_HEAD}. Use mode='partial' (the top "
             "`unfreeze_groups` transformer layers train) or `lora_rank` "

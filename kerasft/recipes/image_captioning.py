@@ -16,8 +16,13 @@ import textwrap
 
 
 from kerasft import _io
+from kerasft.advisor.recipe import follow_advice
 from kerasft.recipes._classification import plots
-from kerasft.recipes._image_backbone import log_training, open_run
+from kerasft.recipes._image_backbone import (
+    log_training,
+    open_run,
+    resolve_backbone,
+)
 from kerasft.recipes._runner import prefixed
 from kerasft.recipes._stages import with_unfreeze
 from kerasft.recipes.config import resolve_config
@@ -78,7 +83,12 @@ def image_captioning(config=None, *, overwrite=False, callbacks=None, **kwargs):
                 os.remove(path)
     tokenizer = _tokenizer(run, config, tables["train"])
     data = _data(run, config, tables, tokenizer, image_size)
-    model, backbone = _build(run, config, tokenizer, image_size, data)
+    with run.strategy.scope():
+        backbone = resolve_backbone(config, run.strategy, image_size)
+    images = data["train"][0]  # captions are no class per image
+    config = follow_advice(run, backbone, images.dataset.batch(64),
+                           num_examples=len(images.table))
+    model = _build(run, config, tokenizer, data, backbone)
     log_training(run, f"{backbone.name} + {config.decoder_layers} decoder "
                       f"block(s) ({config.mode}) on "
                       f"{len(data['train'][0].table)} images")
@@ -219,8 +229,8 @@ def _data(run, config, tables, tokenizer, image_size):
 # === Model ===
 
 
-def _build(run, config, tokenizer, image_size, data):
-    """The compiled caption model and its backbone: LoRA adapters on a ViT
+def _build(run, config, tokenizer, data, backbone):
+    """The compiled caption model on `backbone`: LoRA adapters on a ViT
     encoder (`lora_rank`), else the mode's first stage frozen; the encoder
     rematerialized with `gradient_checkpointing`."""
     import keras
@@ -228,11 +238,9 @@ def _build(run, config, tokenizer, image_size, data):
     from kerasft import backbones
     from kerasft.heads.captioning import caption_loss, caption_model
     from kerasft.recipes import _stages
-    from kerasft.recipes._image_backbone import resolve_backbone
 
     steps = int(data["train"][1].cardinality().numpy()) * config.epochs
     with run.strategy.scope():
-        backbone = resolve_backbone(config, run.strategy, image_size)
         if config.lora_rank:  # query and value projections; the rest freezes
             _check_lora(config, backbone)
             total, trainable = backbones.enable_lora(backbone, config.lora_rank,
@@ -256,7 +264,7 @@ def _build(run, config, tokenizer, image_size, data):
                 keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")
             ],
         )
-    return model, backbone
+    return model
 
 
 def _check_lora(config, backbone):

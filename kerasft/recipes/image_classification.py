@@ -61,9 +61,9 @@ def run_image_classification(config, overwrite=False, callbacks=None):
     if image_size is None:
         return run.completed_result()
     if config.mode == "auto":
-        from kerasft.advisor.recipe import follow_advice
+        from kerasft.advisor.recipe import follow_advice_on_images
 
-        config = follow_advice(run, config, image_size)
+        config = follow_advice_on_images(run, config, image_size)
     on_features = caches_features(run, config)
     label_mode = classification_label_mode(config)
     curriculum = _curriculum.pacing_options(config.curriculum) is not None

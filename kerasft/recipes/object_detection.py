@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasft.advisor.recipe import follow_advice
 from kerasft.data import _pipeline
 from kerasft.data.images import load_files
 from kerasft.recipes import _data
@@ -143,6 +144,9 @@ def object_detection(config=None, *, overwrite=False, callbacks=None, **kwargs):
     from kerasft import heads
     with run.strategy.scope():
         backbone = resolve_backbone(config, run.strategy, image_size)
+    # Boxes are no class per image: the shift and the size decide.
+    config = follow_advice(run, backbone, train, num_examples=train.num_samples)
+    with run.strategy.scope():
         run.reseed()  # the head starts the same however the backbone was made
         head = heads.detection(
             classes, conv_filters=tuple(config.conv_filters),

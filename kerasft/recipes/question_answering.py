@@ -123,7 +123,8 @@ def question_answering(config=None, *, overwrite=False, callbacks=None, **kwargs
         # Steps over windows: a long context gives several examples.
         windows = len(features["training"].context_mask)
         model, callbacks = _text_encoder.build_and_compile(
-            run, backbone, head, windows, callbacks, reads_tokens=True
+            run, backbone, head, windows, callbacks, reads_tokens=True,
+            training=(features["training"].inputs, None),  # answer spans
         )
     for name, part in features.items():
         if part.truncated:

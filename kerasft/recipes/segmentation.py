@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from kerasft.advisor.recipe import follow_advice
 from kerasft.recipes import _data
 from kerasft.recipes._runner import prefixed
 from kerasft.recipes.config import resolve_config
@@ -66,11 +67,14 @@ def segmentation(config=None, *, overwrite=False, callbacks=None, **kwargs):
     from kerasft import backbones, heads
 
     dice = config.dice_weight if config.loss == "crossentropy_dice" else 0.0
-    steps = train.steps_per_epoch * config.epochs
     with run.strategy.scope():
         backbone = resolve_backbone(config, run.strategy, image_size)
         levels = config.levels or default_levels(backbone, config.kind)
         pyramid = backbones.feature_pyramid(backbone, levels=levels)
+    # Masks hold no class per image: the shift and the size decide.
+    config = follow_advice(run, pyramid, train, num_examples=train.num_samples)
+    steps = train.steps_per_epoch * config.epochs
+    with run.strategy.scope():
         run.reseed()  # the head starts the same however the backbone was made
         head = heads.segmentation(
             num_classes, kind=config.kind, filters=config.decoder_filters,

@@ -92,7 +92,8 @@ def text_classification(config=None, *, overwrite=False, callbacks=None, **kwarg
             num_classes, dropout=config.dropout, label_mode=label_mode
         )
         model, callbacks = _text_encoder.build_and_compile(
-            run, backbone, head, len(train.texts), callbacks, loss=loss
+            run, backbone, head, len(train.texts), callbacks, loss=loss,
+            training=(sources["Training"].elements[0], labels["Training"]),
         )
 
     # A `difficulty` function scores texts, or (text, text_pair) tuples.

@@ -133,7 +133,8 @@ def token_classification(config=None, *, overwrite=False, callbacks=None, **kwar
         )
         sentences = len(data["Training"].sentences)
         model, callbacks = _text_encoder.build_and_compile(
-            run, backbone, head, sentences, callbacks, reads_tokens=True
+            run, backbone, head, sentences, callbacks, reads_tokens=True,
+            training=(features["Training"].inputs, None),  # tags per token
         )
     for name, part in features.items():
         if part.truncated_words:

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn import metrics as skm
 
+from kerasft.advisor.recipe import MAX_SAMPLES, follow_advice, sample
 from kerasft.recipes import _curriculum
 from kerasft.recipes._classification import (
     checked_num_classes,
@@ -70,8 +71,6 @@ def video_classification(config=None, *, overwrite=False, callbacks=None, **kwar
                                "a folder of class folders of clips.")
     if image_size is None:
         return run.completed_result()
-    changing = "augmentation or random frame windows change the clips"
-    on_features = caches_features(run, config, "clips", changing)
     label_mode = classification_label_mode(config)
     train, validation, test = _read_splits(run, config, image_size, label_mode)
     checked_num_classes(config, train, "clips")
@@ -85,9 +84,15 @@ def video_classification(config=None, *, overwrite=False, callbacks=None, **kwar
 
     from kerasft import heads
 
-    steps = train.steps_per_epoch * config.epochs
     with run.strategy.scope():
         backbone = resolve_backbone(config, run.strategy, image_size)
+    config = follow_advice(run, backbone, *_frames(train),
+                           num_examples=train.num_samples,
+                           num_classes=len(class_names))
+    changing = "augmentation or random frame windows change the clips"
+    on_features = caches_features(run, config, "clips", changing)
+    steps = train.steps_per_epoch * config.epochs
+    with run.strategy.scope():
         run.reseed()
         head = heads.video_classification(
             len(class_names), frames=config.frames, temporal=config.temporal,
@@ -215,3 +220,19 @@ def _frames_of(clips):
     return clips.map(lambda x, y: (
         tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0)), y
     ))
+
+
+def _frames(train, per_clip=4):
+    """`(frames, labels)` for `kerasft.advise`, which measures the image
+    backbone frame by frame: `per_clip` evenly spaced frames of the first
+    clips, each with its clip's class."""
+    import numpy as np
+
+    def classes(targets):  # one-hot or integer labels
+        targets = np.asarray(targets)
+        return targets.argmax(-1) if targets.ndim > 1 else targets
+
+    clips, labels = sample(train, classes, MAX_SAMPLES // per_clip)
+    picked = np.linspace(0, clips.shape[1] - 1, per_clip).round().astype(int)
+    frames = clips[:, picked].reshape(-1, *clips.shape[2:])
+    return frames, np.repeat(labels, len(picked))

@@ -1,4 +1,5 @@
-"""`kerasft.advisor.measurements.head_sweep` on tiny cached features."""
+"""`kerasft.advisor.measurements`: the head sweep on tiny cached features,
+and token features pooled over the real tokens."""
 
 import numpy as np
 
@@ -37,3 +38,23 @@ def test_head_sweep_is_not_batch_noise():
         keras.utils.set_random_seed(0)
         found.append(measurements.head_sweep(xs, ys, 4, steps=20)["head_rate_min_loss"])
     assert found[0] == found[1]
+
+
+def test_token_features_are_pooled_over_real_tokens_only(tmp_path):
+    from kerasft import backbones
+    from kerasft.advisor import measurements
+    from kerasft.data.text import tokenize
+    from tests.fixtures.tiny_hf import make_tiny_folder
+
+    folder, _ = make_tiny_folder(str(tmp_path / "bert"))
+    texts = ["a good film", "the film was very dull"]
+    pooled = {}
+    for length in (8, 16):  # the same texts, more padding
+        backbone = backbones.bert(folder, sequence_length=length)
+        x = tokenize(texts, backbone.tokenizer, None, length)
+        final, kind, per_group = measurements.measure_features(backbone, x)
+        assert kind == "probe" and final.shape == (2, 16)
+        pooled[length] = per_group
+    for group, features in pooled[8].items():
+        np.testing.assert_allclose(features, pooled[16][group], atol=1e-5,
+                                   err_msg=group)
