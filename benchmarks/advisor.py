@@ -1,7 +1,13 @@
 """The `mode="auto"` evaluation panel (issue 25): auto vs every fixed strategy.
 
-A small BatchNorm CNN (`kerasft.recipes.demo.small_cnn`: three Conv+BN
-blocks, 32x32x1) is pretrained in-process on the scikit-learn digits 0-4
+Two halves, each a backbone pretrained in-process on a source domain and
+fine-tuned through a recipe on 12 transfer tasks (4 targets x 3 sizes):
+the image half below, and the text half (a tiny KerasHub BERT pretrained
+on word-level sentiment, `text_classification`; `benchmarks/_advisor_text.py`
+describes its tasks). `--half image|text|both` picks them.
+
+Image half: a small BatchNorm CNN (`kerasft.recipes.demo.small_cnn`:
+three Conv+BN blocks, 32x32x1) is pretrained in-process on the scikit-learn digits 0-4
 (`demo.pretrain`). Each transfer task fine-tunes it with the
 `image_classification` recipe on a target at one of four distances, crossed
 with three training sizes (labelled images per class):
@@ -11,13 +17,15 @@ with three training sizes (labelled images per class):
 | digits 5-9 | near | 10, 50, 120 |
 | digits 5-9 rotated 90 degrees | middle | 10, 50, 120 |
 | digits 5-9 inverted (white on black) + pixel noise | far | 10, 50, 120 |
-| synthetic shapes (circle, square, triangle, cross, ring) | far | 10, 50, 300 |
+| synthetic shapes (circle, square, triangle, cross, ring) | far | 10, 50, 500 |
 
 (the digits 5-9 hold ~180 images per class: 120 is the most that leaves a
 held-out evaluation set; 60 per class are evaluated). Per task every fixed
-strategy runs at the recipe's default rates (learning_rate 1e-3,
-fine_tune_learning_rate 1e-4) for the epochs of the advisor's steps rule
-(the same budget auto gives that strategy, so none is starved):
+strategy runs at the image recipe's default rates (learning_rate 1e-3,
+fine_tune_learning_rate 1e-4; the text half too, where auto's rules land
+on the same clip, not at the text recipe's 2e-5) for the epochs of the
+advisor's steps rule (the same budget auto gives that strategy, so none
+is starved):
 feature_extraction, partial (top group), progressive (top group, then
 all), full; the best is the oracle.
 The tutorials' table rule picks among them from size (small: <= 50 per
@@ -29,18 +37,22 @@ small + different -> partial (top group), large + different -> full. Then
 against the oracle and against the table rule (accuracy points), and the
 measurements' cost as a share of the chosen run's wall time.
 
-No small transformer is in the panel (time; the LayerNorm path, per-group
-probes, is unit-tested in tests/test_advise.py).
+The text half runs the same way: the fixed strategies at the same rates
+and steps rule, the table rule with similarity as judged from the task's
+description, then `mode="auto"` (`kerasft.recipes.text_classification`).
 
 Rules were developed on seeds 1 and 2 only; seed 0 and 3 are the reported
 panels. While developing, `--tasks`/`--sizes`/`--per-class` run a subset
 and `--fixed-cache` reuses the fixed strategies' results, so that only
-auto reruns (final panels run everything fresh, without a cache).
+auto reruns (final panels should run everything fresh, without a cache;
+the text checkpoint is kept beside the cache, so that auto fine-tunes
+the checkpoint the cached fixed runs did).
 
 Usage:
     .venv/bin/python benchmarks/advisor.py [--seed 0] [--out FILE.md]
     .venv/bin/python benchmarks/advisor.py --seed 1 --tasks 0,2 \
         --per-class 3,5 --fixed-cache /tmp/fixed.json
+    .venv/bin/python benchmarks/advisor.py --half text --seed 1
 """
 
 import argparse
@@ -56,6 +68,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _advisor_text  # noqa: E402
 
 from kerasft.advisor import _rules  # noqa: E402
 
@@ -65,8 +80,9 @@ FIXED = {
     "progressive": dict(mode="progressive", unfreeze_groups=1),
     "full": dict(mode="full"),
 }
-# The recipe's default rates; epochs from the advisor's steps rule, so that
-# no fixed strategy is starved of steps (only strategy and rates differ).
+# The image recipe's default rates (both halves); epochs from the
+# advisor's steps rule, so that no fixed strategy is starved of steps
+# (only strategy and rates differ).
 FIXED_RATES = dict(learning_rate=1e-3, fine_tune_learning_rate=1e-4)
 HELD_OUT_PER_CLASS = 60
 TABLE_RULE = {
@@ -79,8 +95,9 @@ TARGETS = (
     ("digits 5-9", "near", True, (10, 50, 120)),
     ("rotated digits 5-9", "middle", True, (10, 50, 120)),
     ("inverted noisy digits 5-9", "far", False, (10, 50, 120)),
-    ("shapes", "far", False, (10, 50, 300)),
+    ("shapes", "far", False, (10, 50, 500)),
 )
+HALVES = ("image", "text")
 
 
 # === Targets ===
@@ -174,12 +191,22 @@ def tasks(seed, sizes_kept=None, targets_kept=None, per_class=None):
 # === Runs ===
 
 
-def _run(backbone, train, held, seed, root, **options):
-    from kerasft.recipes.image_classification import image_classification
+def _run(backbone, train, held, seed, root, half="image", **options):
+    """One recipe run: `image_classification` on a `Backbone`, or
+    `text_classification` on a KerasHub preset folder (loaded as users
+    do, `kerasft.backbones.bert(folder, sequence_length=max_length)`)."""
+    if half == "text":
+        from kerasft.recipes.text_classification import (
+            text_classification as recipe)
+
+        options = dict(options, max_length=_advisor_text.MAX_LENGTH)
+    else:
+        from kerasft.recipes.image_classification import (
+            image_classification as recipe)
 
     out = tempfile.mkdtemp(dir=root)
     start = time.perf_counter()
-    result = image_classification(
+    result = recipe(
         backbone=backbone, train=train, validation=held, batch_size=32,
         seed=seed, verbose=0, dropout=0.0, precision="float32",
         output_dir=out, overwrite=True, **options,
@@ -213,42 +240,67 @@ def _pretrained(seed):
     return fresh
 
 
+def _pretrained_text(seed, root, keep_dir=None):
+    """`fresh()` giving the tiny BERT's preset folder; with `keep_dir` the
+    folder is kept there and reused (with `--fixed-cache`, so that auto
+    fine-tunes the very checkpoint the cached fixed runs did)."""
+    folder = None
+    if keep_dir:
+        folder = os.path.join(keep_dir, f"tiny_sentiment_bert_{seed}")
+    if not (folder and os.path.exists(os.path.join(folder, "config.json"))):
+        made, accuracy = _advisor_text.pretrained_folder(seed, keep_dir or root)
+        print(f"text backbone pretrained: {made} (source accuracy "
+              f"{accuracy:.3f})", flush=True)
+        folder = made
+    return lambda: folder
+
+
 def _cache_key(seed, name, n):
     return f"{seed}|{name}|{n}"
 
 
 def run_panel(seed, root, sizes_kept=None, targets_kept=None, per_class=None,
-              fixed_cache=None, skip_auto=False):
-    """Runs the tasks; `fixed_cache` (a JSON file) stores the fixed
-    strategies' results per seed and task and reuses them (for developing
-    the rules: only auto reruns); `skip_auto` runs only the fixed ones."""
-    fresh = _pretrained(seed)
+              fixed_cache=None, skip_auto=False, half="image"):
+    """Runs the tasks of one half; `fixed_cache` (a JSON file) stores the
+    fixed strategies' results per seed and task and reuses them (for
+    developing the rules: only auto reruns); `skip_auto` runs only the
+    fixed ones."""
+    if half == "text":
+        keep = os.path.splitext(fixed_cache)[0] + "_models" if fixed_cache else None
+        fresh = _pretrained_text(seed, root, keep)
+        make_tasks = _advisor_text.tasks
+    else:
+        fresh = _pretrained(seed)
+        make_tasks = tasks
     cache = {}
     if fixed_cache and os.path.exists(fixed_cache):
         with open(fixed_cache) as f:
             cache = json.load(f)
     rows = []
-    for name, distance, similar, n, train, held in tasks(
+    for name, distance, similar, n, train, held in make_tasks(
             seed, sizes_kept, targets_kept, per_class):
         key = _cache_key(seed, name, n)
         if key in cache:
             accs, times = cache[key]["accs"], cache[key]["times"]
         else:
-            accs, times = _fixed_runs(fresh, train, held, seed, root)
+            accs, times = _fixed_runs(fresh, train, held, seed, root, half)
             if fixed_cache:
                 cache[key] = dict(accs=accs, times=times)
                 with open(fixed_cache, "w") as f:
                     json.dump(cache, f, indent=1)
         if skip_auto:
-            print(f"{name} n={n}: " + " ".join(
-                f"{k} {v:.3f}" for k, v in accs.items()), flush=True)
+            table = TABLE_RULE[(n <= 50, similar)]
+            print(f"{name} n={n}: table {table} | " + " ".join(
+                f"{k} {v:.3f} ({times[k]:.0f}s)" for k, v in accs.items()),
+                flush=True)
             continue
-        acc, seconds, advice = _run(fresh(), train, held, seed, root, mode="auto")
+        acc, seconds, advice = _run(fresh(), train, held, seed, root, half,
+                                    mode="auto")
         table = TABLE_RULE[(n <= 50, similar)]
         oracle = max(accs, key=accs.get)
         measure = advice["measurements"]["measure_seconds"]
         row = dict(
-            task=name, distance=distance, per_class=n, accs=accs, times=times,
+            half=half, task=name, distance=distance, per_class=n, accs=accs, times=times,
             oracle=oracle, table=table, auto=acc, auto_seconds=seconds,
             measure_seconds=measure,
             measure_parts=advice["measurements"].get("measure_parts"),
@@ -263,7 +315,7 @@ def run_panel(seed, root, sizes_kept=None, targets_kept=None, per_class=None,
     return rows
 
 
-def _fixed_runs(fresh, train, held, seed, root):
+def _fixed_runs(fresh, train, held, seed, root, half="image"):
     accs, times = {}, {}
     steps_per_epoch = -(-len(train[1]) // 32)
     for strategy, options in FIXED.items():
@@ -272,8 +324,8 @@ def _fixed_runs(fresh, train, held, seed, root):
         if options["mode"] != "feature_extraction":
             options = dict(options, head_epochs=head_epochs)
         accs[strategy], times[strategy], _ = _run(
-            fresh(), train, held, seed, root, epochs=epochs, **options,
-            **FIXED_RATES)
+            fresh(), train, held, seed, root, half, epochs=epochs,
+            **options, **FIXED_RATES)
     return accs, times
 
 
@@ -287,9 +339,26 @@ def _describe(choices):
     return text + extra
 
 
+def _fixed_twin(choices):
+    """The fixed column that is auto's choice (same mode and groups; the
+    rates then differ only where lr_find moved them off the clip), or
+    `None`."""
+    mode, groups = choices["mode"], choices.get("unfreeze_groups")
+    if mode in ("feature_extraction", "full"):
+        return mode
+    if mode == "partial" and groups == 1:
+        return "partial-1"
+    if mode == "progressive" and groups == 1:
+        return "progressive"
+    return None
+
+
 def _points(row):
     best = row["accs"][row["oracle"]]
+    twin = _fixed_twin(row["choices"])
     return {
+        "choice_regret": (100 * (best - row["accs"][twin])
+                          if twin else float("nan")),
         "auto_regret": 100 * (best - row["auto"]),
         "table_regret": 100 * (best - row["accs"][row["table"]]),
         "vs_table": 100 * (row["accs"][row["table"]] - row["auto"]),
@@ -309,14 +378,14 @@ def _line(row):
                 f"{k} {v:.3f}" for k, v in row["accs"].items()))
 
 
-def markdown(rows, seed, seconds, command):
+def _table(rows):
     names = list(FIXED)
     head = ("| task | distance | n/class | " + " | ".join(names)
             + " | table rule | auto (choice) | auto regret | table regret "
             "| auto vs table | auto s | measure % |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    points = [_points(r) for r in rows]
-    for r, p in zip(rows, points):
+    for r in rows:
+        p = _points(r)
         cells = []
         for s in names:
             cell = f"{100 * r['accs'][s]:.1f}"
@@ -329,33 +398,68 @@ def markdown(rows, seed, seconds, command):
             f"{p['auto_regret']:.1f} | {p['table_regret']:.1f} | "
             f"{p['vs_table']:+.1f} | {r['auto_seconds']:.1f} | {p['cost']:.0f} |"
         )
+    return lines
+
+
+def _summary(rows, label):
+    points = [_points(r) for r in rows]
     mean = lambda k: statistics.mean(p[k] for p in points)  # noqa: E731
     worst = max(p["auto_regret"] for p in points)
-    fixed_times = {s: statistics.mean(r["times"][s] for r in rows) for s in names}
-    summary = [
-        "",
-        f"Accuracy (%) on held-out images; bold: the oracle. Seed {seed}; "
-        f"panel wall time {seconds / 60:.1f} min.",
-        "",
-        f"- auto mean regret vs oracle: **{mean('auto_regret'):.2f}** points "
-        f"(worst {worst:.1f}); table rule mean regret: "
-        f"**{mean('table_regret'):.2f}** points "
-        f"(worst {max(p['table_regret'] for p in points):.1f}).",
-        f"- measurements cost: mean {mean('cost'):.0f}%, max "
-        f"{max(p['cost'] for p in points):.0f}% of the chosen run's wall "
-        "time (auto's run less the measurements).",
-        "- mean wall time per fixed strategy (s): " + ", ".join(
+    cost = max(p["cost"] for p in points)
+    fixed_times = {s: statistics.mean(r["times"][s] for r in rows)
+                   for s in FIXED}
+    twins = [p["choice_regret"] for p in points
+             if p["choice_regret"] == p["choice_regret"]]
+    twin_line = (
+        f"  Decision alone: the fixed run of auto's chosen strategy (same "
+        f"mode and groups, {len(twins)} of {len(points)} tasks) has mean "
+        f"regret {statistics.mean(twins):.2f} (worst {max(twins):.1f}): "
+        "auto's own run differs from it only by rates lr_find moved and "
+        "by run-to-run variation." if twins else "  Decision alone: no task's "
+        "choice has a fixed twin.")
+    return [
+        f"- {label}: auto mean regret vs oracle **{mean('auto_regret'):.2f}**"
+        f" points (worst {worst:.1f}); table rule mean regret "
+        f"**{mean('table_regret'):.2f}** (worst "
+        f"{max(p['table_regret'] for p in points):.1f}); measurements "
+        f"mean {mean('cost'):.0f}%, max {cost:.0f}% of the chosen run's "
+        "wall time (auto's run less the measurements); mean wall time per "
+        "fixed strategy (s): " + ", ".join(
             f"{s} {t:.1f}" for s, t in fixed_times.items()) + ".",
-        f"- done-when thresholds: mean regret <= 1: "
+        f"  Done-when: mean regret <= 1: "
         f"{'met' if mean('auto_regret') <= 1 else 'NOT met'}; worst <= 3: "
         f"{'met' if worst <= 3 else 'NOT met'}; lower than the table rule: "
-        f"{'met' if mean('auto_regret') < mean('table_regret') else 'NOT met'}; "
-        f"measurements <= 20%: "
-        f"{'met' if max(p['cost'] for p in points) <= 20 else 'NOT met'}"
-        " (max over tasks).",
+        f"{'met' if mean('auto_regret') < mean('table_regret') else 'NOT met'}"
+        f"; measurements <= 20%: {'met' if cost <= 20 else 'NOT met'} (max "
+        "over tasks).",
+        twin_line,
+    ]
+
+
+def markdown(rows, seed, seconds, command):
+    """One table per half (held-out accuracy, %; bold: the oracle), a
+    summary per half and over the whole panel."""
+    lines = []
+    summary = [""]
+    for half in HALVES:
+        part = [r for r in rows if r.get("half", "image") == half]
+        if not part:
+            continue
+        what = "images" if half == "image" else "texts"
+        lines += [f"{half.capitalize()} half (accuracy, % of held-out "
+                  f"{what}; bold: the oracle):", ""] + _table(part) + [""]
+        summary += _summary(part, f"{half} half ({len(part)} tasks)")
+    if len({r.get("half", "image") for r in rows}) > 1:
+        summary += _summary(rows, f"whole panel ({len(rows)} tasks)")
+    runs = sum(sum(r["times"].values()) + r["auto_seconds"] for r in rows)
+    summary += [
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared), "
-        f"Python {platform.python_version()}. Command: `{command}`.",
+        f"Seed {seed}; this command's wall time {seconds / 60:.1f} min; the "
+        f"recipe runs' wall time summed {runs / 60:.1f} min (the fixed "
+        "strategies' recorded times count when read from --fixed-cache). "
+        "Machine: "
+        f"{platform.machine()}, {os.cpu_count()} CPU cores (shared), Python "
+        f"{platform.python_version()}. Command: `{command}`.",
     ]
     return "\n".join(lines + summary) + "\n"
 
@@ -372,8 +476,9 @@ def main(argv=None):
              "smallest and largest); all by default")
     parser.add_argument(
         "--tasks", default=None,
-        help="comma-separated indices of the targets to run (0: digits, "
-             "1: rotated, 2: inverted noisy, 3: shapes); all by default")
+        help="comma-separated indices of the targets to run (image: 0 "
+             "digits, 1 rotated, 2 inverted noisy, 3 shapes; text: 0 "
+             "sentiment, 1 negated, 2 position, 3 order); all by default")
     parser.add_argument(
         "--per-class", default=None,
         help="comma-separated training sizes replacing every target's "
@@ -384,6 +489,10 @@ def main(argv=None):
              "task (for developing the rules; final panels run without)")
     parser.add_argument("--skip-auto", action="store_true",
                         help="run only the fixed strategies")
+    parser.add_argument(
+        "--half", default="both", choices=("image", "text", "both"),
+        help="which half of the panel to run (--tasks and --sizes index "
+             "each half's targets and sizes)")
     args = parser.parse_args(argv)
     import keras
 
@@ -397,8 +506,11 @@ def main(argv=None):
             int(i) for i in args.tasks.split(",")]
         per_class = None if args.per_class is None else [
             int(i) for i in args.per_class.split(",")]
-        rows = run_panel(args.seed, root, kept, targets, per_class,
-                         args.fixed_cache, args.skip_auto)
+        halves = HALVES if args.half == "both" else (args.half,)
+        rows = []
+        for half in halves:
+            rows += run_panel(args.seed, root, kept, targets, per_class,
+                              args.fixed_cache, args.skip_auto, half)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if args.skip_auto:

@@ -63,6 +63,9 @@ def build_and_compile(
     staged = staged_groups(backbone, reads_tokens)
     config = follow_advice(run, staged, *(training or (None, None)),
                            num_examples=examples)
+    # Adapters and head start the same however the backbone was made and
+    # whether `mode="auto"` measured (its sweep draws random numbers).
+    run.reseed()
 
     if config.lora_rank:
         from kerasft.backbones.bert import enable_lora

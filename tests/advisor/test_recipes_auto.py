@@ -10,6 +10,7 @@ chose). The step targets are shrunk so that every run takes a few epochs.
 import json
 import os
 
+import numpy as np
 import pytest
 
 from kerasft._io import CONFIG_FILE, HISTORY_FILE, read_history_csv
@@ -149,3 +150,26 @@ def test_a_resumed_auto_run_follows_the_advice_it_started_with(
     result = text_classification(**options)
     assert os.stat(path).st_mtime_ns == stamp
     assert len(result.history["loss"]) == first["choices"]["epochs"] == 4
+
+
+def test_an_auto_run_trains_as_the_same_options_set_by_hand(
+        tmp_path, monkeypatch, short_steps):
+    """The measurements draw random numbers (the head sweep): the model
+    still starts and trains as a run given the advice's options does."""
+    from kerasft.recipes import text_classification
+
+    data.write_case("text_classification", str(tmp_path))
+    options = dict(
+        train=str(tmp_path / "reviews.csv"), backbone=str(tmp_path / "bert"),
+        max_length=8, validation_split=0.0, batch_size=4,
+        precision="float32", strategy="default", verbose=0)
+    auto = text_classification(mode="auto", output_dir=str(tmp_path / "a"),
+                               **options)
+    with open(tmp_path / "a" / "advice.json") as f:
+        choices = json.load(f)["choices"]
+    assert choices["mode"] != "feature_extraction"
+    chosen = {k: v for k, v in choices.items() if v is not None}
+    by_hand = text_classification(output_dir=str(tmp_path / "b"), **chosen,
+                                  **options)
+    np.testing.assert_allclose(auto.history["loss"], by_hand.history["loss"],
+                               rtol=1e-5)
