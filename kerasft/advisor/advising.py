@@ -77,7 +77,8 @@ def advise(data, backbone, num_classes=None, batch_size=32, max_samples=1000,
     else:
         x, y, counted = _arrays(data, backbone, max_samples, seed)
     total = int(num_examples or len(counted))
-    m = _data_figures(backbone, x, counted, num_classes, total)
+    m = _data_figures(backbone, x, None if y is None else counted,
+                      num_classes, total)
     m["steps_per_epoch"] = int(math.ceil(total / batch_size))
     m["num_groups"] = len(backbone.groups)
     m["groups"] = backbone.group_names
