@@ -478,7 +478,7 @@ def main(argv=None):
         "--tasks", default=None,
         help="comma-separated indices of the targets to run (image: 0 "
              "digits, 1 rotated, 2 inverted noisy, 3 shapes; text: 0 "
-             "sentiment, 1 negated, 2 position, 3 order); all by default")
+             "sentiment, 1 agreement, 2 position, 3 order); all by default")
     parser.add_argument(
         "--per-class", default=None,
         help="comma-separated training sizes replacing every target's "
@@ -486,7 +486,9 @@ def main(argv=None):
     parser.add_argument(
         "--fixed-cache", default=None,
         help="JSON file caching the fixed strategies' results per seed and "
-             "task (for developing the rules; final panels run without)")
+             "task: for developing the rules (only auto reruns), and to run "
+             "a panel's fixed strategies in parallel processes (--skip-auto "
+             "per half into a cache, then auto reading it)")
     parser.add_argument("--skip-auto", action="store_true",
                         help="run only the fixed strategies")
     parser.add_argument(

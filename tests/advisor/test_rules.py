@@ -93,10 +93,22 @@ def test_probe_kind_opens_groups_above_the_best_probe():
 
 @pytest.mark.parametrize(
     "steps_per_epoch, epochs",
-    [(1, _rules.MAX_EPOCHS), (20, 10), (1000, _rules.MIN_EPOCHS)],
+    [(1, 200), (3, 67), (20, 10), (1000, _rules.MIN_EPOCHS)],
 )
 def test_epochs_for_steps(steps_per_epoch, epochs):
     assert _rules.epochs_for(200, steps_per_epoch) == epochs
+
+
+@pytest.mark.parametrize("steps_per_epoch", [1, 2, 5, 47, 400])
+def test_small_data_still_gets_the_step_targets(steps_per_epoch):
+    # No epoch cap: a 1-step epoch gets as many epochs as the steps need
+    # (a cap left 10-per-class runs ~20 steps, decided by the head's start).
+    head, epochs, why = _rules.choose_epochs("full", steps_per_epoch)
+    assert head * steps_per_epoch >= _rules.HEAD_STEPS
+    assert (epochs - head) * steps_per_epoch >= _rules.TRAIN_STEPS
+    assert epochs - head >= _rules.MIN_EPOCHS
+    _, fe_epochs, _ = _rules.choose_epochs("feature_extraction", steps_per_epoch)
+    assert fe_epochs * steps_per_epoch >= _rules.FEATURE_STEPS
 
 
 def test_feature_extraction_has_no_head_stage():
@@ -105,21 +117,30 @@ def test_feature_extraction_has_no_head_stage():
     assert epochs == _rules.epochs_for(_rules.FEATURE_STEPS, 5)
 
 
-def test_rates_are_a_tenth_of_the_lowest_loss_and_clipped():
+def test_frozen_head_rate_is_a_tenth_of_the_lowest_loss_and_clipped():
     lr, ft, why = _rules.choose_rates(3e-3, "feature_extraction")
     assert lr == pytest.approx(3e-4) and ft is None and "lowest loss" in why
-    # Open layers cap the head rate; the backbone takes a tenth of it.
-    lr, ft, _ = _rules.choose_rates(0.7, "full")
-    assert lr == _rules.OPEN_HEAD_RATE_MAX
-    assert ft == pytest.approx(lr / _rules.FINE_TUNE_DIVISOR)
     lr, ft, _ = _rules.choose_rates(50.0, "feature_extraction")
     assert lr == _rules.HEAD_RATE_RANGE[1] and ft is None
-    lr, ft, _ = _rules.choose_rates(1e-5, "partial")
+    lr, _, why = _rules.choose_rates(float("nan"), "feature_extraction")
+    assert lr == _rules.DEFAULT_HEAD_RATE and "no lr_find" in why
+
+
+@pytest.mark.parametrize("mode", ["partial", "progressive", "full"])
+def test_open_layers_take_the_open_rate_unless_the_head_sweep_rises_below_it(mode):
+    # A sweep whose loss is lowest above the open rate leaves it alone:
+    # its "/ 10" is a frozen head's figure (4.9e-3 / 10 cost 21.5 points).
+    for swept in (0.7, 4.9e-3, _rules.OPEN_HEAD_RATE, float("nan"), None):
+        lr, ft, _ = _rules.choose_rates(swept, mode)
+        assert lr == _rules.OPEN_HEAD_RATE
+        assert ft == pytest.approx(lr / _rules.FINE_TUNE_DIVISOR)
+    # A head whose loss already rises below it takes the sweep's rate.
+    lr, ft, why = _rules.choose_rates(3e-4, mode)
+    assert lr == pytest.approx(3e-4) and "below" in why
+    assert ft == pytest.approx(3e-5)
+    lr, ft, _ = _rules.choose_rates(1e-6, mode)
     assert lr == _rules.HEAD_RATE_RANGE[0]
     assert ft == _rules.FINE_TUNE_RANGE[0]
-    lr, ft, why = _rules.choose_rates(float("nan"), "partial")
-    assert lr == _rules.DEFAULT_HEAD_RATE and "no lr_find" in why
-    assert math.isclose(ft, lr / _rules.FINE_TUNE_DIVISOR)
 
 
 def test_layer_decay_only_on_long_runs_and_follows_the_shift_profile():
