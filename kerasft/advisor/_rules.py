@@ -21,15 +21,14 @@ The rules, each one sentence:
   head alone, so that the opened layers see a trained head.
 - **epochs**: enough for `TRAIN_STEPS` steps after the head stage
   (`FEATURE_STEPS` on cached features), and at least `MIN_EPOCHS`
-  passes over the data (panel, seed 2, 500 per class: full fine-tuning
+  passes over the data. The step counts are floors, with no cap in
+  epochs: small data gets many short epochs. (Panel evidence: a cap of
+  15 epochs (+5 head) left 10-per-class runs ~20 steps, and the head's
+  random start then set their accuracy: 0.0% at 8 epochs, 97.3% at 130
+  steps on the same text task. Seed 2, 500 per class: full fine-tuning
   was still climbing at 5 epochs, 73% -> 86% at 10 on the word-order
   task, while partial had flattened, so at 4-5 epochs the strategies'
-  order was noise). The step
-  counts are floors, not capped in epochs: small data gets many short
-  epochs. (Panel evidence: an earlier cap of 15 epochs (+5 head) left
-  10-per-class runs ~20 steps, and their accuracy was then set by the
-  head's random start: 0.0% at 8 epochs, 97.3% at 130 steps on the same
-  text task.)
+  order was noise.)
 - **learning rate**: with the backbone frozen, a tenth of the rate at
   which one full-batch `lr_find` sweep of the head on the cached frozen
   features reaches its lowest loss (fastai's "minimum / 10"; the
