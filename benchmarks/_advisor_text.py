@@ -180,18 +180,30 @@ def tasks(seed, sizes_kept=None, targets_kept=None, per_class=None):
     image half's shape: `train`/`held_out` are `(texts, labels)`)."""
     rated = rated_words()
     out = []
-    for index, (name, distance, similar, sizes) in enumerate(TARGETS):
+    for index, name, distance, similar, n in selected(
+            TARGETS, sizes_kept, targets_kept, per_class):
+        train = _examples(name, n, rated, seed * 1000 + n + 17 * index)
+        held = _examples(name, HELD_OUT_PER_CLASS, rated,
+                         seed * 1000 + 7 + 17 * index)
+        out.append((name, distance, similar, n, train, held))
+    return out
+
+
+def selected(targets, sizes_kept=None, targets_kept=None, per_class=None):
+    """`[(index, name, distance, similar, per_class)]` of a half's
+    `targets` (`(name, distance, similar, sizes)` each), as both halves'
+    `tasks` take them: `targets_kept` (indices into `targets`) limits the
+    targets, `sizes_kept` (indices into each target's sizes) the sizes,
+    and `per_class` (a list of sizes) replaces every target's sizes."""
+    out = []
+    for index, (name, distance, similar, sizes) in enumerate(targets):
         if targets_kept is not None and index not in targets_kept:
             continue
         if per_class is not None:
             sizes = list(per_class)
         elif sizes_kept is not None:
             sizes = [sizes[i] for i in sizes_kept]
-        for n in sizes:
-            train = _examples(name, n, rated, seed * 1000 + n + 17 * index)
-            held = _examples(name, HELD_OUT_PER_CLASS, rated,
-                             seed * 1000 + 7 + 17 * index)
-            out.append((name, distance, similar, n, train, held))
+        out += [(index, name, distance, similar, n) for n in sizes]
     return out
 
 

@@ -169,22 +169,16 @@ def tasks(seed, sizes_kept=None, targets_kept=None, per_class=None):
     (a list of sizes) replaces every target's sizes."""
     _, (x59, y59) = _digits59()
     out = []
-    for index, (name, distance, similar, sizes) in enumerate(TARGETS):
-        if targets_kept is not None and index not in targets_kept:
-            continue
-        if per_class is not None:
-            sizes = list(per_class)
-        elif sizes_kept is not None:
-            sizes = [sizes[i] for i in sizes_kept]
-        for n in sizes:
-            if name == "shapes":
-                train = _shapes(n, seed * 1000 + n)
-                held = _shapes(HELD_OUT_PER_CLASS, seed * 1000 + 7)
-            else:
-                x = _transform(name, x59, seed)
-                train, held = _split(x, y59, n, seed)
-                held, _ = _split(*held, HELD_OUT_PER_CLASS, seed)
-            out.append((name, distance, similar, n, train, held))
+    for _, name, distance, similar, n in _advisor_text.selected(
+            TARGETS, sizes_kept, targets_kept, per_class):
+        if name == "shapes":
+            train = _shapes(n, seed * 1000 + n)
+            held = _shapes(HELD_OUT_PER_CLASS, seed * 1000 + 7)
+        else:
+            x = _transform(name, x59, seed)
+            train, held = _split(x, y59, n, seed)
+            held, _ = _split(*held, HELD_OUT_PER_CLASS, seed)
+        out.append((name, distance, similar, n, train, held))
     return out
 
 
